@@ -1,0 +1,59 @@
+//! Newtypes for the identifiers that flow through the core, so a visitor id can never be passed
+//! where a session id or a persona id is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a string that the caller has already validated.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(value: &str) -> Self {
+                Self(value.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// The first-party visitor id (`pd_anonymous_id` cookie), the key of a golden profile.
+    AnonymousId
+);
+string_id!(
+    /// A browser session id; a new one starts after 30 minutes of inactivity.
+    SessionId
+);
+string_id!(
+    /// A persona declared in the configuration, such as `backyard`.
+    PersonaId
+);
+string_id!(
+    /// A signal kind declared in the configuration, such as `decision_engine`.
+    SignalKind
+);
+string_id!(
+    /// The tenant a row belongs to (`brand_id` column), such as `southland`.
+    BrandId
+);

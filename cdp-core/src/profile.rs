@@ -1,0 +1,380 @@
+//! The golden profile reducer: one pure function applies a valid event to a visitor's profile
+//! at a given `now`, returning the new profile and the enriched `cdp_events` row.
+//!
+//! The profile remembers the ids of its recent events so a replay inside that window changes
+//! nothing; the store's `(brand_id, event_id)` constraint is the guarantee beyond it.
+
+use crate::config::Config;
+use crate::contract::ValidEvent;
+use crate::event_type::EventType;
+use crate::ids::{AnonymousId, BrandId, PersonaId, SessionId};
+use crate::journey::{detect_stage, JourneyFacts, Stage, StageResult};
+use crate::persona::{explain, score, Explanation, Scores};
+use crate::signal::{extract, Signal};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Sessions remembered to count distinct sessions.
+const RECENT_SESSIONS: usize = 64;
+
+/// A stage the visitor entered, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageChange {
+    /// The stage entered.
+    pub stage: Stage,
+    /// Timestamp of the event that moved the visitor there (never before the previous entry).
+    pub entered_at: DateTime<Utc>,
+}
+
+/// A visitor's golden profile (`VisitorData` in the sprint spec).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Tenant.
+    pub brand_id: BrandId,
+    /// Visitor id.
+    pub anonymous_id: AnonymousId,
+    /// Customer id, once known.
+    pub customer_id: Option<String>,
+    /// Email, once given.
+    pub email: Option<String>,
+    /// The most recent signals in time order, at most `max_signals`.
+    pub signals: Vec<Signal>,
+    /// Persona probabilities at `last_updated`.
+    pub persona_scores: BTreeMap<PersonaId, f64>,
+    /// Behavioural prediction.
+    pub predicted_persona: PersonaId,
+    /// See [`crate::persona`].
+    pub persona_confidence: f64,
+    /// Persona the visitor chose, kept apart from the prediction.
+    pub explicit_persona: Option<PersonaId>,
+    /// When that choice was made (a late, older choice does not override a newer one).
+    pub explicit_persona_at: Option<DateTime<Utc>>,
+    /// Journey stage.
+    pub current_stage: Stage,
+    /// Stage confidence.
+    pub stage_confidence: f64,
+    /// Stage changes, oldest first.
+    pub stage_history: Vec<StageChange>,
+    /// Earliest event timestamp.
+    pub first_seen: DateTime<Utc>,
+    /// Latest event timestamp.
+    pub last_seen: DateTime<Utc>,
+    /// When an event was last applied (processing time).
+    pub last_updated: DateTime<Utc>,
+    /// Distinct sessions.
+    pub session_count: u32,
+    /// Signals ever extracted, including those rolled out of `signals`.
+    pub total_signals: u32,
+    /// Lifetime events per type.
+    pub event_counts: BTreeMap<EventType, u32>,
+    /// Latest outcome-survey NPS score.
+    pub nps_score: Option<u8>,
+    /// Ids of recent events, oldest first, for replay protection.
+    pub recent_event_ids: Vec<Uuid>,
+    /// Recent session ids, oldest first, for counting sessions.
+    pub recent_sessions: Vec<SessionId>,
+}
+
+/// A `cdp_events` row: the event as received plus its enrichment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRow {
+    /// Tenant.
+    pub brand_id: BrandId,
+    /// Idempotency key.
+    pub event_id: Uuid,
+    /// Event type.
+    pub event_type: EventType,
+    /// Visitor.
+    pub anonymous_id: AnonymousId,
+    /// Customer id.
+    pub customer_id: Option<String>,
+    /// Session.
+    pub session_id: SessionId,
+    /// When it happened (UTC).
+    pub timestamp: DateTime<Utc>,
+    /// Page URL.
+    pub page_url: String,
+    /// Page title.
+    pub page_title: Option<String>,
+    /// Referrer.
+    pub referrer: Option<String>,
+    /// UTM source.
+    pub utm_source: Option<String>,
+    /// UTM medium.
+    pub utm_medium: Option<String>,
+    /// UTM campaign.
+    pub utm_campaign: Option<String>,
+    /// Event-specific payload.
+    pub properties: Map<String, Value>,
+    /// Prediction after this event.
+    pub predicted_persona: PersonaId,
+    /// Its confidence.
+    pub persona_confidence: f64,
+    /// Explicit choice, if any.
+    pub explicit_persona: Option<PersonaId>,
+    /// Stage after this event.
+    pub current_stage: Stage,
+    /// Its confidence.
+    pub stage_confidence: f64,
+    /// Probabilities after this event.
+    pub persona_scores: BTreeMap<PersonaId, f64>,
+    /// Processing time.
+    pub processed_at: DateTime<Utc>,
+}
+
+/// A `cdp_searches` row, for `search_performed` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchRow {
+    /// Tenant.
+    pub brand_id: BrandId,
+    /// Event it came from (idempotency key with the brand).
+    pub event_id: Uuid,
+    /// The query as typed, trimmed.
+    pub query: String,
+    /// Visitor.
+    pub anonymous_id: AnonymousId,
+    /// Results shown (0 when the client did not say).
+    pub results_count: i64,
+    /// Page.
+    pub page_url: String,
+    /// Event time.
+    pub searched_at: DateTime<Utc>,
+}
+
+impl EventRow {
+    /// The search row this event also writes, if it is a search.
+    pub fn search(&self) -> Option<SearchRow> {
+        if self.event_type != EventType::SearchPerformed {
+            return None;
+        }
+        let query = self.properties.get("query")?.as_str()?.trim().to_owned();
+        Some(SearchRow {
+            brand_id: self.brand_id.clone(),
+            event_id: self.event_id,
+            query,
+            anonymous_id: self.anonymous_id.clone(),
+            results_count: self
+                .properties
+                .get("results_count")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            page_url: self.page_url.clone(),
+            searched_at: self.timestamp,
+        })
+    }
+}
+
+/// Whether the event changed the profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied.
+    Applied,
+    /// The profile had already seen this event id; nothing changed.
+    Duplicate,
+}
+
+/// What applying an event produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The new profile (unchanged for a duplicate).
+    pub profile: Profile,
+    /// The enriched row.
+    pub row: EventRow,
+    /// Applied or duplicate.
+    pub outcome: Outcome,
+    /// Scores with their explanation.
+    pub scores: Scores,
+    /// The stage and the rule that set it.
+    pub stage: StageResult,
+}
+
+/// Whether a profile has outlived its TTL at `now`.
+pub fn is_expired(cfg: &Config, profile: &Profile, now: DateTime<Utc>) -> bool {
+    profile.last_updated + Duration::days(i64::from(cfg.profile_ttl_days())) < now
+}
+
+impl Profile {
+    /// An empty profile for a visitor about to be seen for the first time.
+    pub fn new(cfg: &Config, event: &ValidEvent) -> Profile {
+        Profile {
+            brand_id: event.brand_id.clone(),
+            anonymous_id: event.anonymous_id.clone(),
+            customer_id: None,
+            email: None,
+            signals: Vec::new(),
+            persona_scores: BTreeMap::new(),
+            predicted_persona: cfg.fallback_persona().clone(),
+            persona_confidence: 0.0,
+            explicit_persona: None,
+            explicit_persona_at: None,
+            current_stage: Stage::Unaware,
+            stage_confidence: 1.0,
+            stage_history: Vec::new(),
+            first_seen: event.timestamp,
+            last_seen: event.timestamp,
+            last_updated: event.received_at,
+            session_count: 0,
+            total_signals: 0,
+            event_counts: BTreeMap::new(),
+            nps_score: None,
+            recent_event_ids: Vec::new(),
+            recent_sessions: Vec::new(),
+        }
+    }
+
+    /// The facts the stage detector reads.
+    pub fn journey_facts(&self) -> JourneyFacts<'_> {
+        JourneyFacts {
+            event_counts: &self.event_counts,
+            session_count: self.session_count,
+            has_explicit_persona: self.explicit_persona.is_some(),
+            nps_score: self.nps_score,
+        }
+    }
+
+    /// Scores this profile's signals as of `now`, with the explanation and the stage rule.
+    pub fn explain(&self, cfg: &Config, now: DateTime<Utc>) -> (Explanation, StageResult) {
+        (
+            explain(cfg, &self.signals, now),
+            detect_stage(cfg, &self.journey_facts()),
+        )
+    }
+}
+
+/// Applies `event` to the visitor's profile (or a fresh one) as of `now`.
+pub fn apply(
+    cfg: &Config,
+    profile: Option<Profile>,
+    event: &ValidEvent,
+    now: DateTime<Utc>,
+) -> Applied {
+    let profile = profile.filter(|p| !is_expired(cfg, p, now));
+    if let Some(existing) = &profile {
+        if existing.recent_event_ids.contains(&event.event_id) {
+            let scores = score(cfg, &existing.signals, now);
+            let stage = detect_stage(cfg, &existing.journey_facts());
+            return Applied {
+                row: enrich(event, existing, now),
+                profile: existing.clone(),
+                outcome: Outcome::Duplicate,
+                scores,
+                stage,
+            };
+        }
+    }
+    let mut p = profile.unwrap_or_else(|| Profile::new(cfg, event));
+
+    remember(&mut p.recent_event_ids, event.event_id, 2 * cfg.max_signals());
+    if !p.recent_sessions.contains(&event.session_id) {
+        p.session_count = p.session_count.saturating_add(1);
+        remember(&mut p.recent_sessions, event.session_id.clone(), RECENT_SESSIONS);
+    }
+    *p.event_counts.entry(event.event_type).or_insert(0) += 1;
+    p.first_seen = p.first_seen.min(event.timestamp);
+    p.last_seen = p.last_seen.max(event.timestamp);
+    p.last_updated = now;
+
+    if let Some(id) = &event.customer_id {
+        p.customer_id = Some(id.clone());
+    }
+    if matches!(event.event_type, EventType::EmailSignup | EventType::Identify) {
+        if let Some(email) = event.prop_str("email") {
+            p.email = Some(email.to_owned());
+        }
+    }
+    if let Some(prop) = cfg
+        .event_signal(event.event_type)
+        .and_then(|m| m.explicit_persona)
+    {
+        let newer = p.explicit_persona_at.is_none_or(|at| event.timestamp >= at);
+        if let (Some(persona), true) = (event.prop_str(prop), newer) {
+            p.explicit_persona = Some(PersonaId::new(persona));
+            p.explicit_persona_at = Some(event.timestamp);
+        }
+    }
+    if event.event_type == EventType::OutcomeSurveyCompleted {
+        if let Some(nps) = event
+            .properties
+            .get("nps_score")
+            .and_then(Value::as_u64)
+            .and_then(|n| u8::try_from(n).ok())
+        {
+            p.nps_score = Some(nps);
+        }
+    }
+
+    let new_signals = extract(cfg, event);
+    p.total_signals = p.total_signals.saturating_add(new_signals.len() as u32);
+    for s in new_signals {
+        // Insert in time order so a late event lands where it belongs.
+        let at = p.signals.partition_point(|x| x.at <= s.at);
+        p.signals.insert(at, s);
+    }
+    let horizon = now - Duration::days(i64::from(cfg.profile_ttl_days()));
+    p.signals.retain(|s| s.at >= horizon);
+    let excess = p.signals.len().saturating_sub(cfg.max_signals());
+    p.signals.drain(..excess);
+
+    let scores = score(cfg, &p.signals, now);
+    p.persona_scores = scores.probabilities.clone();
+    p.predicted_persona = scores.predicted.clone();
+    p.persona_confidence = scores.confidence;
+
+    let stage = detect_stage(cfg, &p.journey_facts());
+    p.stage_confidence = crate::persona::round6(stage.confidence);
+    if p.stage_history.last().map(|h| h.stage) != Some(stage.stage) {
+        let entered_at = p
+            .stage_history
+            .last()
+            .map_or(event.timestamp, |h| h.entered_at.max(event.timestamp));
+        p.stage_history.push(StageChange {
+            stage: stage.stage,
+            entered_at,
+        });
+    }
+    p.current_stage = stage.stage;
+
+    Applied {
+        row: enrich(event, &p, now),
+        profile: p,
+        outcome: Outcome::Applied,
+        scores,
+        stage,
+    }
+}
+
+fn remember<T: PartialEq>(list: &mut Vec<T>, item: T, cap: usize) {
+    list.push(item);
+    let excess = list.len().saturating_sub(cap);
+    list.drain(..excess);
+}
+
+fn enrich(event: &ValidEvent, p: &Profile, now: DateTime<Utc>) -> EventRow {
+    EventRow {
+        brand_id: event.brand_id.clone(),
+        event_id: event.event_id,
+        event_type: event.event_type,
+        anonymous_id: event.anonymous_id.clone(),
+        customer_id: event.customer_id.clone(),
+        session_id: event.session_id.clone(),
+        timestamp: event.timestamp,
+        page_url: event.page_url.clone(),
+        page_title: event.page_title.clone(),
+        referrer: event.referrer.clone(),
+        utm_source: event.utm_source.clone(),
+        utm_medium: event.utm_medium.clone(),
+        utm_campaign: event.utm_campaign.clone(),
+        properties: event.properties.clone(),
+        predicted_persona: p.predicted_persona.clone(),
+        persona_confidence: p.persona_confidence,
+        explicit_persona: p.explicit_persona.clone(),
+        current_stage: p.current_stage,
+        stage_confidence: p.stage_confidence,
+        persona_scores: p.persona_scores.clone(),
+        processed_at: now,
+    }
+}

@@ -1,0 +1,16 @@
+//! Random UUID v4 for event, session and visitor ids. `crypto.randomUUID` only exists in secure
+//! contexts and recent browsers, so the same format is built from `getRandomValues` otherwise.
+
+export function uuid(): string {
+  const c = crypto;
+  if (typeof c.randomUUID == 'function') return c.randomUUID();
+  const bytes = c.getRandomValues(new Uint8Array(16));
+  // RFC 9562: version 4 in the high nibble of byte 6, variant 10 in the high bits of byte 8.
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  let out = '';
+  for (let i = 0; i < 16; i++) {
+    out += (i == 4 || i == 6 || i == 8 || i == 10 ? '-' : '') + (bytes[i] + 256).toString(16).slice(1);
+  }
+  return out;
+}
