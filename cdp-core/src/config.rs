@@ -33,6 +33,7 @@ impl fmt::Display for ConfigError {
 struct RawConfig {
     brand_id: String,
     fallback_persona: String,
+    fallback_weight_factor: f64,
     max_signals: usize,
     profile_ttl_days: u32,
     evidence_scale: f64,
@@ -210,6 +211,7 @@ pub struct StageRule {
 pub struct Config {
     brand_id: BrandId,
     fallback_persona: PersonaId,
+    fallback_weight_factor: f64,
     max_signals: usize,
     profile_ttl_days: u32,
     evidence_scale: f64,
@@ -255,6 +257,10 @@ impl Config {
     /// Persona a signal without any hint counts towards.
     pub fn fallback_persona(&self) -> &PersonaId {
         &self.fallback_persona
+    }
+    /// Multiplier for signals that hint at no persona (they count towards the fallback).
+    pub fn fallback_weight_factor(&self) -> f64 {
+        self.fallback_weight_factor
     }
     /// How many signals a profile keeps.
     pub fn max_signals(&self) -> usize {
@@ -320,6 +326,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if raw.brand_id.trim().is_empty() || raw.brand_id.len() > 64 {
         p("brand_id: must be 1 to 64 characters".into());
     }
+    if !(0.0..=1.0).contains(&raw.fallback_weight_factor) {
+        p("fallback_weight_factor: must be between 0 and 1".into());
+    }
     if raw.max_signals == 0 || raw.max_signals > 10_000 {
         p("max_signals: must be between 1 and 10000".into());
     }
@@ -332,12 +341,21 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     let mut seen = BTreeSet::new();
     for (i, persona) in raw.personas.iter().enumerate() {
-        if persona.id.is_empty() || !persona.id.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        if persona.id.is_empty()
+            || !persona
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_')
         {
-            p(format!("personas[{i}].id: must be lower-case letters and underscores"));
+            p(format!(
+                "personas[{i}].id: must be lower-case letters and underscores"
+            ));
         }
         if !seen.insert(persona.id.as_str()) {
-            p(format!("personas[{i}].id: duplicate persona `{}`", persona.id));
+            p(format!(
+                "personas[{i}].id: duplicate persona `{}`",
+                persona.id
+            ));
         }
         if persona.label.trim().is_empty() {
             p(format!("personas[{i}].label: must not be empty"));
@@ -356,7 +374,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
 
     for (kind, w) in &raw.signal_weights {
         if !w.is_finite() || *w < 0.0 {
-            p(format!("signal_weights.{kind}: must be a non-negative number"));
+            p(format!(
+                "signal_weights.{kind}: must be a non-negative number"
+            ));
         }
     }
 
@@ -406,24 +426,26 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         let signal = mapping.signal.as_ref().map(|s| SignalKind::new(s.as_str()));
         if let Some(s) = &mapping.signal {
             if !raw.signal_weights.contains_key(s) {
-                p(format!("events.{name}.signal: unknown signal kind `{s}` (not in signal_weights)"));
+                p(format!(
+                    "events.{name}.signal: unknown signal kind `{s}` (not in signal_weights)"
+                ));
             }
         }
         let explicit = match &mapping.explicit_persona {
             None => None,
-            Some(prop) => match t
-                .properties()
-                .iter()
-                .find(|spec| spec.name == prop && spec.kind == crate::event_type::PropKind::Persona)
-            {
-                Some(spec) => Some(spec.name),
-                None => {
-                    p(format!(
+            Some(prop) => {
+                match t.properties().iter().find(|spec| {
+                    spec.name == prop && spec.kind == crate::event_type::PropKind::Persona
+                }) {
+                    Some(spec) => Some(spec.name),
+                    None => {
+                        p(format!(
                         "events.{name}.explicit_persona: `{prop}` is not a persona property of {name}"
                     ));
-                    None
+                        None
+                    }
                 }
-            },
+            }
         };
         events.insert(
             t,
@@ -438,7 +460,11 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     for (table, src, dst) in [
         ("tunnels", &raw.hints.tunnels, &mut hints.tunnels),
         ("products", &raw.hints.products, &mut hints.products),
-        ("collections", &raw.hints.collections, &mut hints.collections),
+        (
+            "collections",
+            &raw.hints.collections,
+            &mut hints.collections,
+        ),
     ] {
         for (key, persona) in src {
             check_persona(format!("hints.{table}.{key}"), persona, &mut p);
@@ -448,7 +474,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     for (i, kw) in raw.hints.keywords.iter().enumerate() {
         check_persona(format!("hints.keywords[{i}].persona"), &kw.persona, &mut p);
         if kw.words.iter().any(|w| w.trim().is_empty()) {
-            p(format!("hints.keywords[{i}].words: must not contain empty words"));
+            p(format!(
+                "hints.keywords[{i}].words: must not contain empty words"
+            ));
         }
         hints.keywords.push((
             PersonaId::new(kw.persona.as_str()),
@@ -460,12 +488,15 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         if !path.prefix.starts_with('/') {
             p(format!("hints.paths[{i}].prefix: must start with `/`"));
         }
-        hints
-            .paths
-            .push((path.prefix.to_lowercase(), PersonaId::new(path.persona.as_str())));
+        hints.paths.push((
+            path.prefix.to_lowercase(),
+            PersonaId::new(path.persona.as_str()),
+        ));
     }
     // Longest prefix first, so `/backyard/coops` beats `/backyard`.
-    hints.paths.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+    hints
+        .paths
+        .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
 
     let l = &raw.limits;
     if l.max_batch_events == 0 || l.max_batch_events > 1000 {
@@ -506,7 +537,9 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         last_index = Some(index);
         if i == 0 && !rule.any.is_empty() {
-            p(format!("stages[{i}].any: the first stage is the default and takes no clauses"));
+            p(format!(
+                "stages[{i}].any: the first stage is the default and takes no clauses"
+            ));
         }
         if i > 0 && rule.any.is_empty() {
             p(format!("stages[{i}].any: needs at least one clause"));
@@ -579,6 +612,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         brand_id: BrandId::new(raw.brand_id),
         fallback_persona: PersonaId::new(raw.fallback_persona),
+        fallback_weight_factor: raw.fallback_weight_factor,
         max_signals: raw.max_signals,
         profile_ttl_days: raw.profile_ttl_days,
         evidence_scale: raw.evidence_scale,
@@ -643,14 +677,25 @@ mod tests {
             .collect();
         assert_eq!(
             bands,
-            vec![(Some(1.0), 1.5), (Some(24.0), 1.0), (Some(72.0), 0.7), (None, 0.3)]
+            vec![
+                (Some(1.0), 1.5),
+                (Some(24.0), 1.0),
+                (Some(72.0), 0.7),
+                (None, 0.3)
+            ]
         );
         assert_eq!(cfg.max_signals(), 100);
         assert_eq!(cfg.profile_ttl_days(), 30);
         let ids: Vec<_> = cfg.personas().iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["backyard", "commercial", "lawn", "general"]);
-        assert_eq!(cfg.persona_label(&PersonaId::new("backyard")), "Backyard Betty");
-        assert_eq!(cfg.persona_label(&PersonaId::new("commercial")), "Broiler Bill");
+        assert_eq!(
+            cfg.persona_label(&PersonaId::new("backyard")),
+            "Backyard Betty"
+        );
+        assert_eq!(
+            cfg.persona_label(&PersonaId::new("commercial")),
+            "Broiler Bill"
+        );
     }
 
     fn problems_after(edit: impl Fn(&str) -> String) -> Vec<String> {
@@ -694,7 +739,7 @@ mod tests {
             (
                 "brand_id = \"southland\"",
                 "brand_id = \"southland\"\ncolour = \"red\"",
-                &["unknown field `colour`, expected one of `brand_id`, `fallback_persona`, `max_signals`, `profile_ttl_days`, `evidence_scale`, `personas`, `signal_weights`, `decay`, `events`, `hints`, `limits`, `stages` (line 6, column 1)"],
+                &["unknown field `colour`, expected one of `brand_id`, `fallback_persona`, `fallback_weight_factor`, `max_signals`, `profile_ttl_days`, `evidence_scale`, `personas`, `signal_weights`, `decay`, `events`, `hints`, `limits`, `stages` (line 6, column 1)"],
             ),
         ];
         for (from, to, expected) in cases {
@@ -708,7 +753,11 @@ mod tests {
     fn several_problems_are_reported_together() {
         let got = problems_after(|s| {
             s.replacen("page_view = 1\n", "page_view = -1\n", 1)
-                .replacen("fallback_persona = \"general\"", "fallback_persona = \"x\"", 1)
+                .replacen(
+                    "fallback_persona = \"general\"",
+                    "fallback_persona = \"x\"",
+                    1,
+                )
         });
         assert_eq!(got.len(), 2, "{got:?}");
     }

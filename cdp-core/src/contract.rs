@@ -202,7 +202,10 @@ pub fn validate(
     match obj.get("v") {
         None | Some(Value::Null) => {}
         Some(Value::Number(n)) if n.as_u64() == Some(CONTRACT_VERSION) => {}
-        Some(_) => v.fail("v", format!("unsupported contract version; expected {CONTRACT_VERSION}")),
+        Some(_) => v.fail(
+            "v",
+            format!("unsupported contract version; expected {CONTRACT_VERSION}"),
+        ),
     }
 
     let event_type = match obj.get("event") {
@@ -276,7 +279,14 @@ pub fn validate(
         timestamp,
         page_url,
     ) {
-        (true, Some(event_type), Some(anon), Some(session), Some((ts, skew, ts_text)), Some(url)) => {
+        (
+            true,
+            Some(event_type),
+            Some(anon),
+            Some(session),
+            Some((ts, skew, ts_text)),
+            Some(url),
+        ) => {
             let event_id = client_event_id.unwrap_or_else(|| {
                 derive_event_id(event_type, &anon, &session, &ts_text, &url, &properties)
             });
@@ -355,7 +365,12 @@ impl Checker {
         ok
     }
 
-    fn opt_string<'a>(&mut self, obj: &'a Map<String, Value>, field: &str, required: bool) -> Option<&'a str> {
+    fn opt_string<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        field: &str,
+        required: bool,
+    ) -> Option<&'a str> {
         match obj.get(field) {
             None | Some(Value::Null) => {
                 if required {
@@ -537,7 +552,10 @@ impl Checker {
                     if !cfg.has_persona(s) {
                         let known: Vec<&str> =
                             cfg.personas().iter().map(|p| p.id.as_str()).collect();
-                        self.fail(path, format!("unknown persona; known: {}", known.join(", ")));
+                        self.fail(
+                            path,
+                            format!("unknown persona; known: {}", known.join(", ")),
+                        );
                     }
                 }
                 (kind, _) => self.fail(path, format!("must be {}", kind_name(kind))),
@@ -577,7 +595,13 @@ fn depth_of(map: &Map<String, Value>, cap: usize) -> usize {
             return 0;
         }
         match v {
-            Value::Object(m) => 1 + m.values().map(|c| value_depth(c, cap - 1)).max().unwrap_or(0),
+            Value::Object(m) => {
+                1 + m
+                    .values()
+                    .map(|c| value_depth(c, cap - 1))
+                    .max()
+                    .unwrap_or(0)
+            }
             Value::Array(a) => 1 + a.iter().map(|c| value_depth(c, cap - 1)).max().unwrap_or(0),
             _ => 0,
         }

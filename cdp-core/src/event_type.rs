@@ -183,7 +183,9 @@ impl EventType {
         use PropKind::*;
         match self {
             EventType::PersonaPathSelected => props![req("persona", Persona), opt("source", SHORT)],
-            EventType::PersonaChanged => props![opt("from_persona", Persona), req("to_persona", Persona)],
+            EventType::PersonaChanged => {
+                props![opt("from_persona", Persona), req("to_persona", Persona)]
+            }
             EventType::TunnelViewed => props![req("tunnel", SHORT), opt("page_url", LONG)],
             EventType::AbTestExposure | EventType::AbTestConversion => {
                 props![req("test_id", SHORT), req("variant", SHORT)]
@@ -209,10 +211,15 @@ impl EventType {
                 opt("destination", LONG),
             ],
             EventType::EmailSignup => props![opt("source", SHORT), opt("email", Email)],
-            EventType::PodcastPlay => props![req("episode_slug", SHORT), opt("duration", NonNegativeNumber)],
+            EventType::PodcastPlay => props![
+                req("episode_slug", SHORT),
+                opt("duration", NonNegativeNumber)
+            ],
             EventType::PodcastComplete => props![req("episode_slug", SHORT)],
             EventType::HomepageView => props![opt("persona_detected", Persona)],
-            EventType::SalesOutcomeLogged => props![req("outcome_type", SHORT), opt("products", TextList)],
+            EventType::SalesOutcomeLogged => {
+                props![req("outcome_type", SHORT), opt("products", TextList)]
+            }
             EventType::OutcomeSurveyCompleted => props![
                 req("survey_id", SHORT),
                 opt("persona", Persona),
@@ -228,7 +235,13 @@ impl EventType {
                 req("product_id", SHORT),
                 opt("product_handle", SHORT),
                 opt("collection", SHORT),
-                opt("quantity", Integer { min: 1, max: 10_000 }),
+                opt(
+                    "quantity",
+                    Integer {
+                        min: 1,
+                        max: 10_000
+                    }
+                ),
             ],
             EventType::Purchase => props![
                 opt("order_id", SHORT),

@@ -138,9 +138,9 @@ pub fn detect_stage(cfg: &Config, facts: &JourneyFacts<'_>) -> StageResult {
         }
     }
     // Configuration validation guarantees the first rule exists and is the clause-less default.
-    let (stage, why) = rules
-        .first()
-        .map_or((Stage::Unaware, String::new()), |r| (r.stage, r.why.clone()));
+    let (stage, why) = rules.first().map_or((Stage::Unaware, String::new()), |r| {
+        (r.stage, r.why.clone())
+    });
     let progress = rules
         .get(1)
         .map(|next| {

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod journey;
 pub mod persona;
 pub mod profile;
+pub mod recording;
 pub mod signal;
 
 pub use config::{Config, ConfigError};
@@ -23,4 +24,5 @@ pub use ids::{AnonymousId, BrandId, PersonaId, SessionId, SignalKind};
 pub use journey::{detect_stage, Stage, StageResult};
 pub use persona::{explain, score, Explanation, Scores};
 pub use profile::{apply, Applied, EventRow, Outcome, Profile, SearchRow};
+pub use recording::{parse_recording, Arrival};
 pub use signal::{HintSource, Signal};

@@ -101,29 +101,40 @@ pub fn explain(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Explanat
 pub fn score(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Scores {
     let mut points: BTreeMap<PersonaId, f64> =
         cfg.personas().iter().map(|p| (p.id.clone(), 0.0)).collect();
+    let mut latest: BTreeMap<&PersonaId, DateTime<Utc>> = BTreeMap::new();
     for s in signals {
         let pts = s.weight * decay::factor(cfg, now - s.at);
         if let Some(total) = points.get_mut(&s.persona) {
             *total += pts;
         }
+        let seen = latest.entry(&s.persona).or_insert(s.at);
+        *seen = (*seen).max(s.at);
     }
     let evidence: f64 = points.values().sum();
     let n = cfg.personas().len() as f64;
     let probabilities: BTreeMap<PersonaId, f64> = points
         .iter()
         .map(|(p, v)| {
-            let prob = if evidence > 0.0 { v / evidence } else { 1.0 / n };
+            let prob = if evidence > 0.0 {
+                v / evidence
+            } else {
+                1.0 / n
+            };
             (p.clone(), prob)
         })
         .collect();
 
-    // Declaration order breaks ties, so the outcome does not depend on map ordering.
+    // Ties go to the persona with the most recent signal, then to declaration order, so the
+    // outcome never depends on map ordering.
     let mut ranked: Vec<(&PersonaId, f64)> = cfg
         .personas()
         .iter()
         .map(|p| (&p.id, probabilities.get(&p.id).copied().unwrap_or(0.0)))
         .collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| latest.get(b.0).cmp(&latest.get(a.0)))
+    });
     let (predicted, confidence) = if evidence > 0.0 {
         let p1 = ranked.first().map_or(0.0, |r| r.1);
         let p2 = ranked.get(1).map_or(0.0, |r| r.1);

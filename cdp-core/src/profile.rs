@@ -10,7 +10,7 @@ use crate::event_type::EventType;
 use crate::ids::{AnonymousId, BrandId, PersonaId, SessionId};
 use crate::journey::{detect_stage, JourneyFacts, Stage, StageResult};
 use crate::persona::{explain, score, Explanation, Scores};
-use crate::signal::{extract, Signal};
+use crate::signal::{extract, HintSource, Signal};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -145,6 +145,28 @@ pub struct SearchRow {
 }
 
 impl EventRow {
+    /// The event as it was accepted, so a stored row can be applied again to rebuild a profile.
+    pub fn to_valid_event(&self) -> ValidEvent {
+        ValidEvent {
+            brand_id: self.brand_id.clone(),
+            event_id: self.event_id,
+            event_type: self.event_type,
+            anonymous_id: self.anonymous_id.clone(),
+            session_id: self.session_id.clone(),
+            timestamp: self.timestamp,
+            received_at: self.processed_at,
+            clock_skew_seconds: None,
+            page_url: self.page_url.clone(),
+            customer_id: self.customer_id.clone(),
+            page_title: self.page_title.clone(),
+            referrer: self.referrer.clone(),
+            utm_source: self.utm_source.clone(),
+            utm_medium: self.utm_medium.clone(),
+            utm_campaign: self.utm_campaign.clone(),
+            properties: self.properties.clone(),
+        }
+    }
+
     /// The search row this event also writes, if it is a search.
     pub fn search(&self) -> Option<SearchRow> {
         if self.event_type != EventType::SearchPerformed {
@@ -268,10 +290,18 @@ pub fn apply(
     }
     let mut p = profile.unwrap_or_else(|| Profile::new(cfg, event));
 
-    remember(&mut p.recent_event_ids, event.event_id, 2 * cfg.max_signals());
+    remember(
+        &mut p.recent_event_ids,
+        event.event_id,
+        2 * cfg.max_signals(),
+    );
     if !p.recent_sessions.contains(&event.session_id) {
         p.session_count = p.session_count.saturating_add(1);
-        remember(&mut p.recent_sessions, event.session_id.clone(), RECENT_SESSIONS);
+        remember(
+            &mut p.recent_sessions,
+            event.session_id.clone(),
+            RECENT_SESSIONS,
+        );
     }
     *p.event_counts.entry(event.event_type).or_insert(0) += 1;
     p.first_seen = p.first_seen.min(event.timestamp);
@@ -281,7 +311,10 @@ pub fn apply(
     if let Some(id) = &event.customer_id {
         p.customer_id = Some(id.clone());
     }
-    if matches!(event.event_type, EventType::EmailSignup | EventType::Identify) {
+    if matches!(
+        event.event_type,
+        EventType::EmailSignup | EventType::Identify
+    ) {
         if let Some(email) = event.prop_str("email") {
             p.email = Some(email.to_owned());
         }
@@ -313,6 +346,12 @@ pub fn apply(
         // Insert in time order so a late event lands where it belongs.
         let at = p.signals.partition_point(|x| x.at <= s.at);
         p.signals.insert(at, s);
+    }
+    // Only the standing explicit choice counts: a persona the visitor switched away from is
+    // no longer evidence for it.
+    if let Some(at) = p.explicit_persona_at {
+        p.signals
+            .retain(|s| s.hint != HintSource::Explicit || s.at == at);
     }
     let horizon = now - Duration::days(i64::from(cfg.profile_ttl_days()));
     p.signals.retain(|s| s.at >= horizon);

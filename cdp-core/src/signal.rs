@@ -80,6 +80,11 @@ pub fn extract(cfg: &Config, event: &ValidEvent) -> Vec<Signal> {
             .collect();
     }
     let (persona, hint) = resolve_hint(cfg, event);
+    let weight = if hint == HintSource::Fallback {
+        weight * cfg.fallback_weight_factor()
+    } else {
+        weight
+    };
     vec![make(persona, hint, weight)]
 }
 
@@ -108,9 +113,18 @@ pub fn resolve_hint(cfg: &Config, event: &ValidEvent) -> (PersonaId, HintSource)
             HintSource::Declared,
         ),
         (lookup(&hints.tunnels, "tunnel"), HintSource::Tunnel),
-        (lookup(&hints.products, "product_handle"), HintSource::Product),
-        (lookup(&hints.collections, "collection"), HintSource::Collection),
-        (keyword_persona(cfg, event.prop_str("query")), HintSource::Keyword),
+        (
+            lookup(&hints.products, "product_handle"),
+            HintSource::Product,
+        ),
+        (
+            lookup(&hints.collections, "collection"),
+            HintSource::Collection,
+        ),
+        (
+            keyword_persona(cfg, event.prop_str("query")),
+            HintSource::Keyword,
+        ),
         (path_persona(cfg, &event.page_url), HintSource::Path),
     ];
     candidates
@@ -184,7 +198,10 @@ mod tests {
     #[test]
     fn url_path_strips_host_query_and_fragment() {
         let cases = [
-            ("https://example.com/backyard/coops?x=1#top", "/backyard/coops"),
+            (
+                "https://example.com/backyard/coops?x=1#top",
+                "/backyard/coops",
+            ),
             ("https://example.com", "/"),
             ("https://example.com?q=1", "/"),
             ("http://example.com/", "/"),
