@@ -1,0 +1,81 @@
+//! The `cdp` binary: glue that parses the command line and hands each subcommand to the
+//! library. No behaviour lives here.
+
+use anyhow::Context;
+use cdp_api::settings::{Cli, Command};
+use cdp_api::{client, demo, load, logging, rebuild, replay, server};
+use cdp_core::AnonymousId;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::init(&cli.log, cli.log_json);
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.validate()?;
+            let running = server::start(&settings).await?;
+            let (_, stop, task) = running.into_parts();
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop.send(());
+            task.await.context("server task")?;
+        }
+        Command::Migrate(args) => {
+            let s = args.validate()?;
+            let store = cdp_adapters::Store::open(&s.target).await?;
+            let applied = store.migrate().await?;
+            println!("{}: applied migrations {applied:?}", s.target.describe());
+        }
+        Command::Demo(args) => {
+            let collector = client::Collector::new(&args.target.url)?;
+            let s = demo::run(&collector, args.visitors, args.days, args.seed, args.target.batch).await?;
+            println!(
+                "demo: {} visitors, {} events: {} accepted, {} duplicate, {} rejected",
+                s.visitors, s.events, s.accepted, s.duplicate, s.rejected
+            );
+        }
+        Command::Replay(args) => {
+            let collector = client::Collector::new(&args.target.url)?;
+            let s = replay::run(&collector, &args.file, args.target.batch).await?;
+            println!(
+                "replay: {} events: {} accepted, {} duplicate, {} rejected; unreadable lines: {:?}",
+                s.events, s.accepted, s.duplicate, s.rejected, s.bad_lines
+            );
+        }
+        Command::RebuildProfiles(args) => {
+            let s = args.store.validate()?;
+            let store = server::open_store(&s).await?;
+            let ids: Vec<AnonymousId> = args.visitors.iter().map(|v| AnonymousId::new(v.as_str())).collect();
+            let n = rebuild::run(&store, &s.config, &ids).await?;
+            println!("rebuilt {n} profiles");
+        }
+        Command::Load(args) => {
+            let report = load::run(&args).await?;
+            println!("{report}");
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix (what container runtimes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,197 @@
+//! Assembles the collector: opens the store, starts the writers, binds the listener and routes
+//! `/collect`, `/health` and `/cdp.js` behind CORS, tracing and a panic guard. Shutdown stops
+//! accepting, finishes in-flight requests, then lets the writers drain and save profiles.
+
+use crate::reply::AppError;
+use crate::settings::{Origins, Settings, StoreSettings};
+use crate::writer::{Writers, WritersShutdown};
+use crate::{collect, health, tracker};
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use cdp_adapters::{Store, StoreError};
+use cdp_core::Config;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Scoring configuration.
+    pub cfg: Arc<Config>,
+    /// The store, for health checks (writes go through the writers).
+    pub store: Arc<Store>,
+    /// Group-commit writers.
+    pub writers: Writers,
+    /// Browser origins allowed to post.
+    pub origins: Origins,
+    /// Body cap in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The store could not be opened or migrated.
+    #[error("cannot open the store ({target}): {source}")]
+    Store {
+        /// Where, without secrets.
+        target: String,
+        /// What the store said.
+        source: StoreError,
+    },
+}
+
+/// A running collector.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops gracefully: no new connections, in-flight requests finish, writers drain and
+    /// save dirty profiles.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task ended abnormally");
+        }
+    }
+
+    /// Waits until the server stops by itself (it only does on a fatal error).
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "server task ended abnormally");
+        }
+    }
+
+    /// Splits into the stop trigger and the task, for callers that wait on a signal.
+    pub fn into_parts(self) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<()>) {
+        (self.addr, self.stop, self.task)
+    }
+}
+
+/// Opens the store and applies pending migrations (idempotent; on Supabase it checks that the
+/// tables exist).
+pub async fn open_store(s: &StoreSettings) -> Result<Store, StartError> {
+    let wrap = |source| StartError::Store {
+        target: s.target.describe(),
+        source,
+    };
+    let store = Store::open(&s.target).await.map_err(wrap)?;
+    let applied = store.migrate().await.map_err(wrap)?;
+    if !applied.is_empty() {
+        tracing::info!(versions = ?applied, "migrations applied");
+    }
+    Ok(store)
+}
+
+/// Opens the store, starts the writers and serves until stopped.
+pub async fn start(settings: &Settings) -> Result<Running, StartError> {
+    let store = Arc::new(open_store(&settings.store).await?);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.listen,
+        source,
+    })?;
+    let cfg = Arc::new(settings.store.config.clone());
+    let (writers, writers_stop) = Writers::spawn(store.clone(), cfg.clone(), settings.writer);
+    let state = AppState {
+        cfg,
+        store,
+        writers,
+        origins: settings.allowed_origins.clone(),
+        max_body_bytes: settings.max_body_bytes,
+    };
+    let app = router(state);
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    tracing::info!(
+        %addr,
+        store = %settings.store.target.describe(),
+        shards = settings.writer.shards,
+        allowed_origins = ?settings.allowed_origins,
+        "collector listening"
+    );
+    let task = tokio::spawn(serve(listener, app, stop_rx, writers_stop));
+    Ok(Running { addr, stop, task })
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    stop: oneshot::Receiver<()>,
+    writers: WritersShutdown,
+) {
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stop.await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "server stopped with an error");
+    }
+    writers.shutdown().await;
+    tracing::info!("collector stopped");
+}
+
+/// The routes with their layers.
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.origins);
+    Router::new()
+        .route("/collect", post(collect::collect))
+        .route("/health", get(health::health))
+        .route("/cdp.js", get(tracker::script))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(cors)
+        .layer(CatchPanicLayer::custom(|_| AppError::Internal.into_response()))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn cors_layer(origins: &Origins) -> CorsLayer {
+    let allow = match origins {
+        Origins::Any => AllowOrigin::any(),
+        Origins::List(list) => AllowOrigin::list(
+            list.iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        ),
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+async fn not_found() -> Response {
+    AppError::NotFound("route".into()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    AppError::MethodNotAllowed.into_response()
+}

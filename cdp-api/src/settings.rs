@@ -1,0 +1,479 @@
+//! Command-line flags and environment variables, read here and nowhere else, then checked as a
+//! whole into [`Settings`] so that start-up reports every problem at once.
+//!
+//! Each `cdp serve` flag has an environment variable (clap reads both). Secrets (the admin
+//! token, the Supabase service key, a password inside a database URL) are kept out of `Debug`
+//! output and logs: [`Settings`] prints them as `***`.
+
+use cdp_adapters::{ServiceKey, StoreTarget};
+use cdp_core::Config;
+use clap::{Args, Parser, Subcommand};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default address: loopback only, so a fresh machine does not expose the collector.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default body cap: a 100-event batch of typical events is about 60 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest body cap accepted, so a typo cannot disable the limit.
+const MAX_BODY_BYTES_CEILING: usize = 16 * 1024 * 1024;
+/// Shortest admin token accepted.
+const ADMIN_TOKEN_MIN_CHARS: usize = 16;
+
+/// `cdp`: the CDP collector and its tools.
+#[derive(Debug, Parser)]
+#[command(name = "cdp", version, about = "First-party CDP collector and tools")]
+pub struct Cli {
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, global = true, env = "CDP_LOG", default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "CDP_LOG_JSON")]
+    pub log_json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector: `POST /collect`, `GET /health`, `GET /cdp.js`.
+    Serve(ServeArgs),
+    /// Apply the database migrations (idempotent).
+    Migrate(StoreArgs),
+    /// Send realistic synthetic traffic through a running collector's `/collect`.
+    Demo(DemoArgs),
+    /// Post recorded events from an NDJSON file through a running collector's `/collect`.
+    Replay(ReplayArgs),
+    /// Recompute golden profiles from the stored events (events are the source of truth).
+    RebuildProfiles(RebuildArgs),
+    /// Load benchmark: drive `/collect` over loopback and print events/s and latencies.
+    Load(LoadArgs),
+}
+
+/// Where the data lives; shared by every subcommand that opens the store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Directory of the embedded SQLite database (used when no database URL is given).
+    #[arg(long, env = "CDP_DATA_DIR", default_value = "./cdp-data")]
+    pub data_dir: PathBuf,
+    /// `postgres://...` for Postgres, or `https://<project>.supabase.co` for Supabase REST.
+    #[arg(long, env = "CDP_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Supabase service-role key, required with a Supabase URL.
+    #[arg(long, env = "SUPABASE_SERVICE_KEY", hide_env_values = true)]
+    pub supabase_service_key: Option<String>,
+    /// Scoring configuration TOML; the bundled Southland configuration when absent.
+    #[arg(long, env = "CDP_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Flags of `cdp serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CDP_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Store and configuration.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Token for admin routes; at least 16 characters when set.
+    #[arg(long, env = "CDP_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Comma-separated origins allowed to call the collector from a browser, such as
+    /// `https://www.example.com`; `*` allows any. Default: none (only non-browser clients and
+    /// same-origin pages).
+    #[arg(long, env = "CDP_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: String,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "CDP_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Writer tasks (events are sharded by visitor); 0 picks 1 for SQLite and 4 otherwise.
+    #[arg(long, env = "CDP_WRITER_SHARDS", default_value_t = 0)]
+    pub writer_shards: usize,
+    /// Most events committed in one transaction.
+    #[arg(long, env = "CDP_WRITER_BATCH_EVENTS", default_value_t = 1000)]
+    pub writer_batch_events: usize,
+    /// How long a writer waits for more events before committing a partial batch, in ms.
+    #[arg(long, env = "CDP_WRITER_LINGER_MS", default_value_t = 2)]
+    pub writer_linger_ms: u64,
+    /// Profiles kept in memory per writer.
+    #[arg(long, env = "CDP_PROFILE_CACHE", default_value_t = 100_000)]
+    pub profile_cache: usize,
+}
+
+/// Flags of the HTTP client commands.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Base URL of the collector.
+    #[arg(long, env = "CDP_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Events per request.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+}
+
+/// Flags of `cdp demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Visitors to simulate.
+    #[arg(long, default_value_t = 200)]
+    pub visitors: usize,
+    /// Days of history, at most 7 (the contract rejects events older than 168 hours).
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Seed for the synthetic traffic, so a run can be repeated.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Collector.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Flags of `cdp replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// NDJSON file: one event object per line.
+    pub file: PathBuf,
+    /// Collector.
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// Flags of `cdp rebuild-profiles`.
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    /// Store and configuration.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Visitors to rebuild.
+    #[arg(long = "visitor", required = true)]
+    pub visitors: Vec<String>,
+}
+
+/// Flags of `cdp load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Postgres server to measure on (a scratch database is created and dropped there).
+    #[arg(
+        long,
+        env = "CDP_LOAD_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub postgres_url: String,
+    /// Skip the Postgres runs (SQLite only).
+    #[arg(long)]
+    pub sqlite_only: bool,
+    /// Concurrent connections driving the server.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Seconds each phase runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Distinct visitors the generated events spread over.
+    #[arg(long, default_value_t = 2000)]
+    pub visitors: usize,
+}
+
+/// The store part of the settings, shared by `serve`, `migrate` and `rebuild-profiles`.
+#[derive(Clone)]
+pub struct StoreSettings {
+    /// Backend and location.
+    pub target: StoreTarget,
+    /// Validated scoring configuration.
+    pub config: Config,
+}
+
+/// Validated settings of `cdp serve`. Holding one proves every value was checked.
+#[derive(Clone)]
+pub struct Settings {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Store and configuration.
+    pub store: StoreSettings,
+    /// Admin token, when set.
+    pub admin_token: Option<String>,
+    /// Allowed browser origins.
+    pub allowed_origins: Origins,
+    /// Body cap in bytes.
+    pub max_body_bytes: usize,
+    /// Writer tuning.
+    pub writer: WriterSettings,
+}
+
+/// Group-commit tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterSettings {
+    /// Writer tasks; events are sharded by visitor so each visitor has one writer.
+    pub shards: usize,
+    /// Most events per transaction.
+    pub batch_events: usize,
+    /// Wait for more events before committing a partial batch.
+    pub linger: Duration,
+    /// Profiles cached per writer.
+    pub profile_cache: usize,
+}
+
+/// The browser origins allowed to call the collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origins {
+    /// Any origin (`*`).
+    Any,
+    /// Exactly these, as `scheme://host[:port]`.
+    List(Vec<String>),
+}
+
+impl Origins {
+    /// Whether a request's `Origin` header value is allowed.
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Origins::Any => true,
+            Origins::List(list) => list.iter().any(|o| o == origin),
+        }
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("store", &self.store.target.describe())
+            .field("brand_id", &self.store.config.brand_id())
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("writer", &self.writer)
+            .finish()
+    }
+}
+
+/// Every problem found in the flags and environment, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct SettingsError {
+    /// One line per problem, naming the flag and its environment variable.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid settings ({} problems):", self.problems.len())?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        write!(f, "see `cdp serve --help` for every flag and its environment variable")
+    }
+}
+
+impl ServeArgs {
+    /// Checks every flag and returns the settings, or every problem at once.
+    pub fn validate(&self) -> Result<Settings, SettingsError> {
+        let mut problems = Vec::new();
+        let listen = match self.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(format!(
+                    "--listen / CDP_LISTEN: `{}` is not an address such as {DEFAULT_LISTEN}",
+                    self.listen
+                ));
+                None
+            }
+        };
+        let store = self.store.check(&mut problems);
+        if let Some(token) = &self.admin_token {
+            if token.chars().count() < ADMIN_TOKEN_MIN_CHARS {
+                problems.push(format!(
+                    "--admin-token / CDP_ADMIN_TOKEN: at least {ADMIN_TOKEN_MIN_CHARS} characters"
+                ));
+            }
+        }
+        let allowed_origins = parse_origins(&self.allowed_origins, &mut problems);
+        if self.max_body_bytes < 1024 || self.max_body_bytes > MAX_BODY_BYTES_CEILING {
+            problems.push(format!(
+                "--max-body-bytes / CDP_MAX_BODY_BYTES: from 1024 to {MAX_BODY_BYTES_CEILING}, got {}",
+                self.max_body_bytes
+            ));
+        }
+        if self.writer_batch_events == 0 || self.writer_batch_events > 10_000 {
+            problems.push("--writer-batch-events: from 1 to 10000".to_owned());
+        }
+        if self.writer_shards > 64 {
+            problems.push("--writer-shards: at most 64".to_owned());
+        }
+        if self.writer_linger_ms > 1000 {
+            problems.push("--writer-linger-ms: at most 1000".to_owned());
+        }
+        if self.profile_cache == 0 {
+            problems.push("--profile-cache: at least 1".to_owned());
+        }
+        match (listen, store) {
+            (Some(listen), Some(store)) if problems.is_empty() => {
+                let shards = match (self.writer_shards, &store.target) {
+                    (0, StoreTarget::Sqlite { .. }) => 1,
+                    (0, _) => 4,
+                    (n, _) => n,
+                };
+                Ok(Settings {
+                    listen,
+                    store,
+                    admin_token: self.admin_token.clone(),
+                    allowed_origins,
+                    max_body_bytes: self.max_body_bytes,
+                    writer: WriterSettings {
+                        shards,
+                        batch_events: self.writer_batch_events,
+                        linger: Duration::from_millis(self.writer_linger_ms),
+                        profile_cache: self.profile_cache,
+                    },
+                })
+            }
+            _ => Err(SettingsError { problems }),
+        }
+    }
+}
+
+impl StoreArgs {
+    /// Checks the store flags and the configuration file.
+    pub fn validate(&self) -> Result<StoreSettings, SettingsError> {
+        let mut problems = Vec::new();
+        match self.check(&mut problems) {
+            Some(s) if problems.is_empty() => Ok(s),
+            _ => Err(SettingsError { problems }),
+        }
+    }
+
+    fn check(&self, problems: &mut Vec<String>) -> Option<StoreSettings> {
+        let key = self.supabase_service_key.as_deref().map(ServiceKey::new);
+        let target = match StoreTarget::parse(self.database_url.as_deref(), &self.data_dir, key) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(format!("--database-url / CDP_DATABASE_URL: {e}"));
+                None
+            }
+        };
+        let config = match &self.config {
+            None => Some(Config::southland()),
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match Config::from_toml(&text) {
+                    Ok(cfg) => Some(cfg),
+                    Err(e) => {
+                        for p in e.problems {
+                            problems.push(format!("--config / CDP_CONFIG ({}): {p}", path.display()));
+                        }
+                        None
+                    }
+                },
+                Err(e) => {
+                    problems.push(format!(
+                        "--config / CDP_CONFIG: cannot read {}: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+        };
+        Some(StoreSettings {
+            target: target?,
+            config: config?,
+        })
+    }
+}
+
+fn parse_origins(text: &str, problems: &mut Vec<String>) -> Origins {
+    let items: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items == ["*"] {
+        return Origins::Any;
+    }
+    let mut list = Vec::new();
+    for item in items {
+        let rest = item
+            .strip_prefix("https://")
+            .or_else(|| item.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains('/') && !host.contains('*') => {
+                list.push(item.to_owned());
+            }
+            _ => problems.push(format!(
+                "--allowed-origins / CDP_ALLOWED_ORIGINS: `{item}` must be scheme://host[:port] \
+                 with no path, or `*` alone"
+            )),
+        }
+    }
+    Origins::List(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let mut argv = vec!["cdp", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Serve(a)) => a,
+            other => panic!("not a serve command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = serve(&[
+            "--listen",
+            "nowhere",
+            "--database-url",
+            "mysql://root:hunter2@db/x",
+            "--admin-token",
+            "short",
+            "--allowed-origins",
+            "https://ok.example,ftp://bad,https://x.example/path",
+            "--max-body-bytes",
+            "5",
+            "--config",
+            "/nonexistent/cdp.toml",
+        ])
+        .validate()
+        .err()
+        .map(|e| e.problems)
+        .unwrap_or_default();
+        let text = err.join("\n");
+        assert_eq!(err.len(), 7, "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn defaults_are_valid_and_use_sqlite() {
+        let s = serve(&[]).validate().expect("defaults are valid");
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert!(matches!(s.store.target, StoreTarget::Sqlite { .. }));
+        assert_eq!(s.writer.shards, 1);
+        assert_eq!(s.allowed_origins, Origins::List(Vec::new()));
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let s = serve(&[
+            "--database-url",
+            "postgres://app:s3cret@db.example:5432/cdp",
+            "--admin-token",
+            "0123456789abcdef-secret",
+        ])
+        .validate()
+        .expect("valid");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("abcdef-secret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db.example:5432/cdp"), "{shown}");
+    }
+
+    #[test]
+    fn supabase_needs_its_key() {
+        let err = serve(&["--database-url", "https://abc.supabase.co"]).validate();
+        assert!(err.is_err());
+    }
+}
