@@ -1,1 +1,128 @@
-//! placeholder
+//! Storage adapters: the roles the collector needs from a store ([`EventSink`],
+//! [`ProfileStore`]), and one implementation per backend: embedded SQLite (the default),
+//! Postgres (direct or through Supabase's transaction pooler) and Supabase REST (PostgREST).
+//!
+//! Each backend is a pure codec ([`codec`]: core types to and from columns, snapshot-tested)
+//! plus a thin transport. A caller that picks the backend at run time holds a [`Store`], an
+//! enum that delegates to the backend, built from a [`StoreTarget`] parsed from a database URL.
+//! Every backend passes the same conformance suite in `tests/`.
+//!
+//! Nothing here reads the environment or a clock: the caller passes `now`, the configuration
+//! and the secrets in.
+
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod migrate;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
+pub mod supabase;
+
+pub use store::{PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget, TargetError};
+
+use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
+use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// How one row of a batch ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Newly stored.
+    Inserted,
+    /// A row with the same `(brand_id, event_id)` was already stored; nothing changed.
+    Duplicate,
+    /// The store refused this row on its own (a 400 or 409 from Supabase REST after the batch
+    /// was split); the row and the error were appended to the dead-letter file, and the other
+    /// rows of the batch were stored. Only the REST backend produces this.
+    DeadLettered,
+}
+
+/// Why a store operation failed. Messages name the operation and carry the backend status
+/// (SQLSTATE, HTTP status or SQLite code) so logs can say what broke.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be reached (connection refused, pool timeout, file unavailable,
+    /// retries exhausted). The server answers 503 with `Retry-After`.
+    #[error("store unavailable during {op}: {message}")]
+    Unavailable {
+        /// The operation, such as `write_events`.
+        op: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The store answered with an error for this request.
+    #[error("store refused {op} (status {status}): {message}")]
+    Rejected {
+        /// The operation, such as `write_events`.
+        op: &'static str,
+        /// Database SQLSTATE, HTTP status or SQLite error code.
+        status: String,
+        /// What the store said.
+        message: String,
+    },
+    /// Stored data could not be decoded.
+    #[error("corrupt stored data in {op}: {message}")]
+    Corrupt {
+        /// The operation, such as `load_profile`.
+        op: &'static str,
+        /// What could not be decoded.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the server should answer 503 (try again later) rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// Writes enriched events durably and idempotently on `(brand_id, event_id)`.
+#[allow(async_fn_in_trait)]
+pub trait EventSink {
+    /// Writes the rows (search rows for `search_performed` events go to `cdp_searches` too)
+    /// and returns each row's outcome in input order. A row whose key appears earlier in the
+    /// same batch is a [`WriteOutcome::Duplicate`]. Returns only once the data is durable;
+    /// SQLite and Postgres use one transaction per call, so the caller's batch is the group
+    /// commit.
+    async fn write_events(&self, rows: &[EventRow]) -> Result<Vec<WriteOutcome>, StoreError>;
+
+    /// Which of these event ids are already stored for the brand.
+    async fn existing_event_ids(
+        &self,
+        brand: &BrandId,
+        ids: &[Uuid],
+    ) -> Result<HashSet<Uuid>, StoreError>;
+}
+
+/// Loads and saves golden profiles, which expire `profile_ttl_days` after their last update.
+#[allow(async_fn_in_trait)]
+pub trait ProfileStore {
+    /// The stored profile, or `None` when there is none or its `expires_at` is before `now`.
+    async fn load_profile(
+        &self,
+        brand: &BrandId,
+        id: &AnonymousId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Profile>, StoreError>;
+
+    /// Upserts profiles in one transaction, each expiring `cfg.profile_ttl_days()` after its
+    /// `last_updated`. When the slice holds the same visitor twice, the later one wins.
+    async fn save_profiles(&self, cfg: &Config, profiles: &[Profile]) -> Result<(), StoreError>;
+
+    /// Deletes profiles whose `expires_at` is before `now`; returns how many.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// A visitor's stored events in processing order (`seq`), only those processed at or after
+    /// `after` when given: the source of truth a profile is rebuilt or caught up from. The
+    /// bound is inclusive so events that share the profile's `last_updated` are never missed;
+    /// [`cdp_core::apply`] skips the ones the profile has already seen.
+    async fn visitor_events(
+        &self,
+        brand: &BrandId,
+        id: &AnonymousId,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<EventRow>, StoreError>;
+}

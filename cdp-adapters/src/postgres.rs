@@ -1,0 +1,635 @@
+//! The Postgres backend. Every statement is sent unnamed with its parameter types
+//! (`query_typed`) or as a simple query, never as a named prepared statement, so it works
+//! through Supabase's transaction pooler (and PgBouncer in transaction mode) as well as on a
+//! direct connection. A batch of events is one `INSERT ... SELECT FROM unnest($1, ...)` with
+//! `ON CONFLICT (brand_id, event_id) DO NOTHING RETURNING`, plus one for its searches, in one
+//! transaction: one round trip per table and one commit per batch, not per event.
+//!
+//! Table names are qualified with the target's schema instead of relying on `search_path`,
+//! which a transaction pooler does not keep between transactions.
+
+use crate::codec::{
+    self, EventColumns, ProfileColumns, SearchColumns, EVENT_COLUMNS, PROFILE_COLUMNS,
+};
+use crate::migrate::{self, POSTGRES_LOCK_KEY, SCHEMA_MIGRATIONS};
+use crate::store::PostgresTarget;
+use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
+use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+/// How long to wait for a connection before answering `Unavailable`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Postgres store: a connection pool and the schema's table names. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Arc<Statements>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.sql.schema)
+            .finish()
+    }
+}
+
+/// The statements, with table names qualified by the schema.
+struct Statements {
+    schema: String,
+    insert_events: String,
+    insert_searches: String,
+    upsert_profiles: String,
+    load_profile: String,
+    purge_expired: String,
+    visitor_events: String,
+    existing_ids: String,
+    ping: String,
+}
+
+/// Postgres types of the [`EVENT_COLUMNS`], in order.
+const EVENT_TYPES: [&str; 21] = [
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "jsonb",
+    "text",
+    "real",
+    "text",
+    "text",
+    "real",
+    "jsonb",
+    "timestamptz",
+];
+
+/// Postgres types of the [`PROFILE_COLUMNS`], in order.
+const PROFILE_TYPES: [&str; 18] = [
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "real",
+    "text",
+    "jsonb",
+    "text",
+    "real",
+    "timestamptz",
+    "timestamptz",
+    "integer",
+    "integer",
+    "boolean",
+    "jsonb",
+    "timestamptz",
+    "timestamptz",
+];
+
+const SEARCH_COLUMNS: [&str; 7] = [
+    "brand_id",
+    "event_id",
+    "query",
+    "anonymous_id",
+    "results_count",
+    "page_url",
+    "searched_at",
+];
+const SEARCH_TYPES: [&str; 7] = [
+    "text",
+    "text",
+    "text",
+    "text",
+    "integer",
+    "text",
+    "timestamptz",
+];
+
+/// A quoted identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn col_list(cols: &[&str]) -> String {
+    cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// `insert into T (cols) select cols from unnest($1::t1[], ...) with ordinality ... order by
+/// ord`: the ordinality keeps `seq` in input order.
+fn unnest_insert(table: &str, cols: &[&str], types: &[&str]) -> String {
+    let args: Vec<String> = types
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("${}::{t}[]", i + 1))
+        .collect();
+    format!(
+        "insert into {table} ({cols}) select {cols} from unnest({args}) with ordinality \
+         as input({cols}, ord) order by ord",
+        cols = col_list(cols),
+        args = args.join(", ")
+    )
+}
+
+impl Statements {
+    fn new(schema: &str) -> Statements {
+        let s = ident(schema);
+        let events = format!("{s}.cdp_events");
+        let profiles = format!("{s}.cdp_profiles");
+        let updates: Vec<String> = PROFILE_COLUMNS[2..]
+            .iter()
+            .map(|c| format!("{0} = excluded.{0}", ident(c)))
+            .collect();
+        Statements {
+            schema: schema.to_owned(),
+            insert_events: format!(
+                "{} on conflict (brand_id, event_id) do nothing returning brand_id, event_id",
+                unnest_insert(&events, &EVENT_COLUMNS, &EVENT_TYPES)
+            ),
+            insert_searches: format!(
+                "{} on conflict (brand_id, event_id) do nothing",
+                unnest_insert(&format!("{s}.cdp_searches"), &SEARCH_COLUMNS, &SEARCH_TYPES)
+            ),
+            upsert_profiles: format!(
+                "{} on conflict (brand_id, anonymous_id) do update set {}",
+                unnest_insert(&profiles, &PROFILE_COLUMNS, &PROFILE_TYPES),
+                updates.join(", ")
+            ),
+            load_profile: format!(
+                "select profile from {profiles} where brand_id = $1 and anonymous_id = $2 \
+                 and expires_at >= $3"
+            ),
+            purge_expired: format!(
+                "with gone as (delete from {profiles} where expires_at < $1 returning 1) \
+                 select count(*) from gone"
+            ),
+            visitor_events: format!(
+                "select {} from {events} where brand_id = $1 and anonymous_id = $2 \
+                 and ($3::timestamptz is null or processed_at >= $3) order by seq",
+                col_list(&EVENT_COLUMNS)
+            ),
+            existing_ids: format!(
+                "select event_id from {events} where brand_id = $1 and event_id = any($2)"
+            ),
+            ping: format!("select 1 from {events} limit 1"),
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Builds the pool. No connection is made until the first operation, so a database that
+    /// is down at start-up gives `Unavailable` errors (503s), not a crash.
+    pub async fn open(target: &PostgresTarget) -> Result<PostgresStore, StoreError> {
+        let mut pg: tokio_postgres::Config =
+            target.url().parse().map_err(|e| StoreError::Rejected {
+                op: "open",
+                status: "url".into(),
+                message: format!("invalid Postgres URL: {e}"),
+            })?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(target.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(CONNECT_TIMEOUT * 2))
+            .build()
+            .map_err(|e| unavailable("open", e.to_string()))?;
+        Ok(PostgresStore {
+            pool,
+            sql: Arc::new(Statements::new(&target.schema)),
+        })
+    }
+
+    async fn client(&self, op: &'static str) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => pg_err(op, e),
+            other => unavailable(op, other.to_string()),
+        })
+    }
+
+    /// Applies pending migrations inside one transaction holding an advisory lock, so
+    /// concurrent runs apply each migration once; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let op = "migrate";
+        let mut client = self.client(op).await?;
+        let tx = client.transaction().await.map_err(|e| pg_err(op, e))?;
+        tx.batch_execute(&format!(
+            "select pg_advisory_xact_lock({POSTGRES_LOCK_KEY}); set local search_path to {};\n{SCHEMA_MIGRATIONS}",
+            ident(&self.sql.schema)
+        ))
+        .await
+        .map_err(|e| pg_err(op, e))?;
+        let done: HashSet<i64> = tx
+            .query_typed("select version from schema_migrations", &[])
+            .await
+            .map_err(|e| pg_err(op, e))?
+            .iter()
+            .map(|r| r.try_get::<_, i64>(0))
+            .collect::<Result<_, _>>()
+            .map_err(|e| pg_err(op, e))?;
+        let mut applied = Vec::new();
+        for m in migrate::POSTGRES
+            .iter()
+            .filter(|m| !done.contains(&m.version))
+        {
+            tx.batch_execute(m.sql).await.map_err(|e| pg_err(op, e))?;
+            tx.query_typed(
+                "insert into schema_migrations (version, name) values ($1, $2)",
+                &[(&m.version, Type::INT8), (&m.name, Type::TEXT)],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+            applied.push(m.version);
+        }
+        tx.commit().await.map_err(|e| pg_err(op, e))?;
+        Ok(applied)
+    }
+
+    /// Whether the server answers and the tables exist.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client("ping").await?;
+        client
+            .simple_query(&self.sql.ping)
+            .await
+            .map(drop)
+            .map_err(|e| pg_err("ping", e))
+    }
+}
+
+/// Parameter vectors for the events statement, one per column.
+#[derive(Default)]
+struct EventParams {
+    text: [Vec<Option<String>>; 15],
+    ts: [Vec<DateTime<Utc>>; 2],
+    json: [Vec<Value>; 2],
+    real: [Vec<f32>; 2],
+}
+
+impl EventParams {
+    fn push(&mut self, c: EventColumns) {
+        let texts = [
+            Some(c.brand_id),
+            Some(c.event_id),
+            Some(c.event_type),
+            Some(c.anonymous_id),
+            c.customer_id,
+            Some(c.session_id),
+            Some(c.page_url),
+            c.page_title,
+            c.referrer,
+            c.utm_source,
+            c.utm_medium,
+            c.utm_campaign,
+            Some(c.predicted_persona),
+            c.explicit_persona,
+            Some(c.current_stage),
+        ];
+        for (v, t) in self.text.iter_mut().zip(texts) {
+            v.push(t);
+        }
+        self.ts[0].push(c.timestamp);
+        self.ts[1].push(c.processed_at);
+        self.json[0].push(c.properties);
+        self.json[1].push(c.persona_scores);
+        self.real[0].push(c.persona_confidence as f32);
+        self.real[1].push(c.stage_confidence as f32);
+    }
+
+    /// The parameters in [`EVENT_COLUMNS`] order.
+    fn params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        let t = |i: usize| (&self.text[i] as &(dyn ToSql + Sync), Type::TEXT_ARRAY);
+        vec![
+            t(0),
+            t(1),
+            t(2),
+            t(3),
+            t(4),
+            t(5),
+            (&self.ts[0], Type::TIMESTAMPTZ_ARRAY),
+            t(6),
+            t(7),
+            t(8),
+            t(9),
+            t(10),
+            t(11),
+            (&self.json[0], Type::JSONB_ARRAY),
+            t(12),
+            (&self.real[0], Type::FLOAT4_ARRAY),
+            t(13),
+            t(14),
+            (&self.real[1], Type::FLOAT4_ARRAY),
+            (&self.json[1], Type::JSONB_ARRAY),
+            (&self.ts[1], Type::TIMESTAMPTZ_ARRAY),
+        ]
+    }
+}
+
+fn event_from_pg(op: &'static str, r: &tokio_postgres::Row) -> Result<EventRow, StoreError> {
+    let e = |err| pg_err(op, err);
+    let real = |i: usize| -> Result<f64, StoreError> {
+        Ok(r.try_get::<_, Option<f32>>(i)
+            .map_err(e)?
+            .map_or(0.0, f64::from))
+    };
+    let json = |i: usize| -> Result<Value, StoreError> {
+        Ok(r.try_get::<_, Option<Value>>(i)
+            .map_err(e)?
+            .unwrap_or(Value::Null))
+    };
+    let cols = EventColumns {
+        brand_id: r.try_get(0).map_err(e)?,
+        event_id: r.try_get(1).map_err(e)?,
+        event_type: r.try_get(2).map_err(e)?,
+        anonymous_id: r.try_get(3).map_err(e)?,
+        customer_id: r.try_get(4).map_err(e)?,
+        session_id: r.try_get(5).map_err(e)?,
+        timestamp: r.try_get(6).map_err(e)?,
+        page_url: r.try_get(7).map_err(e)?,
+        page_title: r.try_get(8).map_err(e)?,
+        referrer: r.try_get(9).map_err(e)?,
+        utm_source: r.try_get(10).map_err(e)?,
+        utm_medium: r.try_get(11).map_err(e)?,
+        utm_campaign: r.try_get(12).map_err(e)?,
+        properties: json(13)?,
+        predicted_persona: r.try_get(14).map_err(e)?,
+        persona_confidence: real(15)?,
+        explicit_persona: r.try_get(16).map_err(e)?,
+        current_stage: r.try_get(17).map_err(e)?,
+        stage_confidence: real(18)?,
+        persona_scores: json(19)?,
+        processed_at: r.try_get(20).map_err(e)?,
+    };
+    cols.into_row(op)
+}
+
+impl EventSink for PostgresStore {
+    async fn write_events(&self, rows: &[EventRow]) -> Result<Vec<WriteOutcome>, StoreError> {
+        let op = "write_events";
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cols: Vec<EventColumns> = rows.iter().map(EventColumns::from_row).collect();
+        let mut params = EventParams::default();
+        for c in cols.iter().cloned() {
+            params.push(c);
+        }
+        let searches: Vec<SearchColumns> = rows
+            .iter()
+            .filter_map(|r| r.search())
+            .map(|s| SearchColumns::from_row(&s))
+            .collect();
+
+        let mut client = self.client(op).await?;
+        let tx = client.transaction().await.map_err(|e| pg_err(op, e))?;
+        let inserted: HashSet<(String, String)> = tx
+            .query_typed(&self.sql.insert_events, &params.params())
+            .await
+            .map_err(|e| pg_err(op, e))?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()
+            .map_err(|e| pg_err(op, e))?;
+        if !searches.is_empty() {
+            let text = |f: fn(&SearchColumns) -> String| -> Vec<String> {
+                searches.iter().map(f).collect()
+            };
+            let brand = text(|s| s.brand_id.clone());
+            let event = text(|s| s.event_id.clone());
+            let query = text(|s| s.query.clone());
+            let anon = text(|s| s.anonymous_id.clone());
+            let count: Vec<i32> = searches.iter().map(|s| s.results_count).collect();
+            let page = text(|s| s.page_url.clone());
+            let at: Vec<DateTime<Utc>> = searches.iter().map(|s| s.searched_at).collect();
+            tx.query_typed(
+                &self.sql.insert_searches,
+                &[
+                    (&brand, Type::TEXT_ARRAY),
+                    (&event, Type::TEXT_ARRAY),
+                    (&query, Type::TEXT_ARRAY),
+                    (&anon, Type::TEXT_ARRAY),
+                    (&count, Type::INT4_ARRAY),
+                    (&page, Type::TEXT_ARRAY),
+                    (&at, Type::TIMESTAMPTZ_ARRAY),
+                ],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        }
+        tx.commit().await.map_err(|e| pg_err(op, e))?;
+        Ok(codec::outcomes(&cols, &inserted))
+    }
+
+    async fn existing_event_ids(
+        &self,
+        brand: &BrandId,
+        ids: &[Uuid],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        let op = "existing_event_ids";
+        let list: Vec<String> = ids.iter().map(|i| codec::uuid_text(*i)).collect();
+        let brand = brand.as_str();
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(
+                &self.sql.existing_ids,
+                &[(&brand, Type::TEXT), (&list, Type::TEXT_ARRAY)],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(|e| pg_err(op, e))?;
+                codec::parse_uuid(op, &id)
+            })
+            .collect()
+    }
+}
+
+impl ProfileStore for PostgresStore {
+    async fn load_profile(
+        &self,
+        brand: &BrandId,
+        id: &AnonymousId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Profile>, StoreError> {
+        let op = "load_profile";
+        let (brand, id) = (brand.as_str(), id.as_str());
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(
+                &self.sql.load_profile,
+                &[
+                    (&brand, Type::TEXT),
+                    (&id, Type::TEXT),
+                    (&now, Type::TIMESTAMPTZ),
+                ],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        match rows.first() {
+            None => Ok(None),
+            Some(r) => {
+                let v: Value = r.try_get(0).map_err(|e| pg_err(op, e))?;
+                codec::profile_from_json(op, v).map(Some)
+            }
+        }
+    }
+
+    async fn save_profiles(&self, cfg: &Config, profiles: &[Profile]) -> Result<(), StoreError> {
+        let op = "save_profiles";
+        let cols = codec::latest_per_visitor(profiles)
+            .into_iter()
+            .map(|p| ProfileColumns::from_profile(cfg, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if cols.is_empty() {
+            return Ok(());
+        }
+        let text = |f: fn(&ProfileColumns) -> Option<String>| -> Vec<Option<String>> {
+            cols.iter().map(f).collect()
+        };
+        let ts = |f: fn(&ProfileColumns) -> DateTime<Utc>| -> Vec<DateTime<Utc>> {
+            cols.iter().map(f).collect()
+        };
+        let json = |f: fn(&ProfileColumns) -> Value| -> Vec<Value> { cols.iter().map(f).collect() };
+        let real = |f: fn(&ProfileColumns) -> f64| -> Vec<f32> {
+            cols.iter().map(|c| f(c) as f32).collect()
+        };
+        let int = |f: fn(&ProfileColumns) -> i32| -> Vec<i32> { cols.iter().map(f).collect() };
+        let brand = text(|c| Some(c.brand_id.clone()));
+        let anon = text(|c| Some(c.anonymous_id.clone()));
+        let customer = text(|c| c.customer_id.clone());
+        let email = text(|c| c.email.clone());
+        let predicted = text(|c| Some(c.predicted_persona.clone()));
+        let pconf = real(|c| c.persona_confidence);
+        let explicit = text(|c| c.explicit_persona.clone());
+        let scores = json(|c| c.persona_scores.clone());
+        let stage = text(|c| Some(c.current_stage.clone()));
+        let sconf = real(|c| c.stage_confidence);
+        let first = ts(|c| c.first_seen);
+        let last = ts(|c| c.last_seen);
+        let sessions = int(|c| c.session_count);
+        let signals = int(|c| c.total_signals);
+        let stitched: Vec<bool> = cols.iter().map(|c| c.identity_stitched).collect();
+        let profile = json(|c| c.profile.clone());
+        let expires = ts(|c| c.expires_at);
+        let updated = ts(|c| c.updated_at);
+        let params: [(&(dyn ToSql + Sync), Type); 18] = [
+            (&brand, Type::TEXT_ARRAY),
+            (&anon, Type::TEXT_ARRAY),
+            (&customer, Type::TEXT_ARRAY),
+            (&email, Type::TEXT_ARRAY),
+            (&predicted, Type::TEXT_ARRAY),
+            (&pconf, Type::FLOAT4_ARRAY),
+            (&explicit, Type::TEXT_ARRAY),
+            (&scores, Type::JSONB_ARRAY),
+            (&stage, Type::TEXT_ARRAY),
+            (&sconf, Type::FLOAT4_ARRAY),
+            (&first, Type::TIMESTAMPTZ_ARRAY),
+            (&last, Type::TIMESTAMPTZ_ARRAY),
+            (&sessions, Type::INT4_ARRAY),
+            (&signals, Type::INT4_ARRAY),
+            (&stitched, Type::BOOL_ARRAY),
+            (&profile, Type::JSONB_ARRAY),
+            (&expires, Type::TIMESTAMPTZ_ARRAY),
+            (&updated, Type::TIMESTAMPTZ_ARRAY),
+        ];
+        let mut client = self.client(op).await?;
+        let tx = client.transaction().await.map_err(|e| pg_err(op, e))?;
+        tx.query_typed(&self.sql.upsert_profiles, &params)
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        tx.commit().await.map_err(|e| pg_err(op, e))
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let op = "purge_expired";
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(&self.sql.purge_expired, &[(&now, Type::TIMESTAMPTZ)])
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(|e| pg_err(op, e))?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn visitor_events(
+        &self,
+        brand: &BrandId,
+        id: &AnonymousId,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let op = "visitor_events";
+        let (brand, id) = (brand.as_str(), id.as_str());
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(
+                &self.sql.visitor_events,
+                &[
+                    (&brand, Type::TEXT),
+                    (&id, Type::TEXT),
+                    (&after, Type::TIMESTAMPTZ),
+                ],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        rows.iter().map(|r| event_from_pg(op, r)).collect()
+    }
+}
+
+fn unavailable(op: &'static str, message: String) -> StoreError {
+    StoreError::Unavailable { op, message }
+}
+
+/// Maps a driver error: no SQLSTATE (I/O, closed connection) or a connection-class SQLSTATE
+/// (08xxx, 57P0x shutdown, 53300 too many connections) is `Unavailable`; any other SQLSTATE
+/// is `Rejected` with that code.
+pub(crate) fn pg_err(op: &'static str, e: tokio_postgres::Error) -> StoreError {
+    let message = match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {detail}", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => e.to_string(),
+    };
+    match e.code().map(|c| c.code().to_owned()) {
+        None => unavailable(op, message),
+        Some(code) if code.starts_with("08") || code.starts_with("57P0") || code == "53300" => {
+            StoreError::Unavailable {
+                op,
+                message: format!("SQLSTATE {code}: {message}"),
+            }
+        }
+        Some(status) => StoreError::Rejected {
+            op,
+            status,
+            message,
+        },
+    }
+}

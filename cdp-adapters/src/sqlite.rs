@@ -1,0 +1,486 @@
+//! The embedded SQLite backend, the default store: one file under the data directory, WAL
+//! journal with `synchronous=FULL` (a committed batch survives power loss), every operation on
+//! one connection in one transaction, run on tokio's blocking pool so the async runtime never
+//! waits on disk. The caller's batch is the group commit: one fsync per `write_events` call.
+
+use crate::codec::{
+    self, EventColumns, ProfileColumns, SearchColumns, EVENT_COLUMNS, PROFILE_COLUMNS,
+};
+use crate::migrate::{self, SCHEMA_MIGRATIONS};
+use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
+use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// How long a statement waits for another process holding the write lock.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// A SQLite store. Cloning shares the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory when missing) and migrates: the embedded
+    /// store has a single owner, so it is always at the latest schema once open.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_blocking(&p))
+            .await
+            .map_err(|e| unavailable("open", e.to_string()))??;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Applies pending migrations; running it again is a no-op.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        self.run("migrate", migrate_blocking).await
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run("ping", |c| {
+            c.query_row("select 1", [], |_| Ok(()))
+                .map_err(|e| sql_err("ping", e))
+        })
+        .await
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    async fn run<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| unavailable(op, "connection lock poisoned by a panic".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| unavailable(op, e.to_string()))?
+    }
+}
+
+fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| unavailable("open", format!("creating {}: {e}", dir.display())))?;
+    }
+    let mut conn = Connection::open(path)
+        .map_err(|e| unavailable("open", format!("opening {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(|e| sql_err("open", e))?;
+    // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which is
+    // what makes an acknowledged batch durable. Never lower it.
+    let mode: String = conn
+        .query_row("pragma journal_mode = wal", [], |r| r.get(0))
+        .map_err(|e| sql_err("open", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(unavailable(
+            "open",
+            format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
+        ));
+    }
+    conn.execute_batch("pragma synchronous = full;")
+        .map_err(|e| sql_err("open", e))?;
+    migrate_blocking(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate_blocking(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
+    let op = "migrate";
+    // IMMEDIATE takes the write lock first, so two processes migrating at once serialise.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| sql_err(op, e))?;
+    tx.execute_batch(SCHEMA_MIGRATIONS)
+        .map_err(|e| sql_err(op, e))?;
+    let mut applied = Vec::new();
+    for m in migrate::SQLITE {
+        let done: Option<i64> = tx
+            .query_row(
+                "select version from schema_migrations where version = ?1",
+                [m.version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| sql_err(op, e))?;
+        if done.is_none() {
+            tx.execute_batch(m.sql).map_err(|e| sql_err(op, e))?;
+            tx.execute(
+                "insert into schema_migrations (version, name) values (?1, ?2)",
+                params![m.version, m.name],
+            )
+            .map_err(|e| sql_err(op, e))?;
+            applied.push(m.version);
+        }
+    }
+    tx.commit().map_err(|e| sql_err(op, e))?;
+    Ok(applied)
+}
+
+fn quoted(cols: &[&str]) -> String {
+    cols.iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn insert_event_sql() -> String {
+    format!(
+        "insert into cdp_events ({}) values ({}) on conflict (brand_id, event_id) do nothing",
+        quoted(&EVENT_COLUMNS),
+        placeholders(EVENT_COLUMNS.len())
+    )
+}
+
+const INSERT_SEARCH: &str = "insert into cdp_searches \
+    (brand_id, event_id, query, anonymous_id, results_count, page_url, searched_at) \
+    values (?1, ?2, ?3, ?4, ?5, ?6, ?7) on conflict (brand_id, event_id) do nothing";
+
+fn upsert_profile_sql() -> String {
+    let updates: Vec<String> = PROFILE_COLUMNS[2..]
+        .iter()
+        .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
+        .collect();
+    format!(
+        "insert into cdp_profiles ({}) values ({}) on conflict (brand_id, anonymous_id) do update set {}",
+        quoted(&PROFILE_COLUMNS),
+        placeholders(PROFILE_COLUMNS.len()),
+        updates.join(", ")
+    )
+}
+
+fn json_text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn write_blocking(
+    conn: &mut Connection,
+    rows: &[EventRow],
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    let op = "write_events";
+    let e = |err| sql_err(op, err);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(e)?;
+    let mut out = Vec::with_capacity(rows.len());
+    {
+        let mut insert = tx.prepare_cached(&insert_event_sql()).map_err(e)?;
+        let mut search = tx.prepare_cached(INSERT_SEARCH).map_err(e)?;
+        for row in rows {
+            let c = EventColumns::from_row(row);
+            let n = insert
+                .execute(params![
+                    c.brand_id,
+                    c.event_id,
+                    c.event_type,
+                    c.anonymous_id,
+                    c.customer_id,
+                    c.session_id,
+                    codec::ts_text(c.timestamp),
+                    c.page_url,
+                    c.page_title,
+                    c.referrer,
+                    c.utm_source,
+                    c.utm_medium,
+                    c.utm_campaign,
+                    json_text(&c.properties),
+                    c.predicted_persona,
+                    c.persona_confidence,
+                    c.explicit_persona,
+                    c.current_stage,
+                    c.stage_confidence,
+                    json_text(&c.persona_scores),
+                    codec::ts_text(c.processed_at),
+                ])
+                .map_err(e)?;
+            out.push(if n == 1 {
+                WriteOutcome::Inserted
+            } else {
+                WriteOutcome::Duplicate
+            });
+            if let Some(s) = row.search().as_ref().map(SearchColumns::from_row) {
+                search
+                    .execute(params![
+                        s.brand_id,
+                        s.event_id,
+                        s.query,
+                        s.anonymous_id,
+                        s.results_count,
+                        s.page_url,
+                        codec::ts_text(s.searched_at),
+                    ])
+                    .map_err(e)?;
+            }
+        }
+    }
+    tx.commit().map_err(e)?;
+    Ok(out)
+}
+
+fn event_from_sql(op: &'static str, r: &rusqlite::Row<'_>) -> Result<EventRow, StoreError> {
+    let e = |err| sql_err(op, err);
+    let text = |i: usize| -> Result<String, StoreError> { r.get::<_, String>(i).map_err(e) };
+    let opt = |i: usize| -> Result<Option<String>, StoreError> { r.get(i).map_err(e) };
+    let json = |i: usize| -> Result<Value, StoreError> {
+        let s: Option<String> = r.get(i).map_err(e)?;
+        match s {
+            None => Ok(Value::Null),
+            Some(s) => serde_json::from_str(&s).map_err(|err| StoreError::Corrupt {
+                op,
+                message: format!("{}: {err}", EVENT_COLUMNS[i]),
+            }),
+        }
+    };
+    let cols = EventColumns {
+        brand_id: text(0)?,
+        event_id: text(1)?,
+        event_type: text(2)?,
+        anonymous_id: text(3)?,
+        customer_id: opt(4)?,
+        session_id: text(5)?,
+        timestamp: codec::parse_ts(op, &text(6)?)?,
+        page_url: text(7)?,
+        page_title: opt(8)?,
+        referrer: opt(9)?,
+        utm_source: opt(10)?,
+        utm_medium: opt(11)?,
+        utm_campaign: opt(12)?,
+        properties: json(13)?,
+        predicted_persona: text(14)?,
+        persona_confidence: r.get(15).map_err(e)?,
+        explicit_persona: opt(16)?,
+        current_stage: text(17)?,
+        stage_confidence: r.get(18).map_err(e)?,
+        persona_scores: json(19)?,
+        processed_at: codec::parse_ts(op, &text(20)?)?,
+    };
+    cols.into_row(op)
+}
+
+impl EventSink for SqliteStore {
+    async fn write_events(&self, rows: &[EventRow]) -> Result<Vec<WriteOutcome>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = rows.to_vec();
+        self.run("write_events", move |c| write_blocking(c, &rows))
+            .await
+    }
+
+    async fn existing_event_ids(
+        &self,
+        brand: &BrandId,
+        ids: &[Uuid],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        let op = "existing_event_ids";
+        let brand = brand.as_str().to_owned();
+        let list =
+            Value::from(ids.iter().map(|i| codec::uuid_text(*i)).collect::<Vec<_>>()).to_string();
+        self.run(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let mut stmt = c
+                .prepare_cached(
+                    "select event_id from cdp_events where brand_id = ?1 \
+                     and event_id in (select value from json_each(?2))",
+                )
+                .map_err(e)?;
+            let found = stmt
+                .query_map(params![brand, list], |r| r.get::<_, String>(0))
+                .map_err(e)?;
+            let mut out = HashSet::new();
+            for id in found {
+                out.insert(codec::parse_uuid(op, &id.map_err(e)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl ProfileStore for SqliteStore {
+    async fn load_profile(
+        &self,
+        brand: &BrandId,
+        id: &AnonymousId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Profile>, StoreError> {
+        let op = "load_profile";
+        let (brand, id) = (brand.as_str().to_owned(), id.as_str().to_owned());
+        self.run(op, move |c| {
+            let json: Option<String> = c
+                .query_row(
+                    "select profile from cdp_profiles \
+                     where brand_id = ?1 and anonymous_id = ?2 and expires_at >= ?3",
+                    params![brand, id, codec::ts_text(now)],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| sql_err(op, e))?;
+            json.map(|s| {
+                let v = serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
+                    op,
+                    message: format!("profile JSON: {e}"),
+                })?;
+                codec::profile_from_json(op, v)
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn save_profiles(&self, cfg: &Config, profiles: &[Profile]) -> Result<(), StoreError> {
+        let op = "save_profiles";
+        let cols = codec::latest_per_visitor(profiles)
+            .into_iter()
+            .map(|p| ProfileColumns::from_profile(cfg, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if cols.is_empty() {
+            return Ok(());
+        }
+        self.run(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(e)?;
+            {
+                let mut stmt = tx.prepare_cached(&upsert_profile_sql()).map_err(e)?;
+                for p in &cols {
+                    stmt.execute(params![
+                        p.brand_id,
+                        p.anonymous_id,
+                        p.customer_id,
+                        p.email,
+                        p.predicted_persona,
+                        p.persona_confidence,
+                        p.explicit_persona,
+                        json_text(&p.persona_scores),
+                        p.current_stage,
+                        p.stage_confidence,
+                        codec::ts_text(p.first_seen),
+                        codec::ts_text(p.last_seen),
+                        p.session_count,
+                        p.total_signals,
+                        p.identity_stitched,
+                        json_text(&p.profile),
+                        codec::ts_text(p.expires_at),
+                        codec::ts_text(p.updated_at),
+                    ])
+                    .map_err(e)?;
+                }
+            }
+            tx.commit().map_err(e)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let op = "purge_expired";
+        self.run(op, move |c| {
+            c.execute(
+                "delete from cdp_profiles where expires_at < ?1",
+                [codec::ts_text(now)],
+            )
+            .map(|n| n as u64)
+            .map_err(|e| sql_err(op, e))
+        })
+        .await
+    }
+
+    async fn visitor_events(
+        &self,
+        brand: &BrandId,
+        id: &AnonymousId,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let op = "visitor_events";
+        let (brand, id) = (brand.as_str().to_owned(), id.as_str().to_owned());
+        let after = after.map(codec::ts_text);
+        self.run(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let sql = format!(
+                "select {} from cdp_events where brand_id = ?1 and anonymous_id = ?2 \
+                 and (?3 is null or processed_at >= ?3) order by seq",
+                quoted(&EVENT_COLUMNS)
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(e)?;
+            let mut rows = stmt.query(params![brand, id, after]).map_err(e)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(e)? {
+                out.push(event_from_sql(op, r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn unavailable(op: &'static str, message: String) -> StoreError {
+    StoreError::Unavailable { op, message }
+}
+
+/// Maps a SQLite error: a busy, locked, unopenable or full database is `Unavailable` (the
+/// caller may retry later); anything else is `Rejected` with SQLite's error code.
+fn sql_err(op: &'static str, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => {
+            let status = format!("SQLITE_{:?} ({})", f.code, f.extended_code);
+            match f.code {
+                C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::CannotOpen
+                | C::DiskFull
+                | C::SystemIoFailure
+                | C::ReadOnly => StoreError::Unavailable {
+                    op,
+                    message: format!("{status}: {e}"),
+                },
+                _ => StoreError::Rejected {
+                    op,
+                    status,
+                    message: e.to_string(),
+                },
+            }
+        }
+        _ => StoreError::Rejected {
+            op,
+            status: "SQLITE".into(),
+            message: e.to_string(),
+        },
+    }
+}
