@@ -1,0 +1,277 @@
+//! The conformance checks every backend must pass, written once against `Store` and the two
+//! role traits. Each takes a freshly migrated, empty store and an `Inspect` handle that reads
+//! the tables the traits do not expose (`cdp_searches`).
+
+use super::data;
+use cdp_adapters::{EventSink, ProfileStore, Store, WriteOutcome};
+use cdp_core::{apply, AnonymousId, BrandId, Config, EventRow, Profile};
+use chrono::Duration;
+use std::collections::{BTreeSet, HashSet};
+
+/// Reads what the role traits do not expose.
+#[allow(async_fn_in_trait)]
+pub trait Inspect {
+    /// `(event_id, query, results_count)` of every `cdp_searches` row, sorted.
+    async fn searches(&self) -> Vec<(String, String, i64)>;
+}
+
+fn expected_first_write(rows: &[EventRow]) -> Vec<WriteOutcome> {
+    let mut seen = HashSet::new();
+    rows.iter()
+        .map(|r| {
+            if seen.insert((r.brand_id.clone(), r.event_id)) {
+                WriteOutcome::Inserted
+            } else {
+                WriteOutcome::Duplicate
+            }
+        })
+        .collect()
+}
+
+/// Stored rows of every visitor in `rows`, keyed by visitor, in processing order.
+async fn stored(store: &Store, rows: &[EventRow]) -> Vec<EventRow> {
+    let visitors: BTreeSet<(BrandId, AnonymousId)> = rows
+        .iter()
+        .map(|r| (r.brand_id.clone(), r.anonymous_id.clone()))
+        .collect();
+    let mut out = Vec::new();
+    for (brand, anon) in visitors {
+        out.extend(
+            store
+                .visitor_events(&brand, &anon, None)
+                .await
+                .expect("visitor_events"),
+        );
+    }
+    out
+}
+
+/// The first stored row for each key, in input order: what a store should hold.
+fn unique(rows: &[EventRow]) -> Vec<EventRow> {
+    let mut seen = HashSet::new();
+    rows.iter()
+        .filter(|r| seen.insert((r.brand_id.clone(), r.event_id)))
+        .cloned()
+        .collect()
+}
+
+fn sorted(mut rows: Vec<EventRow>) -> Vec<EventRow> {
+    rows.sort_by(|a, b| {
+        (a.anonymous_id.as_str(), a.event_id).cmp(&(b.anonymous_id.as_str(), b.event_id))
+    });
+    rows
+}
+
+/// Every event-sink property: idempotent batches, mixed batches, searches, exact round trips.
+pub async fn check_event_sink(store: &Store, inspect: &impl Inspect) {
+    // Idempotent: the same batch twice stores each event once; the second time is all Duplicate.
+    let fixtures = data::fixtures();
+    let rows = &fixtures.rows;
+    let first = store.write_events(rows).await.expect("first write");
+    assert_eq!(first, expected_first_write(rows), "first write outcomes");
+    let second = store.write_events(rows).await.expect("second write");
+    assert!(
+        second.iter().all(|o| *o == WriteOutcome::Duplicate),
+        "second write must be all Duplicate: {second:?}"
+    );
+    assert_eq!(
+        sorted(stored(store, rows).await),
+        sorted(unique(rows)),
+        "stored rows equal the written ones"
+    );
+    assert!(store
+        .write_events(&[])
+        .await
+        .expect("empty batch")
+        .is_empty());
+
+    // existing_event_ids answers for this brand only.
+    let brand = rows[0].brand_id.clone();
+    let mut ids: Vec<_> = rows.iter().map(|r| r.event_id).collect();
+    let unknown = uuid::Uuid::from_u128(42);
+    ids.push(unknown);
+    let existing = store
+        .existing_event_ids(&brand, &ids)
+        .await
+        .expect("existing ids");
+    let want: HashSet<_> = rows.iter().map(|r| r.event_id).collect();
+    assert_eq!(existing, want);
+    let other = store
+        .existing_event_ids(&BrandId::new("other-brand"), &ids)
+        .await
+        .expect("existing ids, other brand");
+    assert!(other.is_empty());
+
+    // Mixed: a batch of old and new rows reports each correctly.
+    let more = data::page_views("v-mixed", 6, "2026-03-04T10:00:00Z").rows;
+    let (old, new) = more.split_at(3);
+    store.write_events(old).await.expect("write old half");
+    let mixed: Vec<EventRow> = new.iter().chain(old.iter()).cloned().collect();
+    let got = store.write_events(&mixed).await.expect("write mixed");
+    let mut want = vec![WriteOutcome::Inserted; new.len()];
+    want.extend(vec![WriteOutcome::Duplicate; old.len()]);
+    assert_eq!(got, want, "mixed batch outcomes");
+
+    // Searches: one row per search_performed event, none for anything else, none twice.
+    let mut all = rows.clone();
+    all.extend(more.iter().cloned());
+    let hostile = data::hostile().rows;
+    let got = store.write_events(&hostile).await.expect("hostile write");
+    assert_eq!(got, vec![WriteOutcome::Inserted; hostile.len()]);
+    all.extend(hostile.iter().cloned());
+    let mut expected: Vec<(String, String, i64)> = unique(&all)
+        .iter()
+        .filter_map(EventRow::search)
+        .map(|s| (s.event_id.to_string(), s.query, s.results_count))
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty(), "the data must contain searches");
+    assert_eq!(inspect.searches().await, expected, "cdp_searches rows");
+
+    // Hostile strings round-trip exactly, and a hostile visitor id works as a key.
+    let back = store
+        .visitor_events(&hostile[0].brand_id, &hostile[0].anonymous_id, None)
+        .await
+        .expect("hostile read");
+    assert_eq!(back, hostile, "hostile rows round-trip exactly");
+}
+
+/// Every profile-store property: round trip, upsert, TTL, purge, processing order, rebuild.
+pub async fn check_profile_store(store: &Store) {
+    let cfg = Config::southland();
+    let fixtures = data::fixtures();
+    let hostile = data::hostile();
+    let profiles: Vec<Profile> = fixtures
+        .profiles
+        .values()
+        .chain(hostile.profiles.values())
+        .cloned()
+        .collect();
+    let latest = profiles
+        .iter()
+        .map(|p| p.last_updated)
+        .max()
+        .expect("profiles");
+    store.save_profiles(&cfg, &profiles).await.expect("save");
+    for p in &profiles {
+        let got = store
+            .load_profile(&p.brand_id, &p.anonymous_id, latest)
+            .await
+            .expect("load");
+        assert_eq!(
+            got.as_ref(),
+            Some(p),
+            "profile {} round-trips",
+            p.anonymous_id
+        );
+    }
+    let none = store
+        .load_profile(&profiles[0].brand_id, &AnonymousId::new("nobody"), latest)
+        .await
+        .expect("load missing");
+    assert!(none.is_none());
+
+    // Upsert: a later save replaces; the same visitor twice in one call keeps the later one.
+    let mut older = profiles[0].clone();
+    older.session_count = 1000;
+    let mut newer = profiles[0].clone();
+    newer.session_count = 2000;
+    newer.email = Some("o'brien+\"x\"@example.com".into());
+    store
+        .save_profiles(&cfg, &[older, newer.clone()])
+        .await
+        .expect("save twice in one call");
+    let got = store
+        .load_profile(&newer.brand_id, &newer.anonymous_id, latest)
+        .await
+        .expect("load after upsert");
+    assert_eq!(got, Some(newer.clone()));
+
+    // TTL: alive up to last_updated + ttl, gone after; purge removes exactly the expired.
+    let ttl = Duration::days(i64::from(cfg.profile_ttl_days()));
+    let edge = newer.last_updated + ttl;
+    let alive = store
+        .load_profile(&newer.brand_id, &newer.anonymous_id, edge)
+        .await
+        .expect("load at edge");
+    assert!(
+        alive.is_some(),
+        "a profile is alive at exactly last_updated + ttl"
+    );
+    let dead = store
+        .load_profile(
+            &newer.brand_id,
+            &newer.anonymous_id,
+            edge + Duration::seconds(1),
+        )
+        .await
+        .expect("load after ttl");
+    assert!(dead.is_none(), "a profile is gone after last_updated + ttl");
+    let earliest = profiles
+        .iter()
+        .map(|p| p.last_updated)
+        .min()
+        .expect("profiles");
+    let purged_none = store
+        .purge_expired(earliest + ttl)
+        .await
+        .expect("purge none");
+    assert_eq!(purged_none, 0, "nothing expired yet");
+    let expired_count = profiles
+        .iter()
+        .filter(|p| p.last_updated + ttl < newer.last_updated + ttl + Duration::seconds(1))
+        .map(|p| p.anonymous_id.clone())
+        .collect::<BTreeSet<_>>()
+        .len() as u64;
+    let purged = store
+        .purge_expired(newer.last_updated + ttl + Duration::seconds(1))
+        .await
+        .expect("purge");
+    assert_eq!(
+        purged, expired_count,
+        "purge deletes exactly the expired profiles"
+    );
+    let after_purge = store
+        .load_profile(&newer.brand_id, &newer.anonymous_id, latest)
+        .await
+        .expect("load purged");
+    assert!(after_purge.is_none(), "purged profile is gone");
+
+    // Processing order: visitor_events follows write order (seq), not event time.
+    let j = data::page_views("v-order", 8, "2026-03-05T08:00:00Z");
+    let mut written: Vec<EventRow> = j.rows.iter().rev().cloned().collect();
+    let (a, b) = written.split_at(4);
+    store.write_events(a).await.expect("write a");
+    store.write_events(b).await.expect("write b");
+    let brand = &written[0].brand_id;
+    let anon = &written[0].anonymous_id;
+    let got = store
+        .visitor_events(brand, anon, None)
+        .await
+        .expect("events");
+    assert_eq!(got, written, "rows come back in processing order");
+    let cut = written[5].processed_at;
+    let tail = store
+        .visitor_events(brand, anon, Some(cut))
+        .await
+        .expect("events after");
+    written.retain(|r| r.processed_at >= cut);
+    assert_eq!(tail, written, "`after` is an inclusive processed_at bound");
+
+    // Rebuild: replaying a visitor's stored events reproduces the profile.
+    let j = data::page_views("v-rebuild", 7, "2026-03-06T08:00:00Z");
+    store.write_events(&j.rows).await.expect("write rebuild");
+    let stored = store
+        .visitor_events(&j.rows[0].brand_id, &j.rows[0].anonymous_id, None)
+        .await
+        .expect("rebuild read");
+    let mut p: Option<Profile> = None;
+    for row in &stored {
+        p = Some(apply(&cfg, p, &row.to_valid_event(), row.processed_at).profile);
+    }
+    assert_eq!(
+        p.as_ref(),
+        j.profiles.values().next(),
+        "rebuilt profile equals the live one"
+    );
+}
