@@ -98,7 +98,10 @@ impl Collector {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(1);
-            let text = resp.text().await.map_err(|source| self.http_error(source))?;
+            let text = resp
+                .text()
+                .await
+                .map_err(|source| self.http_error(source))?;
             if status == StatusCode::SERVICE_UNAVAILABLE && attempt < ATTEMPTS {
                 tokio::time::sleep(Duration::from_secs(wait.min(30))).await;
                 continue;

@@ -53,7 +53,12 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), AppError> {
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if ACCEPTED_CONTENT_TYPES.contains(&essence.as_str()) {
         Ok(())
     } else {
@@ -79,7 +84,10 @@ async fn read_capped(body: Body, headers: &HeaderMap, cap: usize) -> Result<Vec<
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            AppError::MalformedBody(vec![Problem::new("body", format!("could not be read ({e})"))])
+            AppError::MalformedBody(vec![Problem::new(
+                "body",
+                format!("could not be read ({e})"),
+            )])
         })?;
         if out.len() + chunk.len() > cap {
             return Err(AppError::TooLarge(cap));

@@ -108,8 +108,17 @@ const KITS: [PersonaKit; 4] = [
         path: "/backyard",
         collection: "backyard-poultry",
         products: &["hen-helper", "big-ole-bird", "poultry-shield-quart"],
-        searches: &["hens not laying eggs", "coop smell", "chick starter", "flock health"],
-        pages: &["/backyard/egg-production", "/backyard/coop-care", "/blogs/raising-chicks"],
+        searches: &[
+            "hens not laying eggs",
+            "coop smell",
+            "chick starter",
+            "flock health",
+        ],
+        pages: &[
+            "/backyard/egg-production",
+            "/backyard/coop-care",
+            "/blogs/raising-chicks",
+        ],
     },
     PersonaKit {
         id: "commercial",
@@ -117,8 +126,16 @@ const KITS: [PersonaKit; 4] = [
         path: "/commercial",
         collection: "commercial-poultry",
         products: &["poultryshield-gallon", "litter-life", "catalyst-broiler"],
-        searches: &["ammonia in broiler houses", "litter treatment", "grower results"],
-        pages: &["/commercial/litter-management", "/commercial/broiler-performance", "/commercial/case-studies"],
+        searches: &[
+            "ammonia in broiler houses",
+            "litter treatment",
+            "grower results",
+        ],
+        pages: &[
+            "/commercial/litter-management",
+            "/commercial/broiler-performance",
+            "/commercial/case-studies",
+        ],
     },
     PersonaKit {
         id: "lawn",
@@ -126,8 +143,17 @@ const KITS: [PersonaKit; 4] = [
         path: "/lawn",
         collection: "lawn-and-garden",
         products: &["mother-load", "jump-start", "humate-soil-conditioner"],
-        searches: &["organic lawn fertilizer", "soil humate", "garden soil health", "turf greening"],
-        pages: &["/lawn/soil-biology", "/lawn/spring-lawn-care", "/blogs/garden-tips"],
+        searches: &[
+            "organic lawn fertilizer",
+            "soil humate",
+            "garden soil health",
+            "turf greening",
+        ],
+        pages: &[
+            "/lawn/soil-biology",
+            "/lawn/spring-lawn-care",
+            "/blogs/garden-tips",
+        ],
     },
     PersonaKit {
         id: "general",
@@ -171,7 +197,11 @@ fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32) ->
             anon: &anon,
             session: &session,
             at: t,
-            utm: if rng.chance(0.6) { Some(*rng.pick(&CAMPAIGNS)) } else { None },
+            utm: if rng.chance(0.6) {
+                Some(*rng.pick(&CAMPAIGNS))
+            } else {
+                None
+            },
             first: true,
             rng: Rng::new(rng.next_u64()),
             out: &mut out,
@@ -180,28 +210,48 @@ fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32) ->
         // Landing.
         match rng.below(3) {
             0 => ev.push("homepage_view", "/", json!({})),
-            1 => ev.push("tunnel_viewed", &format!("/tunnels/{}", kit.tunnel), json!({"tunnel": kit.tunnel})),
+            1 => ev.push(
+                "tunnel_viewed",
+                &format!("/tunnels/{}", kit.tunnel),
+                json!({"tunnel": kit.tunnel}),
+            ),
             _ => ev.push("page_view", rng_page(rng, kit), json!({})),
         }
         if s == 0 && kit.id != "general" && rng.chance(0.3) {
-            ev.push("persona_path_selected", "/", json!({"persona": kit.id, "source": "decision_engine"}));
+            ev.push(
+                "persona_path_selected",
+                "/",
+                json!({"persona": kit.id, "source": "decision_engine"}),
+            );
         }
         if rng.chance(0.3) {
-            ev.push("ab_test_exposure", "/", json!({"test_id": "hero-copy-2026", "variant": *rng.pick(&["a", "b"])}));
+            ev.push(
+                "ab_test_exposure",
+                "/",
+                json!({"test_id": "hero-copy-2026", "variant": *rng.pick(&["a", "b"])}),
+            );
         }
         for _ in 0..1 + rng.below(3) {
             ev.push("page_view", rng_page(rng, kit), json!({}));
         }
         if rng.chance(0.5) {
             let q = *rng.pick(kit.searches);
-            ev.push("search_performed", "/search", json!({"query": q, "results_count": rng.below(40)}));
+            ev.push(
+                "search_performed",
+                "/search",
+                json!({"query": q, "results_count": rng.below(40)}),
+            );
         }
         for _ in 0..rng.below(2 + s as u64) {
             let product = *rng.pick(kit.products);
             let path = format!("/products/{product}");
             ev.push("product_view", &path, json!({"product_id": product, "product_handle": product, "collection": kit.collection}));
             if rng.chance(0.4) {
-                ev.push("product_clicked", &format!("/collections/{}", kit.collection), json!({"product_id": product, "product_handle": product}));
+                ev.push(
+                    "product_clicked",
+                    &format!("/collections/{}", kit.collection),
+                    json!({"product_id": product, "product_handle": product}),
+                );
             }
         }
         if rng.chance(0.25) {
@@ -209,27 +259,45 @@ fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32) ->
         }
         if rng.chance(0.15) {
             let episode = *rng.pick(&["ep-101-litter", "ep-102-soil", "ep-103-flock"]);
-            ev.push("podcast_play", "/podcast", json!({"episode_slug": episode, "duration": 1800 + rng.below(1200)}));
+            ev.push(
+                "podcast_play",
+                "/podcast",
+                json!({"episode_slug": episode, "duration": 1800 + rng.below(1200)}),
+            );
             if rng.chance(0.5) {
-                ev.push("podcast_complete", "/podcast", json!({"episode_slug": episode}));
+                ev.push(
+                    "podcast_complete",
+                    "/podcast",
+                    json!({"episode_slug": episode}),
+                );
             }
         }
         if rng.chance(0.1) {
-            ev.push("email_signup", "/", json!({"source": "footer", "email": format!("visitor{index}@example.com")}));
+            ev.push(
+                "email_signup",
+                "/",
+                json!({"source": "footer", "email": format!("visitor{index}@example.com")}),
+            );
         }
         if kit.id == "commercial" && rng.chance(0.2) {
-            ev.push("phone_call", "/pages/contact", json!({"source": "click_to_call"}));
+            ev.push(
+                "phone_call",
+                "/pages/contact",
+                json!({"source": "click_to_call"}),
+            );
         }
-        if s > 0 || rng.chance(0.15) {
-            if rng.chance(0.35) {
-                let product = *rng.pick(kit.products);
-                ev.push("add_to_cart", &format!("/products/{product}"), json!({"product_id": product, "product_handle": product, "quantity": 1 + rng.below(3)}));
-                if rng.chance(0.5) {
-                    bought = true;
-                    ev.push("purchase", "/checkout/thank-you", json!({"order_id": format!("demo-{}", rng.below(1_000_000)), "products": [product], "value": 20 + rng.below(180), "currency": "USD"}));
-                    if rng.chance(0.1) {
-                        ev.push("ab_test_conversion", "/checkout/thank-you", json!({"test_id": "hero-copy-2026", "variant": "b"}));
-                    }
+        if (s > 0 || rng.chance(0.15)) && rng.chance(0.35) {
+            let product = *rng.pick(kit.products);
+            ev.push("add_to_cart", &format!("/products/{product}"), json!({"product_id": product, "product_handle": product, "quantity": 1 + rng.below(3)}));
+            if rng.chance(0.5) {
+                bought = true;
+                ev.push("purchase", "/checkout/thank-you", json!({"order_id": format!("demo-{}", rng.below(1_000_000)), "products": [product], "value": 20 + rng.below(180), "currency": "USD"}));
+                if rng.chance(0.1) {
+                    ev.push(
+                        "ab_test_conversion",
+                        "/checkout/thank-you",
+                        json!({"test_id": "hero-copy-2026", "variant": "b"}),
+                    );
                 }
             }
         }
@@ -238,7 +306,11 @@ fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32) ->
         }
         if kit.id != "general" && rng.chance(0.03) {
             let other = rng.pick(&KITS[..3]).id;
-            ev.push("persona_changed", "/", json!({"from_persona": kit.id, "to_persona": other}));
+            ev.push(
+                "persona_changed",
+                "/",
+                json!({"from_persona": kit.id, "to_persona": other}),
+            );
         }
         // Next visit two hours to two days later.
         t = ev.at + Duration::seconds(7200 + rng.below(46 * 3600) as i64);
@@ -250,7 +322,7 @@ fn rng_page<'a>(rng: &mut Rng, kit: &'a PersonaKit) -> &'a str {
     if rng.chance(0.3) {
         kit.path
     } else {
-        *rng.pick(kit.pages)
+        kit.pages[rng.below(kit.pages.len() as u64) as usize]
     }
 }
 
@@ -345,7 +417,12 @@ pub async fn run(
         summary.accepted += reply.accepted;
         summary.duplicate += reply.duplicate;
         summary.rejected += reply.rejected;
-        for e in reply.events.iter().filter(|e| !e.problems.is_empty()).take(3) {
+        for e in reply
+            .events
+            .iter()
+            .filter(|e| !e.problems.is_empty())
+            .take(3)
+        {
             tracing::warn!(event_id = ?e.event_id, problems = ?e.problems, "demo event rejected");
         }
         bar.inc(chunk.len() as u64);

@@ -5,4 +5,6 @@ use crate::settings::LoadArgs;
 #[error("x")]
 pub struct LoadError;
 /// x
-pub async fn run(_a: &LoadArgs) -> Result<String, LoadError> { Ok(String::new()) }
+pub async fn run(_a: &LoadArgs) -> Result<String, LoadError> {
+    Ok(String::new())
+}

@@ -8,7 +8,9 @@ pub fn init(filter: &str, json: bool) {
         Ok(f) => (f, None),
         Err(e) => (EnvFilter::new("info"), Some(e.to_string())),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(env_filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_target(false);
     let installed = if json {
         builder.json().try_init()
     } else {

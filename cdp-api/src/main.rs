@@ -29,7 +29,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo(args) => {
             let collector = client::Collector::new(&args.target.url)?;
-            let s = demo::run(&collector, args.visitors, args.days, args.seed, args.target.batch).await?;
+            let s = demo::run(
+                &collector,
+                args.visitors,
+                args.days,
+                args.seed,
+                args.target.batch,
+            )
+            .await?;
             println!(
                 "demo: {} visitors, {} events: {} accepted, {} duplicate, {} rejected",
                 s.visitors, s.events, s.accepted, s.duplicate, s.rejected
@@ -46,7 +53,11 @@ async fn main() -> anyhow::Result<()> {
         Command::RebuildProfiles(args) => {
             let s = args.store.validate()?;
             let store = server::open_store(&s).await?;
-            let ids: Vec<AnonymousId> = args.visitors.iter().map(|v| AnonymousId::new(v.as_str())).collect();
+            let ids: Vec<AnonymousId> = args
+                .visitors
+                .iter()
+                .map(|v| AnonymousId::new(v.as_str()))
+                .collect();
             let n = rebuild::run(&store, &s.config, &ids).await?;
             println!("rebuilt {n} profiles");
         }

@@ -6,7 +6,11 @@ use cdp_adapters::{ProfileStore, Store, StoreError};
 use cdp_core::{apply, AnonymousId, Config, Profile};
 
 /// Rebuilds the given visitors' profiles; returns how many had events.
-pub async fn run(store: &Store, cfg: &Config, visitors: &[AnonymousId]) -> Result<usize, StoreError> {
+pub async fn run(
+    store: &Store,
+    cfg: &Config,
+    visitors: &[AnonymousId],
+) -> Result<usize, StoreError> {
     let mut rebuilt: Vec<Profile> = Vec::new();
     for id in visitors {
         let rows = store.visitor_events(cfg.brand_id(), id, None).await?;

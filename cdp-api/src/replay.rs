@@ -56,7 +56,11 @@ pub fn parse_ndjson(text: &str) -> (Vec<Value>, Vec<usize>) {
 }
 
 /// Reads the file and posts its events in batches.
-pub async fn run(collector: &Collector, file: &Path, batch: usize) -> Result<ReplaySummary, ReplayError> {
+pub async fn run(
+    collector: &Collector,
+    file: &Path,
+    batch: usize,
+) -> Result<ReplaySummary, ReplayError> {
     let text = tokio::fs::read_to_string(file)
         .await
         .map_err(|source| ReplayError::Read {
@@ -75,7 +79,12 @@ pub async fn run(collector: &Collector, file: &Path, batch: usize) -> Result<Rep
         s.accepted += reply.accepted;
         s.duplicate += reply.duplicate;
         s.rejected += reply.rejected;
-        for e in reply.events.iter().filter(|e| !e.problems.is_empty()).take(5) {
+        for e in reply
+            .events
+            .iter()
+            .filter(|e| !e.problems.is_empty())
+            .take(5)
+        {
             tracing::warn!(event_id = ?e.event_id, problems = ?e.problems, "replayed event rejected");
         }
     }

@@ -66,7 +66,10 @@ mod tests {
             "properties": {"email": "a@b.example", "source": "footer"}
         });
         let out = strip_pii(&raw).to_string();
-        assert!(!out.contains("a@b.example") && !out.contains("c-42"), "{out}");
+        assert!(
+            !out.contains("a@b.example") && !out.contains("c-42"),
+            "{out}"
+        );
         assert!(out.contains("footer"), "{out}");
     }
 

@@ -168,7 +168,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(cors)
-        .layer(CatchPanicLayer::custom(|_| AppError::Internal.into_response()))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::Internal.into_response()
+        }))
         .layer(TraceLayer::new_for_http())
 }
 

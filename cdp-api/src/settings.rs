@@ -264,7 +264,10 @@ impl fmt::Display for SettingsError {
         for p in &self.problems {
             writeln!(f, "  - {p}")?;
         }
-        write!(f, "see `cdp serve --help` for every flag and its environment variable")
+        write!(
+            f,
+            "see `cdp serve --help` for every flag and its environment variable"
+        )
     }
 }
 
@@ -361,7 +364,8 @@ impl StoreArgs {
                     Ok(cfg) => Some(cfg),
                     Err(e) => {
                         for p in e.problems {
-                            problems.push(format!("--config / CDP_CONFIG ({}): {p}", path.display()));
+                            problems
+                                .push(format!("--config / CDP_CONFIG ({}): {p}", path.display()));
                         }
                         None
                     }
@@ -467,8 +471,14 @@ mod tests {
         .validate()
         .expect("valid");
         let shown = format!("{s:?}");
-        assert!(!shown.contains("s3cret") && !shown.contains("abcdef-secret"), "{shown}");
-        assert!(shown.contains("postgres://app:***@db.example:5432/cdp"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("abcdef-secret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://app:***@db.example:5432/cdp"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ pub async fn script() -> Response {
     }
     (
         [
-            (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
         SCRIPT,

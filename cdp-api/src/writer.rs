@@ -259,7 +259,10 @@ impl ShardWriter {
                 Ok(m) => Some(m),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()
+                    tokio::time::timeout_at(deadline, rx.recv())
+                        .await
+                        .ok()
+                        .flatten()
                 }
             };
             let Some(m) = next else { break };
@@ -423,22 +426,21 @@ impl ShardWriter {
     ) -> Result<Vec<(AnonymousId, Option<Profile>)>, StoreError> {
         let store = &self.store;
         let cfg = &self.cfg;
-        let results: Vec<Result<(AnonymousId, Option<Profile>), StoreError>> =
-            stream::iter(ids)
-                .map(|id| async move {
-                    let brand = cfg.brand_id();
-                    let mut profile = store.load_profile(brand, &id, now).await?;
-                    let after = profile.as_ref().map(|p| p.last_updated);
-                    let missed = store.visitor_events(brand, &id, after).await?;
-                    for row in missed {
-                        let event = row.to_valid_event();
-                        profile = Some(apply(cfg, profile, &event, row.processed_at).profile);
-                    }
-                    Ok((id, profile))
-                })
-                .buffer_unordered(PROFILE_LOADS_IN_FLIGHT)
-                .collect()
-                .await;
+        let results: Vec<Result<(AnonymousId, Option<Profile>), StoreError>> = stream::iter(ids)
+            .map(|id| async move {
+                let brand = cfg.brand_id();
+                let mut profile = store.load_profile(brand, &id, now).await?;
+                let after = profile.as_ref().map(|p| p.last_updated);
+                let missed = store.visitor_events(brand, &id, after).await?;
+                for row in missed {
+                    let event = row.to_valid_event();
+                    profile = Some(apply(cfg, profile, &event, row.processed_at).profile);
+                }
+                Ok((id, profile))
+            })
+            .buffer_unordered(PROFILE_LOADS_IN_FLIGHT)
+            .collect()
+            .await;
         results.into_iter().collect()
     }
 
@@ -462,7 +464,11 @@ impl ShardWriter {
             return;
         }
         let mut batch: Vec<Profile> = self.evicted_dirty.values().cloned().collect();
-        batch.extend(self.dirty.iter().filter_map(|id| self.profiles.peek(id).cloned()));
+        batch.extend(
+            self.dirty
+                .iter()
+                .filter_map(|id| self.profiles.peek(id).cloned()),
+        );
         for chunk in batch.chunks(PROFILE_SAVE_CHUNK) {
             if let Err(e) = self.store.save_profiles(&self.cfg, chunk).await {
                 tracing::warn!(

@@ -1,0 +1,853 @@
+//! HTTP tests of the collector: a real server on an ephemeral port, over real HTTP, against the
+//! real backends. Every test runs on SQLite (a temp dir) and on Postgres (a schema of its own
+//! in the database at `CDP_TEST_DATABASE_URL`, which must be set and reachable: the Postgres
+//! half fails loudly otherwise, it never skips).
+
+use cdp_adapters::{EventSink, PostgresTarget, ProfileStore, Store, StoreTarget};
+use cdp_api::server::{self, Running};
+use cdp_api::settings::{Cli, Command, Settings};
+use cdp_core::{AnonymousId, BrandId};
+use chrono::{SecondsFormat, Utc};
+use clap::Parser;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed test body.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_every_backend!(
+    accepts_one_json_event_and_stores_it,
+    accepts_a_text_plain_beacon_body,
+    bad_input_gets_json_problems_and_stores_nothing,
+    garbage_never_gets_a_5xx,
+    a_batch_answers_per_event,
+    the_same_batch_twice_is_stored_once,
+    concurrent_events_for_one_visitor_all_reach_the_profile,
+    health_reports_the_store_and_the_last_event,
+    cors_allows_only_listed_origins,
+    unknown_routes_and_methods_answer_json,
+);
+
+const PG_HINT: &str = "CDP_TEST_DATABASE_URL must point at a reachable Postgres, such as \
+                       postgres://postgres@127.0.0.1:5432/test (the Postgres tests never skip)";
+
+fn pg_url() -> String {
+    match std::env::var("CDP_TEST_DATABASE_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => panic!("{PG_HINT}"),
+    }
+}
+
+static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh schema in the test database, so concurrent runs and other users never collide.
+async fn fresh_schema(url: &str) -> String {
+    let schema = format!(
+        "cdp_api_test_{}_{}_{}",
+        std::process::id(),
+        SCHEMAS.fetch_add(1, Ordering::Relaxed),
+        Utc::now().timestamp_millis() % 100_000
+    );
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{PG_HINT}: {e}"));
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("create schema {schema}"))
+        .await
+        .unwrap_or_else(|e| panic!("create schema {schema}: {e}"));
+    schema
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        tokio::spawn(conn);
+        let _ = client
+            .batch_execute(&format!("drop schema if exists {schema} cascade"))
+            .await;
+    }
+}
+
+struct TestServer {
+    base: String,
+    http: reqwest::Client,
+    /// A second handle on the same store, to look at what was stored.
+    store: Store,
+    running: Option<Running>,
+    brand: BrandId,
+    pg: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+fn default_settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
+    let data_dir = dir.display().to_string();
+    let mut argv = vec![
+        "cdp",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+    ];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv).map(|c| c.command) {
+        Ok(Command::Serve(args)) => args.validate().unwrap_or_else(|e| panic!("{e}")),
+        other => panic!("not serve: {other:?}"),
+    }
+}
+
+async fn start(backend: Backend) -> TestServer {
+    start_with(backend, &[]).await
+}
+
+async fn start_with(backend: Backend, extra: &[&str]) -> TestServer {
+    start_at(backend, extra, None).await
+}
+
+/// Starts a server; `pg_override` replaces the Postgres URL (the store-down test goes through
+/// a proxy it can cut).
+async fn start_at(backend: Backend, extra: &[&str], pg_override: Option<String>) -> TestServer {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let mut settings = default_settings(dir.path(), extra);
+    let mut pg = None;
+    if let Backend::Postgres = backend {
+        let url = pg_url();
+        let schema = fresh_schema(&url).await;
+        let server_url = pg_override.unwrap_or_else(|| url.clone());
+        settings.store.target =
+            StoreTarget::Postgres(PostgresTarget::new(server_url).with_schema(schema.clone()));
+        pg = Some((url, schema));
+    }
+    let running = server::start(&settings)
+        .await
+        .unwrap_or_else(|e| panic!("server start: {e}"));
+    // The inspection handle always goes direct, never through a proxy.
+    let inspect_target = match &pg {
+        Some((url, schema)) => {
+            StoreTarget::Postgres(PostgresTarget::new(url.clone()).with_schema(schema.clone()))
+        }
+        None => settings.store.target.clone(),
+    };
+    let store = Store::open(&inspect_target)
+        .await
+        .unwrap_or_else(|e| panic!("inspect store: {e}"));
+    TestServer {
+        base: format!("http://{}", running.addr),
+        http: reqwest::Client::new(),
+        store,
+        running: Some(running),
+        brand: settings.store.config.brand_id().clone(),
+        pg,
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    async fn post(
+        &self,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.post(format!("{}/collect", self.base)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("post: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("status {status}: body is not JSON: {text:?}"));
+        (status, body, headers)
+    }
+
+    async fn post_json(&self, body: &Value) -> (u16, Value) {
+        let (s, b, _) = self.post(Some("application/json"), body.to_string()).await;
+        (s, b)
+    }
+
+    async fn stored_for(&self, anon: &str) -> usize {
+        self.store
+            .visitor_events(&self.brand, &AnonymousId::new(anon), None)
+            .await
+            .unwrap_or_else(|e| panic!("visitor_events: {e}"))
+            .len()
+    }
+
+    async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    async fn finish(mut self) {
+        self.stop().await;
+        if let Some((url, schema)) = &self.pg {
+            drop_schema(url, schema).await;
+        }
+    }
+}
+
+fn now_iso() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn visitor() -> String {
+    format!("v-{}", Uuid::new_v4().simple())
+}
+
+fn event(anon: &str, kind: &str, props: Value) -> Value {
+    json!({
+        "v": 1,
+        "event": kind,
+        "event_id": Uuid::new_v4().to_string(),
+        "anonymous_id": anon,
+        "session_id": "s-1",
+        "timestamp": now_iso(),
+        "page_url": "https://www.southlandorganics.com/backyard",
+        "properties": props,
+    })
+}
+
+fn page_view(anon: &str) -> Value {
+    event(anon, "page_view", json!({}))
+}
+
+fn statuses(body: &Value) -> Vec<String> {
+    body["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["status"].as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every problem in an error or per-event body names a field and a rule.
+fn problems_of(body: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut take = |list: &Value| {
+        for p in list.as_array().into_iter().flatten() {
+            let field = p["field"].as_str().unwrap_or("").to_owned();
+            let rule = p["rule"].as_str().unwrap_or("").to_owned();
+            assert!(
+                !field.is_empty() && !rule.is_empty(),
+                "bad problem entry: {p}"
+            );
+            out.push((field, rule));
+        }
+    };
+    take(&body["problems"]);
+    for e in body["events"].as_array().into_iter().flatten() {
+        take(&e["problems"]);
+    }
+    out
+}
+
+async fn accepts_one_json_event_and_stores_it(b: Backend) {
+    let s = start(b).await;
+    let anon = visitor();
+    let e = event(
+        &anon,
+        "search_performed",
+        json!({"query": "hens not laying", "results_count": 3}),
+    );
+    let (status, body) = s.post_json(&e).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(statuses(&body), ["accepted"]);
+    assert_eq!(body["event_id"], Value::Null);
+    assert_eq!(body["events"][0]["event_id"], e["event_id"]);
+    assert_eq!(s.stored_for(&anon).await, 1);
+    s.finish().await;
+}
+
+async fn accepts_a_text_plain_beacon_body(b: Backend) {
+    let s = start(b).await;
+    let anon = visitor();
+    let batch = json!([page_view(&anon), page_view(&anon)]);
+    let (status, body, _) = s
+        .post(Some("text/plain;charset=UTF-8"), batch.to_string())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["accepted"], 2);
+    assert_eq!(s.stored_for(&anon).await, 2);
+    s.finish().await;
+}
+
+/// A bad-input case: name, content type, body, expected status, a field the answer must name.
+type BadCase = (
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
+
+async fn bad_input_gets_json_problems_and_stores_nothing(b: Backend) {
+    let s = start_with(b, &["--max-body-bytes", "4096"]).await;
+    let anon = visitor();
+    let ok = page_view(&anon);
+    let with = |k: &str, v: Value| {
+        let mut e = ok.clone();
+        e[k] = v;
+        e.to_string().into_bytes()
+    };
+    let without = |k: &str| {
+        let mut e = ok.clone();
+        if let Some(o) = e.as_object_mut() {
+            o.remove(k);
+        }
+        e.to_string().into_bytes()
+    };
+    let deep_props = {
+        let mut v = json!("leaf");
+        for _ in 0..10 {
+            v = json!({ "n": v });
+        }
+        with("properties", v)
+    };
+    let json = Some("application/json");
+    // (case, content type, body, status, a field that must be named)
+    let cases: Vec<BadCase> = vec![
+        (
+            "malformed JSON",
+            json,
+            b"{\"event\": ".to_vec(),
+            400,
+            "body",
+        ),
+        (
+            "form content type",
+            Some("application/x-www-form-urlencoded"),
+            ok.to_string().into_bytes(),
+            415,
+            "content-type",
+        ),
+        (
+            "no content type",
+            None,
+            ok.to_string().into_bytes(),
+            415,
+            "content-type",
+        ),
+        ("oversized body", json, vec![b' '; 5000], 413, "body"),
+        (
+            "unknown event type",
+            json,
+            with("event", json!("page_viewed")),
+            400,
+            "event",
+        ),
+        (
+            "missing anonymous_id",
+            json,
+            without("anonymous_id"),
+            400,
+            "anonymous_id",
+        ),
+        (
+            "missing timestamp",
+            json,
+            without("timestamp"),
+            400,
+            "timestamp",
+        ),
+        (
+            "missing page_url",
+            json,
+            without("page_url"),
+            400,
+            "page_url",
+        ),
+        (
+            "NUL in title",
+            json,
+            with("page_title", json!("a\u{0}b")),
+            400,
+            "page_title",
+        ),
+        (
+            "NUL in a property",
+            json,
+            with("properties", json!({"x": "a\u{0}b"})),
+            400,
+            "properties",
+        ),
+        (
+            "script as page_url",
+            json,
+            with("page_url", json!("javascript:alert(1)")),
+            400,
+            "page_url",
+        ),
+        (
+            "spaces in the visitor id",
+            json,
+            with("anonymous_id", json!("a b")),
+            400,
+            "anonymous_id",
+        ),
+        (
+            "long visitor id",
+            json,
+            with("anonymous_id", json!("x".repeat(500))),
+            400,
+            "anonymous_id",
+        ),
+        (
+            "unknown field",
+            json,
+            with("pwned", json!(true)),
+            400,
+            "pwned",
+        ),
+        ("deep properties", json, deep_props, 400, "properties"),
+        (
+            "huge number",
+            json,
+            format!("{{\"event\":\"page_view\",\"v\":1e400,\"anonymous_id\":\"{anon}\"}}")
+                .into_bytes(),
+            400,
+            "body",
+        ),
+        (
+            "deep nesting",
+            json,
+            format!("{}{}", "[".repeat(1000), "]".repeat(1000)).into_bytes(),
+            400,
+            "body",
+        ),
+        (
+            "invalid UTF-8",
+            json,
+            vec![b'"', 0xff, 0xfe, b'"'],
+            400,
+            "body",
+        ),
+        (
+            "garbage bytes",
+            Some("text/plain"),
+            vec![0, 159, 146, 150, 1, 2, 255],
+            400,
+            "body",
+        ),
+        ("empty body", json, Vec::new(), 400, "body"),
+        ("empty batch", json, b"[]".to_vec(), 400, "body"),
+        ("a bare number", json, b"42".to_vec(), 400, "body"),
+        (
+            "batch of 101",
+            json,
+            Value::Array(vec![ok.clone(); 101]).to_string().into_bytes(),
+            413,
+            "body",
+        ),
+        (
+            "search without query",
+            json,
+            {
+                let mut e = ok.clone();
+                e["event"] = json!("search_performed");
+                e.to_string().into_bytes()
+            },
+            400,
+            "properties.query",
+        ),
+        (
+            "old timestamp",
+            json,
+            with("timestamp", json!("2001-01-01T00:00:00Z")),
+            400,
+            "timestamp",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (case, ct, body, want_status, want_field) in cases {
+        let (status, reply, _) = s.post(ct, body).await;
+        let problems = problems_of(&reply);
+        // A batch of 101 is under the body cap here only when small; accept 400 or 413.
+        let status_ok = status == want_status || (case == "batch of 101" && status == 400);
+        if !status_ok || !problems.iter().any(|(f, _)| f == want_field) {
+            failures.push(format!("{case}: got {status} {reply}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(s.stored_for(&anon).await, 0, "nothing may be stored");
+    s.finish().await;
+}
+
+async fn garbage_never_gets_a_5xx(b: Backend) {
+    let s = start(b).await;
+    let anon = visitor();
+    let valid = page_view(&anon).to_string().into_bytes();
+    let mut seed: u64 = 0x5eed;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..150 {
+        let mut body = valid.clone();
+        // Flip, drop or insert a few bytes of a valid event, or send pure noise.
+        if round % 5 == 0 {
+            body = (0..(next() % 300)).map(|_| next() as u8).collect();
+        } else {
+            for _ in 0..1 + next() % 4 {
+                let i = (next() as usize) % body.len().max(1);
+                match next() % 3 {
+                    0 => body[i] = next() as u8,
+                    1 => {
+                        body.remove(i);
+                    }
+                    _ => body.insert(i, next() as u8),
+                }
+            }
+        }
+        let ct = if round % 2 == 0 {
+            "application/json"
+        } else {
+            "text/plain"
+        };
+        let (status, reply, _) = s.post(Some(ct), body.clone()).await;
+        assert!(
+            status < 500,
+            "5xx for {:?}: {reply}",
+            String::from_utf8_lossy(&body)
+        );
+        if status >= 400 {
+            assert!(
+                !problems_of(&reply).is_empty(),
+                "no problems named: {reply}"
+            );
+        }
+    }
+    s.finish().await;
+}
+
+async fn a_batch_answers_per_event(b: Backend) {
+    let s = start(b).await;
+    let anon = visitor();
+    let good = page_view(&anon);
+    let mut bad = page_view(&anon);
+    bad["event"] = json!("nope");
+    bad["session_id"] = json!("");
+    let (status, body) = s.post_json(&json!([good, bad])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(statuses(&body), ["accepted", "rejected"]);
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let fields: Vec<String> = body["events"][1]["problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["field"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(fields, ["event", "session_id"], "{body}");
+    assert_eq!(body["events"][1]["event_id"], bad["event_id"]);
+    assert_eq!(s.stored_for(&anon).await, 1);
+
+    let (status, body) = s.post_json(&json!([bad, bad])).await;
+    assert_eq!(status, 400, "all rejected is a 400: {body}");
+    s.finish().await;
+}
+
+async fn the_same_batch_twice_is_stored_once(b: Backend) {
+    let s = start(b).await;
+    let anon = visitor();
+    let batch: Vec<Value> = (0..5).map(|_| page_view(&anon)).collect();
+    let batch = Value::Array(batch);
+    let (status, first) = s.post_json(&batch).await;
+    assert_eq!(
+        (status, first["accepted"].as_u64()),
+        (200, Some(5)),
+        "{first}"
+    );
+    let (status, second) = s.post_json(&batch).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(statuses(&second), vec!["duplicate"; 5]);
+    assert_eq!(s.stored_for(&anon).await, 5);
+
+    // Two copies of one event inside one batch: one accepted, one duplicate.
+    let e = page_view(&anon);
+    let (_, body) = s.post_json(&json!([e, e])).await;
+    assert_eq!(statuses(&body), ["accepted", "duplicate"]);
+
+    // Without an event_id the collector derives one from the content, so a retry dedups too.
+    let mut no_id = page_view(&anon);
+    if let Some(o) = no_id.as_object_mut() {
+        o.remove("event_id");
+    }
+    let (_, a) = s.post_json(&no_id).await;
+    let (_, b2) = s.post_json(&no_id).await;
+    assert_eq!(
+        (statuses(&a), statuses(&b2)),
+        (vec!["accepted".to_owned()], vec!["duplicate".to_owned()])
+    );
+    assert_eq!(a["events"][0]["event_id"], b2["events"][0]["event_id"]);
+    assert_eq!(s.stored_for(&anon).await, 7);
+    s.finish().await;
+}
+
+async fn concurrent_events_for_one_visitor_all_reach_the_profile(b: Backend) {
+    let mut s = start(b).await;
+    let anon = visitor();
+    let base = Arc::new(s.base.clone());
+    let http = s.http.clone();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let (base, http, e) = (base.clone(), http.clone(), page_view(&anon));
+        tasks.push(tokio::spawn(async move {
+            let resp = http
+                .post(format!("{base}/collect"))
+                .header("content-type", "application/json")
+                .body(e.to_string())
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<u16, String>(resp.status().as_u16())
+        }));
+    }
+    for t in tasks {
+        let status = t.await.map_err(|e| e.to_string()).and_then(|r| r);
+        assert_eq!(status, Ok(200));
+    }
+    // Stopping flushes the write-behind profile cache.
+    s.stop().await;
+    let profile = s
+        .store
+        .load_profile(&s.brand, &AnonymousId::new(anon.as_str()), Utc::now())
+        .await
+        .unwrap_or_else(|e| panic!("load_profile: {e}"))
+        .unwrap_or_else(|| panic!("no profile saved"));
+    let applied: u32 = profile.event_counts.values().sum();
+    assert_eq!(applied, 200);
+    assert_eq!(s.stored_for(&anon).await, 200);
+    s.finish().await;
+}
+
+async fn health_reports_the_store_and_the_last_event(b: Backend) {
+    let s = start(b).await;
+    let get = || async {
+        let r = s
+            .http
+            .get(format!("{}/health", s.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            r.status().as_u16(),
+            r.json::<Value>().await.unwrap_or_default(),
+        )
+    };
+    let (status, body) = get().await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["status"].as_str(), body["store"].as_str()),
+        (Some("ok"), Some("ok"))
+    );
+    assert_eq!(body["last_event_at"], Value::Null);
+    let _ = s.post_json(&page_view(&visitor())).await;
+    let (_, body) = get().await;
+    assert!(body["last_event_at"].is_string(), "{body}");
+    s.finish().await;
+}
+
+async fn cors_allows_only_listed_origins(b: Backend) {
+    let s = start_with(
+        b,
+        &["--allowed-origins", "https://www.southlandorganics.com"],
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        s.http
+            .request(reqwest::Method::OPTIONS, format!("{}/collect", s.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+    };
+    let ok = preflight("https://www.southlandorganics.com")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://www.southlandorganics.com")
+    );
+    let evil = preflight("https://evil.example")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+
+    let anon = visitor();
+    let post = |origin: &'static str| {
+        s.http
+            .post(format!("{}/collect", s.base))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body(page_view(&anon).to_string())
+            .send()
+    };
+    let r = post("https://evil.example")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 403);
+    let body: Value = r.json().await.unwrap_or_default();
+    assert_eq!(body["problems"][0]["field"], "origin");
+    let r = post("https://www.southlandorganics.com")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_some());
+    assert_eq!(s.stored_for(&anon).await, 1);
+    s.finish().await;
+}
+
+async fn unknown_routes_and_methods_answer_json(b: Backend) {
+    let s = start(b).await;
+    let r = s
+        .http
+        .get(format!("{}/nope", s.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 404);
+    assert!(r.json::<Value>().await.is_ok());
+    let r = s
+        .http
+        .get(format!("{}/collect", s.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(r.json::<Value>().await.is_ok());
+    s.finish().await;
+}
+
+/// A TCP proxy to Postgres that the test can cut, to take the store down under a running server.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    accept: JoinHandle<()>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let c = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                c.lock().await.push(tokio::spawn(async move {
+                    if let Ok(mut out) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                }));
+            }
+        });
+        Proxy {
+            addr,
+            accept,
+            conns,
+        }
+    }
+
+    /// Closes every connection and stops listening: the database is now unreachable.
+    async fn cut(&self) {
+        self.accept.abort();
+        for c in self.conns.lock().await.drain(..) {
+            c.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_down_gives_503_with_retry_after_and_degraded_health() {
+    let url = pg_url();
+    let cfg: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let proxy = Proxy::start(format!("{host}:{port}")).await;
+    let user = cfg.get_user().unwrap_or("postgres");
+    let password = cfg
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    let db = cfg.get_dbname().unwrap_or("postgres");
+    let via_proxy = format!("postgres://{user}{password}@{}/{db}", proxy.addr);
+    let s = start_at(Backend::Postgres, &[], Some(via_proxy)).await;
+
+    let anon = visitor();
+    let (status, _) = s.post_json(&page_view(&anon)).await;
+    assert_eq!(status, 200);
+
+    proxy.cut().await;
+    let e = page_view(&anon);
+    let (status, body, headers) = s.post(Some("application/json"), e.to_string()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    assert_eq!(body["problems"][0]["field"], "store");
+    let r = s
+        .http
+        .get(format!("{}/health", s.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 503);
+    let h: Value = r.json().await.unwrap_or_default();
+    assert_eq!(
+        (h["status"].as_str(), h["store"].as_str()),
+        (Some("degraded"), Some("unreachable"))
+    );
+    // The refused event was not stored, and the earlier one still is.
+    assert_eq!(s.stored_for(&anon).await, 1);
+    let stored = s
+        .store
+        .existing_event_ids(
+            &s.brand,
+            &[e["event_id"]
+                .as_str()
+                .and_then(|i| Uuid::parse_str(i).ok())
+                .unwrap_or_default()],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stored.is_empty());
+    s.finish().await;
+}
