@@ -162,7 +162,7 @@ enum Param {
 }
 
 /// `where` clause and parameters from the filter query pairs.
-fn filters(pairs: &[(String, String)], params: &mut Vec<Param>) -> Result<String, Response> {
+fn filters(pairs: &[(String, String)], params: &mut Vec<Param>) -> Result<String, &'static str> {
     let mut clauses = Vec::new();
     for (k, v) in pairs {
         if matches!(
@@ -172,14 +172,10 @@ fn filters(pairs: &[(String, String)], params: &mut Vec<Param>) -> Result<String
             continue;
         }
         if !is_ident(k) {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "PGRST100",
-                "bad filter column",
-            ));
+            return Err("bad filter column");
         }
         let Some((op, val)) = v.split_once('.') else {
-            return Err(error(StatusCode::BAD_REQUEST, "PGRST100", "bad filter"));
+            return Err("bad filter");
         };
         let t = col_type(k);
         let n = params.len() + 1;
@@ -198,18 +194,12 @@ fn filters(pairs: &[(String, String)], params: &mut Vec<Param>) -> Result<String
             "in" => {
                 let inner = val.strip_prefix('(').and_then(|v| v.strip_suffix(')'));
                 let Some(inner) = inner else {
-                    return Err(error(StatusCode::BAD_REQUEST, "PGRST100", "bad in list"));
+                    return Err("bad in list");
                 };
                 params.push(Param::Many(in_list(inner)));
                 format!("{} = any((${n}::text[])::{t}[])", q(k))
             }
-            _ => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "PGRST100",
-                    "unsupported operator",
-                ))
-            }
+            _ => return Err("unsupported operator"),
         };
         clauses.push(clause);
     }
@@ -220,7 +210,7 @@ fn filters(pairs: &[(String, String)], params: &mut Vec<Param>) -> Result<String
     })
 }
 
-fn select_list(pairs: &[(String, String)]) -> Result<String, Response> {
+fn select_list(pairs: &[(String, String)]) -> Result<String, &'static str> {
     let sel = pairs
         .iter()
         .find(|(k, _)| k == "select")
@@ -231,7 +221,7 @@ fn select_list(pairs: &[(String, String)]) -> Result<String, Response> {
     }
     let cols: Vec<&str> = sel.split(',').collect();
     if !cols.iter().all(|c| is_ident(c)) {
-        return Err(error(StatusCode::BAD_REQUEST, "PGRST100", "bad select"));
+        return Err("bad select");
     }
     Ok(cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "))
 }
@@ -303,7 +293,7 @@ async fn handle(
     let representation = prefer.contains("return=representation");
     let select = match select_list(&pairs) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "PGRST100", m),
     };
 
     let mut params: Vec<Param> = Vec::new();
@@ -373,7 +363,7 @@ async fn handle(
     } else {
         let clause = match filters(&pairs, &mut params) {
             Ok(c) => c,
-            Err(r) => return r,
+            Err(m) => return error(StatusCode::BAD_REQUEST, "PGRST100", m),
         };
         if method == Method::DELETE {
             format!(
