@@ -287,7 +287,14 @@ impl Config {
     }
     /// Whether a persona id is declared.
     pub fn has_persona(&self, id: &str) -> bool {
-        self.personas.iter().any(|p| p.id.as_str() == id)
+        self.persona_id(id).is_some()
+    }
+    /// The declared persona id with this text (sharing the configuration's allocation).
+    pub fn persona_id(&self, id: &str) -> Option<&PersonaId> {
+        self.personas
+            .iter()
+            .find(|p| p.id.as_str() == id)
+            .map(|p| &p.id)
     }
     /// Weight of a signal kind (0 when the kind is unknown).
     pub fn weight(&self, kind: &SignalKind) -> f64 {
@@ -609,21 +616,41 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
+    let personas: Vec<Persona> = raw
+        .personas
+        .into_iter()
+        .map(|q| Persona {
+            id: PersonaId::new(q.id),
+            label: q.label,
+        })
+        .collect();
+    // Every persona id the configuration hands out shares the allocation of its declaration,
+    // so scoring compares pointers rather than text.
+    let intern = |id: &mut PersonaId| {
+        if let Some(p) = personas.iter().find(|p| p.id.as_str() == id.as_str()) {
+            *id = p.id.clone();
+        }
+    };
+    for table in [
+        &mut hints.tunnels,
+        &mut hints.products,
+        &mut hints.collections,
+    ] {
+        table.values_mut().for_each(intern);
+    }
+    hints.keywords.iter_mut().for_each(|(id, _)| intern(id));
+    hints.paths.iter_mut().for_each(|(_, id)| intern(id));
+    let mut fallback_persona = PersonaId::new(raw.fallback_persona);
+    intern(&mut fallback_persona);
+
     Ok(Config {
         brand_id: BrandId::new(raw.brand_id),
-        fallback_persona: PersonaId::new(raw.fallback_persona),
+        fallback_persona,
         fallback_weight_factor: raw.fallback_weight_factor,
         max_signals: raw.max_signals,
         profile_ttl_days: raw.profile_ttl_days,
         evidence_scale: raw.evidence_scale,
-        personas: raw
-            .personas
-            .into_iter()
-            .map(|q| Persona {
-                id: PersonaId::new(q.id),
-                label: q.label,
-            })
-            .collect(),
+        personas,
         signal_weights: raw
             .signal_weights
             .into_iter()

@@ -112,10 +112,18 @@ pub struct StageResult {
     /// In [0.5, 1]: 0.5 when the visitor only just meets the rule, 1 when every condition is
     /// met twice over. For the default stage, 1 minus half the progress towards the next one.
     pub confidence: f64,
-    /// The rule in words.
-    pub rule: String,
-    /// Which clause of the rule matched (`None` for the default stage).
+    /// Which clause of the stage's rule matched (`None` for the default stage).
     pub clause: Option<usize>,
+}
+
+impl StageResult {
+    /// The rule that set the stage, in words (from the configuration).
+    pub fn why<'a>(&self, cfg: &'a Config) -> &'a str {
+        cfg.stage_rules()
+            .iter()
+            .find(|r| r.stage == self.stage)
+            .map_or("", |r| r.why.as_str())
+    }
 }
 
 /// Picks the highest stage whose rule matches the facts.
@@ -132,15 +140,12 @@ pub fn detect_stage(cfg: &Config, facts: &JourneyFacts<'_>) -> StageResult {
             return StageResult {
                 stage: rule.stage,
                 confidence: 0.5 + 0.5 * margin,
-                rule: rule.why.clone(),
                 clause: Some(i),
             };
         }
     }
     // Configuration validation guarantees the first rule exists and is the clause-less default.
-    let (stage, why) = rules.first().map_or((Stage::Unaware, String::new()), |r| {
-        (r.stage, r.why.clone())
-    });
+    let stage = rules.first().map_or(Stage::Unaware, |r| r.stage);
     let progress = rules
         .get(1)
         .map(|next| {
@@ -153,32 +158,31 @@ pub fn detect_stage(cfg: &Config, facts: &JourneyFacts<'_>) -> StageResult {
     StageResult {
         stage,
         confidence: 1.0 - 0.5 * progress,
-        rule: why,
         clause: None,
     }
 }
 
 /// Each condition as (observed, required); boolean conditions count as 0 or twice the need.
-fn conditions(c: &Clause, facts: &JourneyFacts<'_>) -> Vec<(f64, f64)> {
-    let mut out = Vec::with_capacity(4);
-    if let Some((types, min)) = &c.events {
+/// A fixed array rather than a Vec: this runs for every rule on every event.
+fn conditions(c: &Clause, facts: &JourneyFacts<'_>) -> [Option<(f64, f64)>; 4] {
+    let events = c.events.as_ref().map(|(types, min)| {
         let n: u32 = types
             .iter()
             .map(|t| facts.event_counts.get(t).copied().unwrap_or(0))
             .sum();
-        out.push((f64::from(n), f64::from(*min)));
-    }
-    if let Some(min) = c.sessions {
-        out.push((f64::from(facts.session_count), f64::from(min)));
-    }
-    if c.explicit_persona {
-        out.push((if facts.has_explicit_persona { 2.0 } else { 0.0 }, 1.0));
-    }
-    if let Some(min) = c.nps_at_least {
+        (f64::from(n), f64::from(*min))
+    });
+    let sessions = c
+        .sessions
+        .map(|min| (f64::from(facts.session_count), f64::from(min)));
+    let explicit = c
+        .explicit_persona
+        .then_some((if facts.has_explicit_persona { 2.0 } else { 0.0 }, 1.0));
+    let nps = c.nps_at_least.map(|min| {
         let ok = facts.nps_score.is_some_and(|s| s >= min);
-        out.push((if ok { 2.0 } else { 0.0 }, 1.0));
-    }
-    out
+        (if ok { 2.0 } else { 0.0 }, 1.0)
+    });
+    [events, sessions, explicit, nps]
 }
 
 fn ratio(observed: f64, required: f64) -> f64 {
@@ -192,12 +196,14 @@ fn ratio(observed: f64, required: f64) -> f64 {
 /// `Some(margin in [0,1])` when every condition holds.
 fn clause_margin(c: &Clause, facts: &JourneyFacts<'_>) -> Option<f64> {
     let conds = conditions(c, facts);
-    if conds.iter().any(|(o, r)| ratio(*o, *r) < 1.0) {
+    let mut present = conds.iter().flatten();
+    if present.any(|(o, r)| ratio(*o, *r) < 1.0) {
         return None;
     }
     Some(
         conds
             .iter()
+            .flatten()
             .map(|(o, r)| (ratio(*o, *r) - 1.0).min(1.0))
             .fold(1.0, f64::min),
     )
@@ -207,6 +213,7 @@ fn clause_margin(c: &Clause, facts: &JourneyFacts<'_>) -> Option<f64> {
 fn clause_progress(c: &Clause, facts: &JourneyFacts<'_>) -> f64 {
     conditions(c, facts)
         .iter()
+        .flatten()
         .map(|(o, r)| ratio(*o, *r).min(1.0))
         .fold(1.0, f64::min)
         .min(0.99)

@@ -51,8 +51,6 @@ pub struct Scores {
     pub confidence: f64,
     /// Total decayed weight behind the distribution.
     pub evidence: f64,
-    /// Points per persona before normalisation.
-    pub points: BTreeMap<PersonaId, f64>,
 }
 
 /// Scores plus every signal's contribution: why a visitor is who we think they are.
@@ -60,6 +58,8 @@ pub struct Scores {
 pub struct Explanation {
     /// The scores.
     pub scores: Scores,
+    /// Decayed points per persona before normalisation.
+    pub points: BTreeMap<PersonaId, f64>,
     /// Every signal's contribution, newest first.
     pub contributions: Vec<Contribution>,
 }
@@ -71,7 +71,7 @@ pub fn round6(x: f64) -> f64 {
 
 /// Scores signals as of `now` and lists what each contributed.
 pub fn explain(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Explanation {
-    let contributions = signals
+    let contributions: Vec<Contribution> = signals
         .iter()
         .rev()
         .map(|s| {
@@ -90,8 +90,16 @@ pub fn explain(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Explanat
             }
         })
         .collect();
+    let mut points: BTreeMap<PersonaId, f64> =
+        cfg.personas().iter().map(|p| (p.id.clone(), 0.0)).collect();
+    for c in &contributions {
+        if let Some(total) = points.get_mut(&c.persona) {
+            *total = round6(*total + c.points);
+        }
+    }
     Explanation {
         scores: score(cfg, signals, now),
+        points,
         contributions,
     }
 }
@@ -99,64 +107,69 @@ pub fn explain(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Explanat
 /// Scores signals as of `now`. This is the hot path of every event, so it builds no
 /// explanation; [`explain`] does.
 pub fn score(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Scores {
-    let mut points: BTreeMap<PersonaId, f64> =
-        cfg.personas().iter().map(|p| (p.id.clone(), 0.0)).collect();
-    let mut latest: BTreeMap<&PersonaId, DateTime<Utc>> = BTreeMap::new();
-    for s in signals {
-        let pts = s.weight * decay::factor(cfg, now - s.at);
-        if let Some(total) = points.get_mut(&s.persona) {
-            *total += pts;
+    // Indexed by declaration order: this runs over every signal on every event, so it avoids
+    // map lookups and allocation.
+    let personas = cfg.personas();
+    let mut points = vec![0.0_f64; personas.len()];
+    let mut latest: Vec<Option<DateTime<Utc>>> = vec![None; personas.len()];
+    let clock = decay::DecayClock::new(cfg, now);
+    let mut add = |s: &Signal, factor: f64| {
+        if let Some(i) = personas.iter().position(|p| p.id == s.persona) {
+            points[i] += s.weight * factor;
+            latest[i] = latest[i].max(Some(s.at));
         }
-        let seen = latest.entry(&s.persona).or_insert(s.at);
-        *seen = (*seen).max(s.at);
+    };
+    if signals.windows(2).all(|w| w[0].at <= w[1].at) {
+        // Profiles keep signals in time order, so each decay band is one contiguous run found
+        // by binary search, and no signal needs its own date arithmetic.
+        let mut end = signals.len();
+        for (cutoff, factor) in clock.bands() {
+            let start = cutoff.map_or(0, |c| signals[..end].partition_point(|s| s.at <= c));
+            for s in &signals[start..end] {
+                add(s, *factor);
+            }
+            end = start;
+        }
+    } else {
+        for s in signals {
+            add(s, clock.factor(s.at));
+        }
     }
-    let evidence: f64 = points.values().sum();
-    let n = cfg.personas().len() as f64;
-    let probabilities: BTreeMap<PersonaId, f64> = points
-        .iter()
-        .map(|(p, v)| {
-            let prob = if evidence > 0.0 {
-                v / evidence
-            } else {
-                1.0 / n
-            };
-            (p.clone(), prob)
-        })
-        .collect();
+    let evidence: f64 = points.iter().sum();
+    let n = personas.len() as f64;
+    let prob = |i: usize| {
+        if evidence > 0.0 {
+            points[i] / evidence
+        } else {
+            1.0 / n
+        }
+    };
 
     // Ties go to the persona with the most recent signal, then to declaration order, so the
     // outcome never depends on map ordering.
-    let mut ranked: Vec<(&PersonaId, f64)> = cfg
-        .personas()
-        .iter()
-        .map(|p| (&p.id, probabilities.get(&p.id).copied().unwrap_or(0.0)))
-        .collect();
-    ranked.sort_by(|a, b| {
-        b.1.total_cmp(&a.1)
-            .then_with(|| latest.get(b.0).cmp(&latest.get(a.0)))
+    let mut ranked: Vec<usize> = (0..personas.len()).collect();
+    ranked.sort_by(|&a, &b| {
+        prob(b)
+            .total_cmp(&prob(a))
+            .then_with(|| latest[b].cmp(&latest[a]))
     });
-    let (predicted, confidence) = if evidence > 0.0 {
-        let p1 = ranked.first().map_or(0.0, |r| r.1);
-        let p2 = ranked.get(1).map_or(0.0, |r| r.1);
-        let strength = evidence / (evidence + cfg.evidence_scale());
-        (
-            ranked
-                .first()
-                .map_or_else(|| cfg.fallback_persona().clone(), |r| r.0.clone()),
-            (p1 - p2) * strength,
-        )
-    } else {
-        (cfg.fallback_persona().clone(), 0.0)
+    let (predicted, confidence) = match ranked.first() {
+        Some(&top) if evidence > 0.0 => {
+            let p2 = ranked.get(1).map_or(0.0, |&i| prob(i));
+            let strength = evidence / (evidence + cfg.evidence_scale());
+            (personas[top].id.clone(), (prob(top) - p2) * strength)
+        }
+        _ => (cfg.fallback_persona().clone(), 0.0),
     };
 
+    let mut probabilities = BTreeMap::new();
+    for (i, p) in personas.iter().enumerate() {
+        probabilities.insert(p.id.clone(), round6(prob(i)));
+    }
     Scores {
-        probabilities: probabilities
-            .into_iter()
-            .map(|(p, v)| (p, round6(v)))
-            .collect(),
+        probabilities,
         predicted,
         confidence: round6(confidence),
         evidence: round6(evidence),
-        points: points.into_iter().map(|(p, v)| (p, round6(v))).collect(),
     }
 }

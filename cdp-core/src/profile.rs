@@ -9,7 +9,7 @@ use crate::contract::ValidEvent;
 use crate::event_type::EventType;
 use crate::ids::{AnonymousId, BrandId, PersonaId, SessionId};
 use crate::journey::{detect_stage, JourneyFacts, Stage, StageResult};
-use crate::persona::{explain, score, Explanation, Scores};
+use crate::persona::{explain, score, Explanation};
 use crate::signal::{extract, HintSource, Signal};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -208,8 +208,6 @@ pub struct Applied {
     pub row: EventRow,
     /// Applied or duplicate.
     pub outcome: Outcome,
-    /// Scores with their explanation.
-    pub scores: Scores,
     /// The stage and the rule that set it.
     pub stage: StageResult,
 }
@@ -277,13 +275,11 @@ pub fn apply(
     let profile = profile.filter(|p| !is_expired(cfg, p, now));
     if let Some(existing) = &profile {
         if existing.recent_event_ids.contains(&event.event_id) {
-            let scores = score(cfg, &existing.signals, now);
             let stage = detect_stage(cfg, &existing.journey_facts());
             return Applied {
                 row: enrich(event, existing, now),
                 profile: existing.clone(),
                 outcome: Outcome::Duplicate,
-                scores,
                 stage,
             };
         }
@@ -343,6 +339,14 @@ pub fn apply(
     let new_signals = extract(cfg, event);
     p.total_signals = p.total_signals.saturating_add(new_signals.len() as u32);
     for s in new_signals {
+        if p.signals.len() >= cfg.max_signals() {
+            // The window is full: the oldest signal goes, and a late signal older than all of
+            // them is the oldest itself. Removing before inserting avoids growing the buffer.
+            if p.signals.first().is_some_and(|oldest| s.at < oldest.at) {
+                continue;
+            }
+            p.signals.remove(0);
+        }
         // Insert in time order so a late event lands where it belongs.
         let at = p.signals.partition_point(|x| x.at <= s.at);
         p.signals.insert(at, s);
@@ -359,8 +363,8 @@ pub fn apply(
     p.signals.drain(..excess);
 
     let scores = score(cfg, &p.signals, now);
-    p.persona_scores = scores.probabilities.clone();
-    p.predicted_persona = scores.predicted.clone();
+    p.persona_scores = scores.probabilities;
+    p.predicted_persona = scores.predicted;
     p.persona_confidence = scores.confidence;
 
     let stage = detect_stage(cfg, &p.journey_facts());
@@ -381,15 +385,15 @@ pub fn apply(
         row: enrich(event, &p, now),
         profile: p,
         outcome: Outcome::Applied,
-        scores,
         stage,
     }
 }
 
+/// Appends to a bounded list, dropping the oldest entries first so the buffer never grows.
 fn remember<T: PartialEq>(list: &mut Vec<T>, item: T, cap: usize) {
+    let excess = (list.len() + 1).saturating_sub(cap);
+    list.drain(..excess.min(list.len()));
     list.push(item);
-    let excess = list.len().saturating_sub(cap);
-    list.drain(..excess);
 }
 
 fn enrich(event: &ValidEvent, p: &Profile, now: DateTime<Utc>) -> EventRow {

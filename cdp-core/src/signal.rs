@@ -129,7 +129,10 @@ pub fn resolve_hint(cfg: &Config, event: &ValidEvent) -> (PersonaId, HintSource)
     ];
     candidates
         .into_iter()
-        .find_map(|(p, src)| p.filter(|p| cfg.has_persona(p.as_str())).map(|p| (p, src)))
+        .find_map(|(p, src)| {
+            p.and_then(|p| cfg.persona_id(p.as_str()).cloned())
+                .map(|p| (p, src))
+        })
         .unwrap_or_else(|| (cfg.fallback_persona().clone(), HintSource::Fallback))
 }
 
