@@ -7,18 +7,28 @@
 //! enum that delegates to the backend, built from a [`StoreTarget`] parsed from a database URL.
 //! Every backend passes the same conformance suite in `tests/`.
 //!
+//! Without the default `native` feature only the pure parts build ([`codec`], [`rest`], the
+//! roles and [`StoreError`]), for wasm32 shells such as the Cloudflare Worker.
+//!
 //! Nothing here reads the environment or a clock: the caller passes `now`, the configuration
 //! and the secrets in.
 
 #![deny(missing_docs)]
 
 pub mod codec;
+#[cfg(feature = "native")]
 pub mod migrate;
+#[cfg(feature = "native")]
 pub mod postgres;
+pub mod rest;
+#[cfg(feature = "native")]
 pub mod sqlite;
+#[cfg(feature = "native")]
 pub mod store;
+#[cfg(feature = "native")]
 pub mod supabase;
 
+#[cfg(feature = "native")]
 pub use store::{PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget, TargetError};
 
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};

@@ -19,9 +19,8 @@
 //! - The key is sent only in headers marked sensitive, is redacted in `Debug`, and never
 //!   appears in an error message.
 
-use crate::codec::{
-    self, EventColumns, ProfileColumns, SearchColumns, EVENT_COLUMNS, PROFILE_COLUMNS,
-};
+use crate::codec::{self, EventColumns, ProfileColumns, EVENT_COLUMNS, PROFILE_COLUMNS};
+use crate::rest::{self, error_text, Bisection, Verdict};
 use crate::store::{ServiceKey, SupabaseTarget};
 use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
@@ -42,35 +41,7 @@ const PAGE_ROWS: usize = 1000;
 /// Ids per `in.(...)` filter, to keep URLs short.
 const IDS_PER_QUERY: usize = 100;
 
-/// Retries of 5xx, 429 and connection failures: exponential backoff from `base`, honouring
-/// `Retry-After` up to `max_delay`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, including the first.
-    pub attempts: u32,
-    /// First backoff delay; doubled after each failure.
-    pub base: Duration,
-    /// Longest single wait, including a server's `Retry-After`.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            base: Duration::from_millis(200),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before attempt `attempt + 1` (attempt counts from 0).
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let backoff = self.base.saturating_mul(2u32.saturating_pow(attempt));
-        retry_after.unwrap_or(backoff).min(self.max_delay)
-    }
-}
+pub use crate::rest::RetryPolicy;
 
 /// A Supabase REST store. Cloning shares the HTTP client.
 #[derive(Debug, Clone)]
@@ -238,7 +209,7 @@ impl SupabaseStore {
                         });
                     }
                     let message = format!("{} {}: {}", call.method, call.table, error_text(&text));
-                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                    if Verdict::of(status.as_u16()) == Verdict::Retry {
                         last = format!("HTTP {} {message}", status.as_u16());
                         retry_after
                     } else {
@@ -299,11 +270,8 @@ impl SupabaseStore {
         prefer: &str,
         rows: &[Value],
     ) -> Result<(Vec<Value>, Vec<usize>), StoreError> {
-        let mut returned = Vec::new();
-        let mut dead = Vec::new();
-        let mut pending = vec![(0, rows.len())];
-        while let Some((start, end)) = pending.pop() {
-            let body = Value::Array(rows[start..end].to_vec());
+        let mut plan = Bisection::new(rows.to_vec());
+        while let Some(body) = plan.next_part() {
             let call = Call {
                 method: Method::POST,
                 table,
@@ -312,28 +280,20 @@ impl SupabaseStore {
                 body: Some(&body),
             };
             match self.send(op, &call).await {
-                Ok(Value::Array(items)) => returned.extend(items),
-                Ok(_) => {}
+                Ok(answer) => plan.stored(answer),
                 Err(Failure::Status(status, message))
-                    if status == StatusCode::BAD_REQUEST || status == StatusCode::CONFLICT =>
+                    if Verdict::of(status.as_u16()) == Verdict::Split =>
                 {
-                    if end - start == 1 {
+                    if let Some((_, row)) = plan.refused() {
                         tracing::warn!(op, table, status = status.as_u16(), error = %message,
                             "Supabase refused a row; dead-lettered");
-                        self.dead_letter(table, status, &message, &rows[start])
-                            .await?;
-                        dead.push(start);
-                    } else {
-                        let mid = start + (end - start) / 2;
-                        // Pushed in reverse so the first half is tried first.
-                        pending.push((mid, end));
-                        pending.push((start, mid));
+                        self.dead_letter(table, status, &message, row).await?;
                     }
                 }
                 Err(f) => return Err(f.into_store(op)),
             }
         }
-        Ok((returned, dead))
+        Ok(plan.finish())
     }
 
     /// Appends a refused row to today's dead-letter file for the table, durably.
@@ -434,26 +394,6 @@ fn as_rows(op: &'static str, body: Value) -> Result<Vec<Value>, StoreError> {
     }
 }
 
-/// PostgREST's error body as one line: `SQLSTATE message (details)`, or the raw text.
-fn error_text(body: &str) -> String {
-    let clipped: String = body.chars().take(500).collect();
-    let Ok(v) = serde_json::from_str::<Value>(body) else {
-        return clipped;
-    };
-    let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    let mut s = format!("{} {}", field("code"), field("message"))
-        .trim()
-        .to_owned();
-    if !field("details").is_empty() {
-        s.push_str(&format!(" ({})", field("details")));
-    }
-    if s.is_empty() {
-        clipped
-    } else {
-        s
-    }
-}
-
 fn to_json<T: serde::Serialize>(op: &'static str, v: &T) -> Result<Value, StoreError> {
     serde_json::to_value(v).map_err(|e| StoreError::Corrupt {
         op,
@@ -467,53 +407,25 @@ impl EventSink for SupabaseStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let cols: Vec<EventColumns> = rows.iter().map(EventColumns::from_row).collect();
-        let bodies = cols
-            .iter()
-            .map(|c| to_json(op, c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let query = [
-            ("on_conflict", "brand_id,event_id".to_owned()),
-            ("columns", EVENT_COLUMNS.join(",")),
-            ("select", "brand_id,event_id".to_owned()),
-        ];
+        let (cols, bodies) = rest::event_bodies(rows);
         let (returned, dead) = self
             .post_bisecting(
                 op,
                 "cdp_events",
-                &query,
-                "resolution=ignore-duplicates,return=representation",
+                &rest::events_query(),
+                rest::EVENTS_PREFER,
                 &bodies,
             )
             .await?;
-        let inserted: HashSet<(String, String)> = returned
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r.get("brand_id")?.as_str()?.to_owned(),
-                    r.get("event_id")?.as_str()?.to_owned(),
-                ))
-            })
-            .collect();
-        let mut outcomes = codec::outcomes(&cols, &inserted);
-        for i in &dead {
-            outcomes[*i] = WriteOutcome::DeadLettered;
-        }
+        let outcomes = rest::event_outcomes(&cols, &returned, &dead);
 
-        let searches = rows
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !dead.contains(i))
-            .filter_map(|(_, r)| r.search())
-            .map(|s| to_json(op, &SearchColumns::from_row(&s)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let searches = rest::search_bodies(rows, &dead);
         if !searches.is_empty() {
-            let query = [("on_conflict", "brand_id,event_id".to_owned())];
             self.post_bisecting(
                 op,
                 "cdp_searches",
-                &query,
-                "resolution=ignore-duplicates,return=minimal",
+                &rest::searches_query(),
+                rest::SEARCHES_PREFER,
                 &searches,
             )
             .await?;
@@ -641,25 +553,6 @@ impl ProfileStore for SupabaseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_honours_retry_after_within_the_cap() {
-        let p = RetryPolicy {
-            attempts: 5,
-            base: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
-        };
-        let got: Vec<u128> = (0..6).map(|a| p.delay(a, None).as_millis()).collect();
-        assert_eq!(got, vec![100, 200, 400, 800, 1600, 2000]);
-        assert_eq!(
-            p.delay(0, Some(Duration::from_secs(1))),
-            Duration::from_secs(1)
-        );
-        assert_eq!(
-            p.delay(0, Some(Duration::from_secs(60))),
-            Duration::from_secs(2)
-        );
-    }
 
     #[test]
     fn error_text_reads_postgrest_errors() {
