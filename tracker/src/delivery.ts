@@ -82,9 +82,8 @@ export function delivery(url: string): Delivery {
       if (eventBytes(event) > MAX_EVENT_BYTES) return;
       append(event);
       mine[event.event_id] = 1;
-      // While the collector is failing, the retry timer alone decides when to try again.
-      if (failures) return;
-      if (sendable().length >= FLUSH_AT_EVENTS) flush();
+      // While the collector is failing, a pending retry timer decides when to try again.
+      if (!failures && sendable().length >= FLUSH_AT_EVENTS) flush();
       else if (!timer) wait(FLUSH_DELAY_MS);
     },
 

@@ -1,7 +1,5 @@
-//! The event contract v1, as the collector accepts it. Building an event is pure: ids, the clock
-//! and the page are passed in, and optional fields are left out rather than sent empty.
-
-import type { Utm } from './session';
+//! The event contract v1, as the collector accepts it. Building an event is pure: ids, the clock and
+//! the page are passed in, and optional fields are left out rather than sent empty.
 
 export type TrackedEvent = {
   v: 1;
@@ -20,41 +18,18 @@ export type TrackedEvent = {
   properties?: Record<string, unknown>;
 };
 
-/** Everything about the visitor and the page that an event carries besides its own name and data. */
-export type EventContext = {
-  eventId: string;
-  anonymousId: string;
-  sessionId: string;
-  customerId: string | null;
-  utm: Utm;
-  pageUrl: string;
-  pageTitle: string;
-  referrer: string;
+/** Everything an event carries besides its name, data and time; empty optional values are dropped. */
+export type EventContext = Omit<TrackedEvent, 'v' | 'event' | 'timestamp' | 'properties' | 'customer_id'> & {
+  customer_id: string | null;
 };
 
-type Optional = Omit<TrackedEvent, 'v' | 'event' | 'event_id' | 'anonymous_id' | 'session_id' | 'timestamp' | 'page_url'>;
-
-export function buildEvent(name: string, properties: unknown, ctx: EventContext, now: Date): TrackedEvent {
-  const event: TrackedEvent = {
-    v: 1,
-    event: name,
-    event_id: ctx.eventId,
-    anonymous_id: ctx.anonymousId,
-    session_id: ctx.sessionId,
+export function buildEvent(name: string, properties: unknown, context: EventContext, now: Date): TrackedEvent {
+  const event = Object.assign({ v: 1, event: name }, context, {
     timestamp: now.toISOString(),
-    page_url: ctx.pageUrl,
-  };
-  const put = <K extends keyof Optional>(key: K, value: Optional[K] | null | undefined) => {
-    if (value) event[key] = value;
-  };
-  put('page_title', ctx.pageTitle);
-  put('referrer', ctx.referrer);
-  put('utm_source', ctx.utm.utm_source);
-  put('utm_medium', ctx.utm.utm_medium);
-  put('utm_campaign', ctx.utm.utm_campaign);
-  put('customer_id', ctx.customerId);
-  put('properties', snapshot(properties));
-  return event;
+    properties: snapshot(properties),
+  }) as Record<string, unknown>;
+  for (const key in event) if (!event[key]) delete event[key];
+  return event as TrackedEvent;
 }
 
 /**

@@ -1,0 +1,130 @@
+//! What an event looks like: the contract v1 fields, ids, UTM tags, identify, the snippet queue, and
+//! the three ways to tell the tracker where the collector is.
+
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { UUID_V4, openPage, sitePage, useHarness, waitFor } from './browser.mjs';
+
+const h = useHarness();
+
+/** The fields that vary per run, checked for shape and then removed so the rest compares as data. */
+function stable(event) {
+  const { event_id, anonymous_id, session_id, timestamp, ...rest } = event;
+  assert.match(event_id, UUID_V4);
+  assert.match(anonymous_id, UUID_V4);
+  assert.match(session_id, UUID_V4);
+  assert.equal(new Date(timestamp).toISOString(), timestamp);
+  return rest;
+}
+
+describe('events', () => {
+  test('a page load and two clicks send contract v1 events with UTM tags', async () => {
+    const { collector, context } = h;
+    collector.page('/events/shop', sitePage(collector, { title: 'Shop' }));
+    const url = collector.url('/events/shop?utm_source=news&utm_medium=email&utm_campaign=spring&x=1');
+    const startedAt = Date.now();
+    const { page, errors } = await openPage(context, url);
+    await page.click('#buy');
+    await page.click('#buy');
+    const events = await waitFor('three events', () => collector.unique().length >= 3 && collector.unique());
+
+    const utm = { utm_source: 'news', utm_medium: 'email', utm_campaign: 'spring' };
+    const common = { v: 1, page_url: url, page_title: 'Shop', ...utm };
+    assert.deepEqual(events.map(stable), [
+      { ...common, event: 'page_view' },
+      { ...common, event: 'product_clicked', properties: { product_id: 'p1' } },
+      { ...common, event: 'product_clicked', properties: { product_id: 'p2' } },
+    ]);
+
+    const cookie = (await context.cookies()).find((c) => c.name == 'pd_anonymous_id');
+    assert.ok(cookie, 'the visitor cookie is set');
+    assert.equal(cookie.path, '/');
+    assert.equal(cookie.sameSite, 'Lax');
+    const yearS = 365 * 24 * 3600;
+    assert.ok(Math.abs(cookie.expires - (startedAt / 1000 + yearS)) < 3600, 'the cookie lasts a year');
+
+    assert.equal(new Set(events.map((e) => e.event_id)).size, 3, 'event ids are unique');
+    assert.equal(collector.delivered().length, 3, 'a page that stays open sends nothing twice');
+    assert.deepEqual([...new Set(events.map((e) => e.anonymous_id))], [cookie.value]);
+    assert.equal(new Set(events.map((e) => e.session_id)).size, 1);
+    for (const event of events) {
+      const at = Date.parse(event.timestamp);
+      assert.ok(at >= startedAt - 1000 && at <= Date.now(), 'timestamps are the time of the call');
+    }
+    assert.equal(await page.textContent('#out'), '2');
+    assert.deepEqual(errors, []);
+  });
+
+  test('identify sends the email and every later event carries the customer id', async () => {
+    const { collector, context } = h;
+    collector.page('/events/account', sitePage(collector));
+    const { page, errors } = await openPage(context, collector.url('/events/account'));
+    await page.evaluate(() => cdp.identify({ email: 'ada@example.com', customer_id: 'cust-42' }));
+    await page.click('#buy');
+    await page.reload();
+    const events = await waitFor('four events', () => collector.unique().length >= 4 && collector.unique());
+
+    assert.deepEqual(
+      events.map((e) => [e.event, e.customer_id, e.properties]),
+      [
+        ['page_view', undefined, undefined],
+        ['identify', 'cust-42', { email: 'ada@example.com' }],
+        ['product_clicked', 'cust-42', { product_id: 'p1' }],
+        ['page_view', 'cust-42', undefined],
+      ],
+    );
+    assert.equal(events[3].referrer, undefined, 'a reload has no referrer');
+    assert.deepEqual(errors, []);
+  });
+
+  test('calls queued by the snippet before load are replayed before the automatic page view', async () => {
+    const { collector, context } = h;
+    const snippet = [
+      ['identify', { customer_id: 'early-1' }],
+      ['track', 'hero_cta_clicked', { tunnel: 'lawn' }],
+      ['no_such_method', 1],
+    ];
+    collector.page('/events/snippet', sitePage(collector, { snippet }));
+    const { page, errors } = await openPage(context, collector.url('/events/snippet'));
+    await page.evaluate(() => cdp.push(['track', 'search_performed', { query: 'seed' }]));
+    const events = await waitFor('four events', () => collector.unique().length >= 4 && collector.unique());
+
+    assert.deepEqual(
+      events.map((e) => [e.event, e.customer_id, e.properties]),
+      [
+        ['identify', 'early-1', undefined],
+        ['hero_cta_clicked', 'early-1', { tunnel: 'lawn' }],
+        ['page_view', 'early-1', undefined],
+        ['search_performed', 'early-1', { query: 'seed' }],
+      ],
+    );
+    assert.deepEqual(errors, []);
+  });
+
+  const endpointSources = [
+    { name: 'window.cdpConfig.endpoint', page: (c) => ({ config: { endpoint: c.endpoint + '/' }, dataEndpoint: false }) },
+    { name: 'the data-endpoint attribute', page: () => ({ dataEndpoint: true }) },
+    { name: 'the folder cdp.js was served from', page: () => ({ dataEndpoint: false }) },
+  ];
+  for (const source of endpointSources) {
+    test(`the collector is found through ${source.name}`, async () => {
+      const { collector, context } = h;
+      collector.page('/events/config', sitePage(collector, source.page(collector)));
+      await openPage(context, collector.url('/events/config'));
+      const [event] = await waitFor('a page view', () => collector.unique().length && collector.unique());
+      assert.equal(event.event, 'page_view');
+    });
+  }
+
+  test('autoPage: false sends no page view until page() is called', async () => {
+    const { collector, context } = h;
+    collector.page('/events/manual', sitePage(collector, { config: { autoPage: false } }));
+    const { page } = await openPage(context, collector.url('/events/manual'));
+    await page.evaluate(() => cdp.page({ section: 'lawn' }));
+    const events = await waitFor('a page view', () => collector.unique().length && collector.unique());
+    assert.deepEqual(
+      events.map((e) => [e.event, e.properties]),
+      [['page_view', { section: 'lawn' }]],
+    );
+  });
+});
