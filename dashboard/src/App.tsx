@@ -16,7 +16,6 @@ import { KpiCards } from './components/KpiCards';
 import { OfflineBanner } from './components/OfflineBanner';
 import { PersonaChart } from './components/PersonaChart';
 import { PersonaDonut } from './components/PersonaDonut';
-import { Revenue } from './components/Revenue';
 import { SearchesPanel } from './components/SearchesPanel';
 import { SignIn } from './components/SignIn';
 import { DashboardSkeleton } from './components/Skeleton';
@@ -36,19 +35,21 @@ export function App() {
   const metrics = snapshot.kind === 'ready' || snapshot.kind === 'empty' ? snapshot.metrics : null;
 
   return (
-    <main className="mx-auto max-w-7xl space-y-6 p-4 sm:p-6 lg:p-8" data-state={snapshot.kind}>
-      <Header
-        range={range}
-        onRange={setRange}
-        refreshing={refreshing}
-        onRefresh={refresh}
-        freshness={freshnessOf(snapshot)}
-        window={metrics?.window ?? null}
-        lastEventAt={metrics?.last_event_at ?? null}
-      />
-      <Body snapshot={snapshot} />
-      {visitorId !== null && <VisitorView anonymousId={visitorId} snapshot={visitor} />}
-    </main>
+    <>
+      <main className="mx-auto max-w-7xl space-y-6 p-4 sm:p-6 lg:p-8" data-state={snapshot.kind}>
+        <Header
+          range={range}
+          onRange={setRange}
+          refreshing={refreshing}
+          onRefresh={refresh}
+          freshness={freshnessOf(snapshot)}
+          window={metrics?.window ?? null}
+          lastEventAt={metrics?.last_event_at ?? null}
+        />
+        <Body snapshot={snapshot} />
+      </main>
+      {visitorId !== null && <VisitorView anonymousId={visitorId} snapshot={visitor} loginPath={LOGIN_PATH} />}
+    </>
   );
 }
 
@@ -71,7 +72,7 @@ function Figures({ snapshot }: { snapshot: Extract<Snapshot, { kind: 'ready' }> 
   const { metrics } = snapshot;
   return (
     <div className="space-y-6" data-testid="figures">
-      <KpiCards kpis={metrics.kpis} range={metrics.range} />
+      <KpiCards kpis={metrics.kpis} range={metrics.range} revenue={metrics.revenue} />
       <Grid numItemsLg={3} className="gap-4">
         <div className="lg:col-span-2">
           <PersonaChart rows={metrics.chartData} personas={metrics.personas} per={metrics.window.bucket} />
@@ -82,10 +83,7 @@ function Figures({ snapshot }: { snapshot: Extract<Snapshot, { kind: 'ready' }> 
         <div className="lg:col-span-2">
           <JourneyFunnel stages={metrics.funnel} />
         </div>
-        <div className="space-y-4">
-          <Revenue section={metrics.revenue} />
-          <TopEvents rows={metrics.top_events} />
-        </div>
+        <TopEvents rows={metrics.top_events} />
       </Grid>
       <Grid numItemsLg={2} className="gap-4">
         <TunnelsTable rows={metrics.tunnels} />

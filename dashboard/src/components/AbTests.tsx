@@ -28,25 +28,25 @@ function AbTestBlock({ test }: { test: AbTest }) {
           {significance.significant ? 'significant' : 'not significant'}
         </Badge>
       </div>
-      <Text className="mt-1" data-testid="significance">
+      <p className="mt-1 text-tremor-default text-tremor-content" data-testid="significance">
         {significance.method} · z = {decimal(significance.z)} · p = {pValue(significance.p_value)}
-      </Text>
+      </p>
       <Table className="mt-2">
         <TableHead>
           <TableRow>
-            <TableHeaderCell>Variant</TableHeaderCell>
-            <TableHeaderCell className="text-right">Exposures</TableHeaderCell>
-            <TableHeaderCell className="text-right">Conversions</TableHeaderCell>
-            <TableHeaderCell className="text-right">Rate</TableHeaderCell>
+            <TableHeaderCell className="px-3 py-2.5">Variant</TableHeaderCell>
+            <TableHeaderCell className="px-3 py-2.5 text-right">Exposures</TableHeaderCell>
+            <TableHeaderCell className="px-3 py-2.5 text-right">Conversions</TableHeaderCell>
+            <TableHeaderCell className="px-3 py-2.5 text-right">Rate</TableHeaderCell>
           </TableRow>
         </TableHead>
         <TableBody>
           {test.variants.map((v) => (
             <TableRow key={v.variant} data-testid="variant-row">
-              <TableCell className="font-medium text-gray-900">{v.variant}</TableCell>
-              <TableCell className="text-right tabular-nums">{count(v.exposures)}</TableCell>
-              <TableCell className="text-right tabular-nums">{count(v.conversions)}</TableCell>
-              <TableCell className="text-right tabular-nums">{fraction(v.rate)}</TableCell>
+              <TableCell className="px-3 py-2.5 font-medium text-gray-900">{v.variant}</TableCell>
+              <TableCell className="px-3 py-2.5 text-right tabular-nums">{count(v.exposures)}</TableCell>
+              <TableCell className="px-3 py-2.5 text-right tabular-nums">{count(v.conversions)}</TableCell>
+              <TableCell className="px-3 py-2.5 text-right tabular-nums">{fraction(v.rate)}</TableCell>
             </TableRow>
           ))}
         </TableBody>

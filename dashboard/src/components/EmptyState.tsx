@@ -11,7 +11,7 @@ export function EmptyState({ origin, health }: { origin: string; health: Outcome
   const snippet = `<script src="${origin}/cdp.js" data-endpoint="${origin}" async></script>`;
   return (
     <Card data-testid="empty" className="mx-auto max-w-3xl">
-      <Title>No events recorded yet</Title>
+      <Title data-testid="title">No events recorded yet</Title>
       <Text className="mt-1">
         The store is reachable but holds no events. Once the tracker runs on your site, figures appear here on the next
         refresh (the page checks every two minutes).
@@ -63,7 +63,7 @@ function CodeLine({ text, testId }: { text: string; testId: string }) {
   };
   return (
     <div className="flex items-stretch overflow-hidden rounded-tremor-small border border-gray-200 bg-gray-900">
-      <code className="flex-1 overflow-x-auto whitespace-pre p-3 font-mono text-tremor-label text-gray-100" data-testid={testId}>
+      <code className="flex-1 whitespace-pre-wrap break-words p-3 font-mono text-tremor-label text-gray-100" data-testid={testId}>
         {text}
       </code>
       {navigator.clipboard && (

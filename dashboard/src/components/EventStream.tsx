@@ -20,27 +20,27 @@ export function EventStream({ events }: { events: StreamEvent[] }) {
         <Table className="mt-4">
           <TableHead>
             <TableRow>
-              <TableHeaderCell>Time</TableHeaderCell>
-              <TableHeaderCell>Event</TableHeaderCell>
-              <TableHeaderCell>Visitor</TableHeaderCell>
-              <TableHeaderCell>Persona</TableHeaderCell>
-              <TableHeaderCell>Stage</TableHeaderCell>
-              <TableHeaderCell>Page</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5">Time</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5">Event</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5">Visitor</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5">Persona</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5">Stage</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5">Page</TableHeaderCell>
             </TableRow>
           </TableHead>
           <TableBody>
             {events.map((e) => (
               <TableRow key={e.event_id} data-testid="stream-row" data-event-id={e.event_id}>
-                <TableCell className="whitespace-nowrap">
+                <TableCell className="px-3 py-2.5 whitespace-nowrap">
                   <time dateTime={e.timestamp} title={dateTime(e.timestamp)} className="tabular-nums text-gray-900">
                     {timeOfDay(e.timestamp)}
                   </time>
                   <span className="ml-2 text-tremor-label text-gray-400">{ago(new Date(e.timestamp), now)}</span>
                 </TableCell>
-                <TableCell data-testid="event-type" className="text-gray-900">
+                <TableCell className="px-3 py-2.5 text-gray-900" data-testid="event-type">
                   {e.event_type}
                 </TableCell>
-                <TableCell>
+                <TableCell className="px-3 py-2.5">
                   <a
                     href={visitorHref(e.anonymous_id)}
                     className="font-mono text-tremor-label text-blue-600 hover:underline"
@@ -50,17 +50,17 @@ export function EventStream({ events }: { events: StreamEvent[] }) {
                     {shortId(e.anonymous_id, 14)}
                   </a>
                 </TableCell>
-                <TableCell className="whitespace-nowrap">
+                <TableCell className="px-3 py-2.5 whitespace-nowrap">
                   <Badge color={personaColor(e.predicted_persona)} size="xs" data-testid="persona">
                     {e.persona_label}
                   </Badge>
                   <span className="ml-2 text-tremor-label tabular-nums text-gray-500">{fraction(e.persona_confidence)}</span>
                   {e.explicit_persona && <span className="ml-1 text-tremor-label text-gray-500">· chose {e.explicit_persona}</span>}
                 </TableCell>
-                <TableCell className="capitalize" data-testid="stage">
+                <TableCell className="px-3 py-2.5 capitalize" data-testid="stage">
                   {words(e.current_stage)}
                 </TableCell>
-                <TableCell className="max-w-xs truncate" title={e.page_url}>
+                <TableCell className="px-3 py-2.5 max-w-xs truncate" title={e.page_url}>
                   {e.page_title ?? pathOf(e.page_url)}
                 </TableCell>
               </TableRow>

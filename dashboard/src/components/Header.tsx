@@ -47,7 +47,7 @@ export function Header({
       </div>
       <div className="flex flex-wrap items-center gap-3">
         <FreshnessLabel freshness={freshness} />
-        <TabGroup index={RANGES.indexOf(range)} onIndexChange={(i) => onRange(RANGES[i] ?? range)}>
+        <TabGroup className="w-auto" index={RANGES.indexOf(range)} onIndexChange={(i) => onRange(RANGES[i] ?? range)}>
           <TabList variant="solid" data-testid="range">
             {RANGES.map((r) => (
               <Tab key={r} data-range={r}>
@@ -74,13 +74,13 @@ function FreshnessLabel({ freshness }: { freshness: Freshness | null }) {
   const now = useNow(1000);
   if (!freshness) {
     return (
-      <span className="text-tremor-default text-gray-500" data-testid="last-updated">
+      <span className="min-w-[11rem] text-right text-tremor-default text-gray-500" data-testid="last-updated">
         Loading…
       </span>
     );
   }
   return (
-    <time className="text-tremor-default tabular-nums text-gray-500" dateTime={freshness.at.toISOString()} data-testid="last-updated">
+    <time className="min-w-[11rem] text-right text-tremor-default tabular-nums text-gray-500" dateTime={freshness.at.toISOString()} data-testid="last-updated">
       {freshness.label} {ago(freshness.at, now)}
     </time>
   );

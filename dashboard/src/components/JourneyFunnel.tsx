@@ -9,10 +9,10 @@ import { count, fraction, words } from '../format';
 export function JourneyFunnel({ stages }: { stages: FunnelStage[] }) {
   const widest = Math.max(0, ...stages.map((s) => s.reached));
   return (
-    <Card data-testid="funnel">
+    <Card data-testid="funnel" className="h-full">
       <Title>Journey funnel</Title>
       <Text>Visitors who reached each stage, those at it now, and the step from the stage above.</Text>
-      <div className="mt-4 grid grid-cols-[7rem_1fr_4.5rem_4.5rem_4.5rem] items-center gap-x-3 gap-y-1.5 text-tremor-default">
+      <div className="mt-4 grid grid-cols-[7rem_1fr_4.5rem_4.5rem_4.5rem] items-center gap-x-3 gap-y-3 text-tremor-default">
         <span className="text-tremor-label uppercase tracking-wide text-gray-400">Stage</span>
         <span />
         <span className="text-right text-tremor-label uppercase tracking-wide text-gray-400">Reached</span>
@@ -33,8 +33,8 @@ function FunnelRow({ stage, widest }: { stage: FunnelStage; widest: number }) {
       <span className="capitalize text-gray-700" data-testid="stage">
         {words(stage.stage)}
       </span>
-      <span className="h-5 rounded-sm bg-blue-50">
-        <span className="block h-5 rounded-sm bg-blue-500" style={{ width: `${width}%` }} />
+      <span className="h-6 rounded-sm bg-blue-50">
+        <span className="block h-6 rounded-sm bg-blue-500" style={{ width: `${width}%` }} />
       </span>
       <span className="text-right font-medium tabular-nums text-gray-900" data-testid="reached">
         {count(stage.reached)}

@@ -1,9 +1,11 @@
-//! The four headline figures for the range, each with its change against the window before.
+//! The four headline figures for the range, each with its change against the window before, and
+//! revenue beside them in whatever state the API reports it.
 
 import { Card, Flex, Grid, Metric, Text } from '@tremor/react';
 import type { Kpi, Metrics } from '../api';
 import { count, rangeName } from '../format';
 import { DeltaBadge } from './DeltaBadge';
+import { Revenue } from './Revenue';
 
 const KPIS: { key: keyof Metrics['kpis']; title: string }[] = [
   { key: 'events', title: 'Events' },
@@ -12,12 +14,13 @@ const KPIS: { key: keyof Metrics['kpis']; title: string }[] = [
   { key: 'identified_profiles', title: 'Identified profiles' },
 ];
 
-export function KpiCards({ kpis, range }: { kpis: Metrics['kpis']; range: string }) {
+export function KpiCards({ kpis, range, revenue }: { kpis: Metrics['kpis']; range: string; revenue: Metrics['revenue'] }) {
   return (
-    <Grid numItemsSm={2} numItemsLg={4} className="gap-4">
+    <Grid numItemsSm={2} numItemsLg={5} className="gap-4">
       {KPIS.map(({ key, title }) => (
         <KpiCard key={key} id={key} title={title} kpi={kpis[key]} range={range} />
       ))}
+      <Revenue section={revenue} />
     </Grid>
   );
 }
@@ -32,9 +35,9 @@ function KpiCard({ id, title, kpi, range }: { id: string; title: string; kpi: Kp
       <Metric className="mt-1" data-testid="value">
         {count(kpi.value)}
       </Metric>
-      <Text className="mt-1" data-testid="previous">
-        {count(kpi.previous)} in the previous {rangeName(range)}
-      </Text>
+      <p className="mt-1 text-tremor-default text-tremor-content" data-testid="previous">
+        previous {rangeName(range)}: {count(kpi.previous)}
+      </p>
     </Card>
   );
 }

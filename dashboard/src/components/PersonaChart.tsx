@@ -14,7 +14,7 @@ export function PersonaChart({ rows, personas, per }: { rows: ChartRow[]; person
   const colors = [...listed.map((p) => personaColor(p.persona)), ...unlisted.map((label) => personaColor(label))];
   const data = rows.map((row) => ({ ...row, bucket: bucket(row.date) }));
   return (
-    <Card data-testid="persona-chart">
+    <Card data-testid="persona-chart" className="h-full">
       <Title>Personas over time</Title>
       <Text>Visitors per {per}, by predicted persona (times in UTC).</Text>
       {rows.length === 0 ? (

@@ -26,27 +26,27 @@ export function SearchesPanel({ searches }: { searches: Searches }) {
           <Table className="mt-4">
             <TableHead>
               <TableRow>
-                <TableHeaderCell>Query</TableHeaderCell>
-                <TableHeaderCell className="text-right">Searches</TableHeaderCell>
-                <TableHeaderCell className="text-right">Previous</TableHeaderCell>
-                <TableHeaderCell className="text-right">Change</TableHeaderCell>
-                <TableHeaderCell className="text-right">No results</TableHeaderCell>
+                <TableHeaderCell className="px-3 py-2.5">Query</TableHeaderCell>
+                <TableHeaderCell className="px-3 py-2.5 text-right">Searches</TableHeaderCell>
+                <TableHeaderCell className="px-3 py-2.5 text-right">Previous</TableHeaderCell>
+                <TableHeaderCell className="px-3 py-2.5 text-right">Change</TableHeaderCell>
+                <TableHeaderCell className="px-3 py-2.5 text-right">No results</TableHeaderCell>
               </TableRow>
             </TableHead>
             <TableBody>
               {searches.top.map((q) => (
                 <TableRow key={q.query} data-testid="search-row">
-                  <TableCell className="font-medium text-gray-900" data-testid="query">
+                  <TableCell className="px-3 py-2.5 font-medium text-gray-900" data-testid="query">
                     {q.query}
                   </TableCell>
-                  <TableCell className="text-right tabular-nums" data-testid="count">
+                  <TableCell className="px-3 py-2.5 text-right tabular-nums" data-testid="count">
                     {count(q.count)}
                   </TableCell>
-                  <TableCell className="text-right tabular-nums">{count(q.previous)}</TableCell>
-                  <TableCell className="text-right">
+                  <TableCell className="px-3 py-2.5 text-right tabular-nums">{count(q.previous)}</TableCell>
+                  <TableCell className="px-3 py-2.5 text-right">
                     <DeltaBadge delta={q.delta_pct} value={q.count} />
                   </TableCell>
-                  <TableCell className="text-right tabular-nums">{count(q.zero_result_count)}</TableCell>
+                  <TableCell className="px-3 py-2.5 text-right tabular-nums">{count(q.zero_result_count)}</TableCell>
                 </TableRow>
               ))}
             </TableBody>

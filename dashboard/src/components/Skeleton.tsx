@@ -19,8 +19,8 @@ function CardSkeleton({ height }: { height: string }) {
 export function DashboardSkeleton() {
   return (
     <div className="space-y-6" data-testid="loading" aria-busy="true" aria-label="Loading the dashboard">
-      <Grid numItemsSm={2} numItemsLg={4} className="gap-4">
-        {[0, 1, 2, 3].map((i) => (
+      <Grid numItemsSm={2} numItemsLg={5} className="gap-4">
+        {[0, 1, 2, 3, 4].map((i) => (
           <Card key={i}>
             <Bone className="h-4 w-24" />
             <Bone className="mt-3 h-8 w-20" />

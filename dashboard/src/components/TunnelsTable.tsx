@@ -15,19 +15,19 @@ export function TunnelsTable({ rows }: { rows: TunnelRow[] }) {
         <Table className="mt-4">
           <TableHead>
             <TableRow>
-              <TableHeaderCell>Tunnel</TableHeaderCell>
-              <TableHeaderCell className="text-right">Views</TableHeaderCell>
-              <TableHeaderCell className="text-right">CTA clicks</TableHeaderCell>
-              <TableHeaderCell className="text-right">Click rate</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5">Tunnel</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5 text-right">Views</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5 text-right">CTA clicks</TableHeaderCell>
+              <TableHeaderCell className="px-3 py-2.5 text-right">Click rate</TableHeaderCell>
             </TableRow>
           </TableHead>
           <TableBody>
             {rows.map((r) => (
               <TableRow key={r.tunnel} data-testid="tunnel-row">
-                <TableCell className="font-medium text-gray-900">{r.tunnel}</TableCell>
-                <TableCell className="text-right tabular-nums">{count(r.views)}</TableCell>
-                <TableCell className="text-right tabular-nums">{count(r.cta_clicks)}</TableCell>
-                <TableCell className="text-right tabular-nums">{fraction(r.click_rate)}</TableCell>
+                <TableCell className="px-3 py-2.5 font-medium text-gray-900">{r.tunnel}</TableCell>
+                <TableCell className="px-3 py-2.5 text-right tabular-nums">{count(r.views)}</TableCell>
+                <TableCell className="px-3 py-2.5 text-right tabular-nums">{count(r.cta_clicks)}</TableCell>
+                <TableCell className="px-3 py-2.5 text-right tabular-nums">{fraction(r.click_rate)}</TableCell>
               </TableRow>
             ))}
           </TableBody>

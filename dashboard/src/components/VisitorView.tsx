@@ -18,7 +18,6 @@ import {
   Text,
   Title,
 } from '@tremor/react';
-import { LOGIN_PATH } from '../api';
 import type { VisitorProfile } from '../api';
 import { ageHours, count, dateTime, decimal, fraction, personaLabel, words } from '../format';
 import { personaColor } from '../palette';
@@ -26,20 +25,34 @@ import { DASHBOARD_HREF } from '../route';
 import type { VisitorSnapshot } from '../snapshot';
 import { Bone } from './Skeleton';
 
-export function VisitorView({ anonymousId, snapshot }: { anonymousId: string; snapshot: VisitorSnapshot }) {
+export function VisitorView({
+  anonymousId,
+  snapshot,
+  loginPath,
+}: {
+  anonymousId: string;
+  snapshot: VisitorSnapshot;
+  loginPath: string;
+}) {
   useEffect(() => {
     const close = (event: KeyboardEvent) => {
       if (event.key === 'Escape') window.location.hash = DASHBOARD_HREF;
     };
     window.addEventListener('keydown', close);
-    return () => window.removeEventListener('keydown', close);
+    // The drawer scrolls on its own; the dashboard behind it stays put.
+    const overflow = document.body.style.overflow;
+    document.body.style.overflow = 'hidden';
+    return () => {
+      window.removeEventListener('keydown', close);
+      document.body.style.overflow = overflow;
+    };
   }, []);
 
   return (
     <div className="fixed inset-0 z-40 flex justify-end" role="dialog" aria-modal="true" aria-label="Visitor">
       <a href={DASHBOARD_HREF} className="absolute inset-0 bg-gray-900/30" aria-label="Close the visitor view" tabIndex={-1} />
       <aside
-        className="relative h-full w-full max-w-3xl overflow-y-auto bg-gray-50 p-6 shadow-xl"
+        className="relative h-full w-full max-w-4xl overflow-y-auto bg-gray-50 p-6 shadow-xl"
         data-testid="visitor"
         data-state={snapshot.kind}
       >
@@ -59,14 +72,14 @@ export function VisitorView({ anonymousId, snapshot }: { anonymousId: string; sn
           </a>
         </Flex>
         <div className="mt-6 space-y-4">
-          <VisitorBody snapshot={snapshot} />
+          <VisitorBody snapshot={snapshot} loginPath={loginPath} />
         </div>
       </aside>
     </div>
   );
 }
 
-function VisitorBody({ snapshot }: { snapshot: VisitorSnapshot }) {
+function VisitorBody({ snapshot, loginPath }: { snapshot: VisitorSnapshot; loginPath: string }) {
   switch (snapshot.kind) {
     case 'loading':
       return (
@@ -90,7 +103,7 @@ function VisitorBody({ snapshot }: { snapshot: VisitorSnapshot }) {
     case 'unauthorized':
       return (
         <Callout title="Sign in to see visitor profiles" color="amber">
-          <a className="text-blue-600 underline" href={LOGIN_PATH}>
+          <a className="text-blue-600 underline" href={loginPath}>
             Sign in
           </a>
         </Callout>
@@ -152,7 +165,7 @@ function VisitorProfileView({ visitor }: { visitor: VisitorProfile }) {
       </Card>
 
       <Card data-testid="explanation">
-        <Title>Why {label(explanation.scores.predicted)}</Title>
+        <Title data-testid="title">Why {label(explanation.scores.predicted)}</Title>
         <Text>
           Each signal counts its weight times the decay for its age; a persona’s points are the sum of its signals, and the
           scores are each persona’s share of all points.
@@ -160,35 +173,35 @@ function VisitorProfileView({ visitor }: { visitor: VisitorProfile }) {
         <Table className="mt-3">
           <TableHead>
             <TableRow>
-              <TableHeaderCell>Event</TableHeaderCell>
-              <TableHeaderCell>Signal</TableHeaderCell>
-              <TableHeaderCell>Persona</TableHeaderCell>
-              <TableHeaderCell>Hint</TableHeaderCell>
-              <TableHeaderCell className="text-right">Weight</TableHeaderCell>
-              <TableHeaderCell className="text-right">Age</TableHeaderCell>
-              <TableHeaderCell className="text-right">Decay</TableHeaderCell>
-              <TableHeaderCell className="text-right">Points</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2">Event</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2">Signal</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2">Persona</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2">Hint</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2 text-right">Weight</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2 text-right">Age</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2 text-right">Decay</TableHeaderCell>
+              <TableHeaderCell className="px-2 py-2 text-right">Points</TableHeaderCell>
             </TableRow>
           </TableHead>
           <TableBody>
             {explanation.contributions.map((c) => (
               <TableRow key={c.event_id} data-testid="contribution" data-event-id={c.event_id}>
-                <TableCell className="text-gray-900" data-testid="event-type">
+                <TableCell className="px-2 py-2 text-gray-900" data-testid="event-type">
                   {c.event_type}
                 </TableCell>
-                <TableCell>{words(c.kind)}</TableCell>
-                <TableCell data-testid="persona">{label(c.persona)}</TableCell>
-                <TableCell data-testid="hint">{c.hint}</TableCell>
-                <TableCell className="text-right tabular-nums" data-testid="weight">
+                <TableCell className="px-2 py-2">{words(c.kind)}</TableCell>
+                <TableCell className="px-2 py-2" data-testid="persona">{label(c.persona)}</TableCell>
+                <TableCell className="px-2 py-2" data-testid="hint">{c.hint}</TableCell>
+                <TableCell className="px-2 py-2 text-right tabular-nums" data-testid="weight">
                   {decimal(c.weight)}
                 </TableCell>
-                <TableCell className="text-right tabular-nums" data-testid="age">
+                <TableCell className="px-2 py-2 text-right tabular-nums" data-testid="age">
                   {ageHours(c.age_hours)}
                 </TableCell>
-                <TableCell className="text-right tabular-nums" data-testid="decay">
+                <TableCell className="px-2 py-2 text-right tabular-nums" data-testid="decay">
                   ×{decimal(c.decay)}
                 </TableCell>
-                <TableCell className="text-right font-medium tabular-nums text-gray-900" data-testid="points">
+                <TableCell className="px-2 py-2 text-right font-medium tabular-nums text-gray-900" data-testid="points">
                   {decimal(c.points)}
                 </TableCell>
               </TableRow>
@@ -206,8 +219,8 @@ function VisitorProfileView({ visitor }: { visitor: VisitorProfile }) {
           <Fact name="Confidence" testId="stage-confidence">
             {fraction(stage.confidence)}
           </Fact>
-          <Fact name="Rule clause" testId="clause">
-            {stage.clause === null ? 'default stage' : `#${stage.clause + 1}`}
+          <Fact name="Matched" testId="clause">
+            {stage.clause === null ? 'none (the default stage)' : `clause ${stage.clause + 1}`}
           </Fact>
         </div>
         <p className="mt-3 rounded-tremor-small bg-gray-50 p-3 text-tremor-default text-gray-700" data-testid="stage-rule">
