@@ -11,6 +11,9 @@ const SHADES = '50|100|200|300|400|500|600|700|800|900|950';
 
 /** @type {import('tailwindcss').Config} */
 export default {
+  // Tremor ships dark variants; the page is light only, so they apply under a class it never sets
+  // rather than following the system setting into a half-dark page.
+  darkMode: 'class',
   content: ['./index.html', './src/**/*.{ts,tsx}', './node_modules/@tremor/**/*.{js,ts,jsx,tsx}'],
   theme: {
     transparent: 'transparent',

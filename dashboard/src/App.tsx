@@ -90,9 +90,17 @@ function Figures({ snapshot }: { snapshot: Extract<Snapshot, { kind: 'ready' }> 
         <AbTests tests={metrics.ab_tests} />
       </Grid>
       <SearchesPanel searches={snapshot.searches} />
-      <EventStream events={snapshot.stream.events} />
+      <EventStream events={snapshot.stream.events} labels={personaLabels(snapshot)} />
     </div>
   );
+}
+
+/** Persona labels the page has been sent, from the persona list and from the stream itself. */
+function personaLabels({ metrics, stream }: Extract<Snapshot, { kind: 'ready' }>): Record<string, string> {
+  return Object.fromEntries([
+    ...metrics.personas.map((p) => [p.persona, p.label]),
+    ...stream.events.map((e) => [e.predicted_persona, e.persona_label]),
+  ]);
 }
 
 function freshnessOf(snapshot: Snapshot): Freshness | null {

@@ -95,20 +95,21 @@ export type VisitorSnapshot = { kind: 'loading' } | Outcome<VisitorProfile>;
 
 /** One visitor's profile and explanation, loaded when `anonymousId` changes. */
 export function useVisitor(anonymousId: string | null): VisitorSnapshot {
-  const [snapshot, setSnapshot] = useState<VisitorSnapshot>({ kind: 'loading' });
+  // The answer is kept with the id it is for, so opening another visitor never shows, even for a
+  // frame, the one before.
+  const [loaded, setLoaded] = useState<{ id: string; snapshot: VisitorSnapshot } | null>(null);
   useEffect(() => {
     if (anonymousId === null) return;
     const controller = new AbortController();
-    setSnapshot({ kind: 'loading' });
     api.profile(anonymousId, controller.signal).then(
       (outcome) => {
-        if (!controller.signal.aborted) setSnapshot(outcome);
+        if (!controller.signal.aborted) setLoaded({ id: anonymousId, snapshot: outcome });
       },
       (error) => {
-        if (!controller.signal.aborted) setSnapshot({ kind: 'offline', reason: String(error) });
+        if (!controller.signal.aborted) setLoaded({ id: anonymousId, snapshot: { kind: 'offline', reason: String(error) } });
       },
     );
     return () => controller.abort();
   }, [anonymousId]);
-  return snapshot;
+  return loaded !== null && loaded.id === anonymousId ? loaded.snapshot : { kind: 'loading' };
 }

@@ -1,14 +1,15 @@
 //! The latest events, newest first as the API sends them. Each visitor id links to that visitor's
-//! profile and explanation.
+//! profile and explanation. `labels` names the personas a visitor chose (the stream sends only the
+//! predicted persona's label).
 
 import { Badge, Card, Table, TableBody, TableCell, TableHead, TableHeaderCell, TableRow, Text, Title } from '@tremor/react';
 import type { StreamEvent } from '../api';
 import { useNow } from '../clock';
-import { ago, fraction, shortId, timeOfDay, dateTime, words } from '../format';
+import { ago, dateTime, fraction, personaLabel, shortId, timeOfDay, words } from '../format';
 import { personaColor } from '../palette';
 import { visitorHref } from '../route';
 
-export function EventStream({ events }: { events: StreamEvent[] }) {
+export function EventStream({ events, labels }: { events: StreamEvent[]; labels: Record<string, string> }) {
   const now = useNow(10_000);
   return (
     <Card data-testid="stream">
@@ -55,7 +56,7 @@ export function EventStream({ events }: { events: StreamEvent[] }) {
                     {e.persona_label}
                   </Badge>
                   <span className="ml-2 text-tremor-label tabular-nums text-gray-500">{fraction(e.persona_confidence)}</span>
-                  {e.explicit_persona && <span className="ml-1 text-tremor-label text-gray-500">· chose {e.explicit_persona}</span>}
+                  {e.explicit_persona && <span className="ml-1 text-tremor-label text-gray-500">· chose {personaLabel(labels, e.explicit_persona)}</span>}
                 </TableCell>
                 <TableCell className="px-3 py-2.5 capitalize" data-testid="stage">
                   {words(e.current_stage)}
