@@ -1,0 +1,289 @@
+// The CDP collector at the edge: Cloudflare bindings around the Rust core compiled to wasm
+// (`cdp-wasm`). Every decision (contract, scoring, stages, the profile reducer, HTTP answers,
+// sampling, Supabase requests and their retry/split verdicts) is made in Rust; this file only
+// moves bytes between the bindings and those functions.
+//
+// Flow: POST /collect -> checks in wasm -> each visitor's events to that visitor's Durable
+// Object (serialised: load profile, apply, enqueue rows, save) -> answer. The queue consumer
+// writes rows to Supabase REST, acks after a 2xx, retries with backoff, and refused or
+// exhausted messages end in the dead-letter queue, whose consumer keeps them in KV.
+
+import { DurableObject } from "cloudflare:workers";
+import wasmModule from "../pkg/cdp_wasm_bg.wasm";
+import { initSync, Engine, Delivery, is_event_row, retry_delay_seconds } from "../pkg/cdp_wasm.js";
+
+initSync({ module: wasmModule });
+
+// One Engine per isolate, built from the environment on first use. A bad configuration fails
+// every request with the reason in the log, never silently.
+let engine;
+function engineFor(env) {
+  if (!engine) {
+    engine = new Engine(
+      env.CDP_CONFIG_TOML ?? "",
+      env.CDP_ALLOWED_ORIGINS ?? "",
+      Number(env.CDP_MAX_BODY_BYTES ?? 0),
+    );
+  }
+  return engine;
+}
+
+function send(reply) {
+  const r = typeof reply === "string" ? JSON.parse(reply) : reply;
+  return new Response(r.body === "" ? null : r.body, { status: r.status, headers: r.headers });
+}
+
+function log(level, msg, fields) {
+  console[level](JSON.stringify({ msg, ...fields }));
+}
+
+// Time is an argument of the core. Tests fix it per request, and only when the test binding
+// CDP_TEST_MODE is "1" (never set in wrangler.toml); production always uses the clock.
+function nowMs(request, env) {
+  if (env.CDP_TEST_MODE === "1") {
+    const fixed = request.headers.get("x-cdp-test-now");
+    if (fixed) return Date.parse(fixed);
+  }
+  return Date.now();
+}
+
+// Reads at most `cap + 1` bytes, so an oversized body is refused without buffering it whole.
+async function readCapped(request, cap) {
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel();
+      break;
+    }
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+async function collect(request, env, origin) {
+  const e = engineFor(env);
+  const now = nowMs(request, env);
+  const body = await readCapped(request, e.max_body_bytes());
+  const h = request.headers;
+  const checked = JSON.parse(
+    e.check_collect(origin ?? undefined, h.get("content-type") ?? undefined,
+      h.get("content-length") ?? undefined, body, now),
+  );
+  if (checked.reply) return send(checked.reply);
+  for (const payload of checked.sampled) log("log", "sampled payload", { payload });
+
+  const outcomes = new Array(checked.events.length);
+  try {
+    await Promise.all(Object.entries(checked.visitors).map(async ([visitor, indices]) => {
+      const stub = env.VISITORS_DO.get(env.VISITORS_DO.idFromName(visitor));
+      const res = await stub.visit(indices.map((i) => checked.events[i]), now);
+      if (!res.ok) throw new Error(res.error);
+      res.outcomes.forEach((o, k) => { outcomes[indices[k]] = o; });
+    }));
+  } catch (err) {
+    log("error", "visitor update failed; nothing acknowledged", { error: String(err) });
+    return send(e.error_reply("store_unavailable", origin ?? undefined));
+  }
+  return send(e.collect_reply(JSON.stringify(checked.checked), JSON.stringify(outcomes), origin ?? undefined));
+}
+
+// Test mode only: the per-event core work of /collect (check, validate, apply, profile to and
+// from JSON) `reps` times over `events` for one visitor, with no I/O, so the caller can time
+// the CPU cost per event in workerd from the outside.
+function bench({ events, now, reps }, e) {
+  const enc = new TextEncoder();
+  const bodies = events.map((ev) => enc.encode(JSON.stringify(ev)));
+  let n = 0;
+  for (let r = 0; r < reps; r++) {
+    let profile;
+    for (const body of bodies) {
+      const c = JSON.parse(e.check_collect(undefined, "application/json", undefined, body, now));
+      const visit = JSON.parse(e.apply(profile, JSON.stringify(c.events), now));
+      profile = JSON.stringify(visit.profile);
+      n++;
+    }
+  }
+  return Response.json({ events: n });
+}
+
+async function route(request, env) {
+  const e = engineFor(env);
+  const origin = request.headers.get("origin");
+  const o = origin ?? undefined;
+  const { pathname } = new URL(request.url);
+  if (request.method === "OPTIONS") return send(e.preflight(o));
+  if (pathname === "/collect") {
+    if (request.method === "POST") return collect(request, env, origin);
+    return send(e.error_reply("method_not_allowed", o));
+  }
+  if (pathname === "/__bench" && env.CDP_TEST_MODE === "1" && request.method === "POST") {
+    return bench(await request.json(), e);
+  }
+  if (pathname === "/health") {
+    if (request.method !== "GET") return send(e.error_reply("method_not_allowed", o));
+    return send(e.health((await env.CDP_KV.get("last_event_at")) ?? undefined, o));
+  }
+  return send(e.error_reply("not_found", o));
+}
+
+// The golden profile of one visitor. Each visit runs under blockConcurrencyWhile, so no other
+// event for this visitor starts until the profile is saved: load, apply, enqueue, save is one
+// serialised step even though enqueueing awaits the network. Rows are enqueued BEFORE the
+// profile is saved and before the Worker answers; if enqueueing fails nothing is saved and the
+// client is told to retry.
+export class Visitor extends DurableObject {
+  async visit(events, now) {
+    const e = engineFor(this.env);
+    return this.ctx.blockConcurrencyWhile(async () => {
+      try {
+        const stored = await this.ctx.storage.get("profile");
+        const visit = JSON.parse(e.apply(stored ?? undefined, JSON.stringify(events), now));
+        const rows = visit.steps.filter((s) => s.row).map((s) => ({ body: s.row, contentType: "json" }));
+        for (let i = 0; i < rows.length; i += 100) await this.env.EVENTS.sendBatch(rows.slice(i, i + 100));
+        const ttlMs = e.profile_ttl_days() * 86400 * 1000;
+        await this.ctx.storage.put({
+          profile: JSON.stringify(visit.profile),
+          kv_dirty: true,
+          expires_at_ms: Date.now() + ttlMs,
+        });
+        // KV takes one write per second per key: the alarm copies the latest profile at most
+        // that often, however many events arrive.
+        const alarm = await this.ctx.storage.getAlarm();
+        if (alarm === null || alarm > Date.now() + 1000) await this.ctx.storage.setAlarm(Date.now() + 1000);
+        return { ok: true, outcomes: visit.steps.map((s) => s.outcome) };
+      } catch (err) {
+        return { ok: false, error: String(err) };
+      }
+    });
+  }
+
+  // Copies the profile to KV `visitor:{id}` (30-day TTL) when it changed, and deletes the
+  // object's state once the profile has expired (the core also ignores an expired profile).
+  async alarm() {
+    const e = engineFor(this.env);
+    const { profile, kv_dirty: dirty, expires_at_ms: expires } = Object.fromEntries(
+      await this.ctx.storage.get(["profile", "kv_dirty", "expires_at_ms"]),
+    );
+    if (expires !== undefined && Date.now() >= expires) {
+      await this.ctx.storage.deleteAll();
+      return;
+    }
+    if (dirty && profile) {
+      const id = JSON.parse(profile).anonymous_id;
+      await this.env.CDP_KV.put(`visitor:${id}`, profile, {
+        expirationTtl: e.profile_ttl_days() * 86400,
+      });
+      await this.ctx.storage.delete("kv_dirty");
+    }
+    if (expires !== undefined) await this.ctx.storage.setAlarm(expires);
+  }
+}
+
+// KV takes one write per second per key; liveness is written at most that often per isolate.
+let lastLivenessWrite = 0;
+
+async function deliver(batch, env) {
+  const rows = [];
+  const messages = [];
+  for (const msg of batch.messages) {
+    const text = JSON.stringify(msg.body);
+    if (is_event_row(text)) {
+      rows.push(msg.body);
+      messages.push(msg);
+    } else {
+      // Not a row at all: retrying cannot help, keep it for review.
+      await env.DEAD_LETTER.send({ reason: "not an event row", body: msg.body, failed_at: new Date().toISOString() });
+      msg.ack();
+    }
+  }
+  if (messages.length === 0) return;
+  const d = new Delivery(JSON.stringify(rows));
+  const base = `${env.SUPABASE_URL.replace(/\/+$/, "")}/rest/v1`;
+  const schema = env.SUPABASE_SCHEMA ?? "public";
+  for (let req; (req = d.next_request()) !== undefined;) {
+    const r = JSON.parse(req);
+    const headers = {
+      apikey: env.SUPABASE_SERVICE_KEY,
+      authorization: `Bearer ${env.SUPABASE_SERVICE_KEY}`,
+      "content-type": "application/json",
+      prefer: r.prefer,
+    };
+    if (schema !== "public") headers["content-profile"] = schema;
+    try {
+      const res = await fetch(`${base}/${r.table}?${r.query}`, { method: r.method, headers, body: r.body });
+      const retryAfter = Number.parseInt(res.headers.get("retry-after") ?? "", 10);
+      d.answer(res.status, await res.text(), Number.isFinite(retryAfter) ? retryAfter : undefined);
+    } catch (err) {
+      d.network_error(String(err));
+    }
+  }
+  const end = JSON.parse(d.end());
+  if (end.state === "retry") {
+    log("error", "sink write failed", {
+      event_types: end.event_types.join(","), status: end.status, error: end.message, messages: messages.length,
+    });
+    for (const msg of messages) {
+      msg.retry({ delaySeconds: retry_delay_seconds(msg.attempts, end.retry_after ?? undefined) });
+    }
+    return;
+  }
+  for (const dead of end.dead) {
+    log("error", "sink refused a row; dead-lettered", {
+      event_type: dead.row.event_type ?? "search", status: dead.status, error: dead.error,
+    });
+    await env.DEAD_LETTER.send({ reason: "refused by the sink", table: dead.table, status: dead.status,
+      error: dead.error, row: dead.row, failed_at: new Date().toISOString() });
+  }
+  for (const msg of messages) msg.ack();
+  if (Date.now() - lastLivenessWrite >= 1000) {
+    lastLivenessWrite = Date.now();
+    await env.CDP_KV.put("last_event_at", new Date().toISOString()).catch((err) =>
+      log("warn", "last_event_at not written", { error: String(err) }));
+  }
+}
+
+// Dead letters are kept in KV without expiry, one key per message, for review and replay.
+async function keepDeadLetters(batch, env) {
+  for (const msg of batch.messages) {
+    const b = msg.body ?? {};
+    // A message exhausted by retries arrives as the row itself; a refused one is wrapped.
+    const letter = b.row || b.reason ? b : { reason: "retries exhausted", row: b, failed_at: new Date().toISOString() };
+    const eventId = letter.row?.event_id ?? "unknown";
+    await env.CDP_KV.put(`dead-letter:${eventId}:${msg.id}`, JSON.stringify(letter));
+    log("error", "dead letter kept", { key: `dead-letter:${eventId}:${msg.id}`, reason: letter.reason });
+    msg.ack();
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    try {
+      return await route(request, env);
+    } catch (err) {
+      log("error", "request failed", { error: String(err) });
+      try {
+        return send(engineFor(env).error_reply("internal", request.headers.get("origin") ?? undefined));
+      } catch {
+        return new Response(JSON.stringify({ error: "internal", problems: [{ field: "server", rule: String(err) }] }),
+          { status: 500, headers: { "content-type": "application/json" } });
+      }
+    }
+  },
+
+  async queue(batch, env) {
+    if (batch.queue === env.DEAD_LETTER_QUEUE_NAME) return keepDeadLetters(batch, env);
+    return deliver(batch, env);
+  },
+};
