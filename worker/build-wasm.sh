@@ -26,9 +26,10 @@ CARGO_PROFILE_RELEASE_DEBUG=0 \
 CARGO_PROFILE_RELEASE_PANIC=abort \
   cargo build -p cdp-wasm --lib --release --target wasm32-unknown-unknown --locked
 
+target=$(cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 rm -rf "$here/pkg"
 wasm-bindgen --target web --out-dir "$here/pkg" --no-typescript \
-  target/wasm32-unknown-unknown/release/cdp_wasm.wasm
+  "$target/wasm32-unknown-unknown/release/cdp_wasm.wasm"
 
 opt="$here/node_modules/.bin/wasm-opt"
 [ -x "$opt" ] || { echo "wasm-opt missing: run npm ci in worker/" >&2; exit 1; }
