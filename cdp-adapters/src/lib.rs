@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod analytics;
 pub mod codec;
 #[cfg(feature = "native")]
 pub mod migrate;

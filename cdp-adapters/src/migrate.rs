@@ -16,19 +16,34 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-/// The Postgres migrations. `0001_init.sql` is also published as `docs/schemas/cdp-events.sql`.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+/// The Postgres migrations. `0001_init.sql` is also published as `docs/schemas/cdp-events.sql`
+/// and `0002_rollups.sql` as `docs/schemas/cdp-rollups.sql`.
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "rollups",
+        sql: include_str!("../migrations/postgres/0002_rollups.sql"),
+    },
+];
 
 /// The SQLite migrations: the same tables in SQLite's types.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/sqlite/0001_init.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "rollups",
+        sql: include_str!("../migrations/sqlite/0002_rollups.sql"),
+    },
+];
 
 /// The advisory lock key every Postgres `migrate()` takes (an arbitrary constant: "cdpmigr").
 pub const POSTGRES_LOCK_KEY: i64 = 0x0063_6470_6d69_6772;
@@ -51,6 +66,32 @@ mod tests {
             published, POSTGRES[0].sql,
             "docs/schemas/cdp-events.sql must be the same text as cdp-adapters/migrations/postgres/0001_init.sql"
         );
+    }
+
+    #[test]
+    fn published_rollups_are_migration_0002() {
+        let published = include_str!("../../docs/schemas/cdp-rollups.sql");
+        assert_eq!(
+            published, POSTGRES[1].sql,
+            "docs/schemas/cdp-rollups.sql must be the same text as cdp-adapters/migrations/postgres/0002_rollups.sql"
+        );
+    }
+
+    #[test]
+    fn both_backends_define_the_same_rollups() {
+        for table in crate::analytics::ROLLUP_TABLES {
+            for list in [POSTGRES, SQLITE] {
+                let sql = list[1].sql;
+                assert!(
+                    sql.contains(&format!("create table if not exists {table} (")),
+                    "{table}"
+                );
+                assert!(
+                    sql.contains(&format!("{table}_recount as")),
+                    "{table}_recount"
+                );
+            }
+        }
     }
 
     #[test]

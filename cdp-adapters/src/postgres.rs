@@ -123,11 +123,11 @@ const SEARCH_TYPES: [&str; 7] = [
 ];
 
 /// A quoted identifier.
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn col_list(cols: &[&str]) -> String {
+pub(crate) fn col_list(cols: &[&str]) -> String {
     cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
 }
 
@@ -225,7 +225,15 @@ impl PostgresStore {
         })
     }
 
-    async fn client(&self, op: &'static str) -> Result<deadpool_postgres::Object, StoreError> {
+    /// The schema holding the tables.
+    pub(crate) fn schema(&self) -> &str {
+        &self.sql.schema
+    }
+
+    pub(crate) async fn client(
+        &self,
+        op: &'static str,
+    ) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => pg_err(op, e),
             other => unavailable(op, other.to_string()),
@@ -349,7 +357,10 @@ impl EventParams {
     }
 }
 
-fn event_from_pg(op: &'static str, r: &tokio_postgres::Row) -> Result<EventRow, StoreError> {
+pub(crate) fn event_from_pg(
+    op: &'static str,
+    r: &tokio_postgres::Row,
+) -> Result<EventRow, StoreError> {
     let e = |err| pg_err(op, err);
     let real = |i: usize| -> Result<f64, StoreError> {
         Ok(r.try_get::<_, Option<f32>>(i)

@@ -25,6 +25,9 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// A second, read-only connection for dashboard queries, opened on first use: in WAL mode
+    /// it reads a consistent snapshot without holding up the writer's connection.
+    pub(crate) reader: Arc<Mutex<Option<Connection>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -47,6 +50,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            reader: Arc::default(),
         })
     }
 
@@ -145,7 +149,7 @@ fn migrate_blocking(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
     Ok(applied)
 }
 
-fn quoted(cols: &[&str]) -> String {
+pub(crate) fn quoted(cols: &[&str]) -> String {
     cols.iter()
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
@@ -252,7 +256,10 @@ fn write_blocking(
     Ok(out)
 }
 
-fn event_from_sql(op: &'static str, r: &rusqlite::Row<'_>) -> Result<EventRow, StoreError> {
+pub(crate) fn event_from_sql(
+    op: &'static str,
+    r: &rusqlite::Row<'_>,
+) -> Result<EventRow, StoreError> {
     let e = |err| sql_err(op, err);
     let text = |i: usize| -> Result<String, StoreError> { r.get::<_, String>(i).map_err(e) };
     let opt = |i: usize| -> Result<Option<String>, StoreError> { r.get(i).map_err(e) };
@@ -455,7 +462,7 @@ fn unavailable(op: &'static str, message: String) -> StoreError {
 
 /// Maps a SQLite error: a busy, locked, unopenable or full database is `Unavailable` (the
 /// caller may retry later); anything else is `Rejected` with SQLite's error code.
-fn sql_err(op: &'static str, e: rusqlite::Error) -> StoreError {
+pub(crate) fn sql_err(op: &'static str, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode as C;
     match &e {
         rusqlite::Error::SqliteFailure(f, _) => {

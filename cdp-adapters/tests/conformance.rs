@@ -1,5 +1,7 @@
-//! The one conformance suite: every backend runs the same `check_event_sink` and
-//! `check_profile_store` (in `support/checks.rs`). Backends are the closed enum [`Backend`];
+//! The one conformance suite: every backend runs the same `check_event_sink`,
+//! `check_profile_store` (in `support/checks.rs`) and `check_analytics` (in
+//! `support/analytics.rs`; Supabase REST must answer that it does not run dashboard queries).
+//! Backends are the closed enum [`Backend`];
 //! opening one is an exhaustive `match`, and `every_backend_runs_the_suite` fails if a variant
 //! is missing from the `conformance!` list, so forgetting a backend is hard.
 //!
@@ -22,6 +24,7 @@ use cdp_adapters::{
 };
 use std::process::{Child, Command};
 use std::time::Duration;
+use support::analytics;
 use support::checks::{self, Inspect};
 use support::pg::{self, Schema};
 use support::postgrest::{Fault, PostgRest};
@@ -93,7 +96,7 @@ impl Inspect for Harness {
 async fn postgres_store(url: &str, schema: &Schema) -> Store {
     let target = StoreTarget::Postgres(PostgresTarget::new(url).with_schema(&schema.name));
     let store = Store::open(&target).await.expect("open postgres");
-    assert_eq!(store.migrate().await.expect("migrate"), vec![1]);
+    assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2]);
     assert!(
         store.migrate().await.expect("migrate again").is_empty(),
         "migrate is idempotent"
@@ -311,6 +314,19 @@ macro_rules! conformance {
                     let h = open($backend).await;
                     checks::check_profile_store(&h.store).await;
                 }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn analytics() {
+                    let h = open($backend).await;
+                    match $backend {
+                        Backend::SupabaseRest => {
+                            analytics::check_analytics_unsupported(&h.store).await
+                        }
+                        Backend::Sqlite | Backend::Postgres | Backend::PgBouncer => {
+                            analytics::check_analytics(&h.store).await
+                        }
+                    }
+                }
             }
         )*
     };
@@ -342,7 +358,12 @@ async fn postgres_concurrent_migrations_apply_once() {
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = ra.expect("migrate a");
     applied.extend(rb.expect("migrate b"));
-    assert_eq!(applied, vec![1], "exactly one run applies migration 1");
+    applied.sort_unstable();
+    assert_eq!(
+        applied,
+        vec![1, 2],
+        "exactly one run applies each migration"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
