@@ -56,12 +56,16 @@ export function EventStream({ events, labels }: { events: StreamEvent[]; labels:
                     {e.persona_label}
                   </Badge>
                   <span className="ml-2 text-tremor-label tabular-nums text-gray-500">{fraction(e.persona_confidence)}</span>
-                  {e.explicit_persona && <span className="ml-1 text-tremor-label text-gray-500">· chose {personaLabel(labels, e.explicit_persona)}</span>}
+                  {e.explicit_persona && (
+                    <span className="ml-1 text-tremor-label text-gray-500" data-testid="explicit">
+                      {e.explicit_persona === e.predicted_persona ? '· chosen' : `· chose ${personaLabel(labels, e.explicit_persona)}`}
+                    </span>
+                  )}
                 </TableCell>
                 <TableCell className="px-3 py-2.5 capitalize" data-testid="stage">
                   {words(e.current_stage)}
                 </TableCell>
-                <TableCell className="px-3 py-2.5 max-w-xs truncate" title={e.page_url}>
+                <TableCell className="px-3 py-2.5 max-w-[15rem] truncate" title={e.page_url}>
                   {e.page_title ?? pathOf(e.page_url)}
                 </TableCell>
               </TableRow>
