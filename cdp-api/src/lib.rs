@@ -5,12 +5,18 @@
 //! through the group-commit [`writer`], and stores through `cdp_adapters::Store`. Environment
 //! variables are read in [`settings`] and nowhere else.
 
+pub mod access;
+pub mod api;
 pub mod client;
+pub mod clock;
 pub mod collect;
+pub mod dashboard;
 pub mod demo;
+pub mod figures;
 pub mod health;
 pub mod load;
 pub mod logging;
+pub mod openapi;
 pub mod rebuild;
 pub mod replay;
 pub mod reply;

@@ -132,11 +132,92 @@ pub enum AppError {
     /// The route exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A query parameter is invalid; names the parameter and the rule.
+    #[error("bad parameter")]
+    BadParameter(Problem),
+    /// The store cannot be reached: the dashboard shows "offline", never stale figures.
+    #[error("store offline")]
+    Offline(String),
+    /// The store answered a dashboard query with an error.
+    #[error("store query failed")]
+    QueryFailed(String),
+    /// The backend does not run dashboard queries.
+    #[error("not supported")]
+    Unsupported(String),
+    /// No live profile for this visitor.
+    #[error("profile not found")]
+    ProfileNotFound,
+    /// An admin route without a valid token or session.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// An admin route from a client that may not use it (no token configured and the client
+    /// is not on this machine).
+    #[error("forbidden")]
+    Forbidden(String),
+}
+
+impl From<cdp_adapters::analytics::AnalyticsError> for AppError {
+    fn from(e: cdp_adapters::analytics::AnalyticsError) -> Self {
+        use cdp_adapters::analytics::AnalyticsError as E;
+        match e {
+            E::Store(s) if s.is_unavailable() => AppError::Offline(s.to_string()),
+            E::Store(s) => AppError::QueryFailed(s.to_string()),
+            E::Unsupported { .. } => AppError::Unsupported(e.to_string()),
+        }
+    }
+}
+
+/// The dashboard's status bodies (`{"status": ..., "reason": ...}`), which the dashboard tells
+/// apart from figures by `status`.
+fn status_body(status: StatusCode, state: &str, reason: Option<String>) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert("status".into(), state.into());
+    if let Some(reason) = reason {
+        body.insert("reason".into(), reason.into());
+    }
+    (status, Json(serde_json::Value::Object(body))).into_response()
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, error, problems) = match self {
+            AppError::BadParameter(problem) => {
+                (StatusCode::BAD_REQUEST, "bad_request", vec![problem])
+            }
+            AppError::Offline(reason) => {
+                let mut response =
+                    status_body(StatusCode::SERVICE_UNAVAILABLE, "offline", Some(reason));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                return response;
+            }
+            AppError::QueryFailed(reason) => {
+                return status_body(StatusCode::INTERNAL_SERVER_ERROR, "error", Some(reason));
+            }
+            AppError::Unsupported(reason) => {
+                return status_body(StatusCode::NOT_IMPLEMENTED, "unsupported", Some(reason));
+            }
+            AppError::ProfileNotFound => {
+                return status_body(StatusCode::NOT_FOUND, "not_found", None);
+            }
+            AppError::Unauthorized => {
+                let message = "sign in at /admin/login or send Authorization: Bearer <admin token>";
+                let body = serde_json::json!({
+                    "error": "unauthorized",
+                    "message": message,
+                    "problems": [Problem::new("authorization", message)],
+                });
+                return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+            }
+            AppError::Forbidden(message) => {
+                let body = serde_json::json!({
+                    "error": "forbidden",
+                    "message": message,
+                    "problems": [Problem::new("client", message.as_str())],
+                });
+                return (StatusCode::FORBIDDEN, Json(body)).into_response();
+            }
             AppError::MalformedBody(problems) => (StatusCode::BAD_REQUEST, "malformed_body", problems),
             AppError::UnsupportedMediaType(got) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

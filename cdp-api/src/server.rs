@@ -1,11 +1,15 @@
 //! Assembles the collector: opens the store, starts the writers, binds the listener and routes
-//! `/collect`, `/health` and `/cdp.js` behind CORS, tracing and a panic guard. Shutdown stops
-//! accepting, finishes in-flight requests, then lets the writers drain and save profiles.
+//! `/collect`, `/health` and `/cdp.js` behind CORS, tracing and a panic guard, plus the
+//! dashboard (`/admin/cdp/`), its API (`/api/cdp/*`) and the login page behind the admin guard
+//! ([`crate::access`]). Shutdown stops accepting, finishes in-flight requests, then lets the
+//! writers drain and save profiles.
 
+use crate::access::{self, Access};
+use crate::clock::Clock;
 use crate::reply::AppError;
 use crate::settings::{Origins, Settings, StoreSettings};
 use crate::writer::{Writers, WritersShutdown};
-use crate::{collect, health, tracker};
+use crate::{api, collect, dashboard, health, tracker};
 use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +39,10 @@ pub struct AppState {
     pub origins: Origins,
     /// Body cap in bytes.
     pub max_body_bytes: usize,
+    /// Where "now" comes from for the dashboard API and sessions.
+    pub clock: Clock,
+    /// Who may use the admin routes.
+    pub access: Access,
 }
 
 /// Why the server did not start.
@@ -104,8 +112,13 @@ pub async fn open_store(s: &StoreSettings) -> Result<Store, StartError> {
     Ok(store)
 }
 
-/// Opens the store, starts the writers and serves until stopped.
+/// Opens the store, starts the writers and serves until stopped, on the system clock.
 pub async fn start(settings: &Settings) -> Result<Running, StartError> {
+    start_with_clock(settings, Clock::System).await
+}
+
+/// [`start`] with the dashboard API's clock injected (tests pass a fixed instant).
+pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Running, StartError> {
     let store = Arc::new(open_store(&settings.store).await?);
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -125,7 +138,19 @@ pub async fn start(settings: &Settings) -> Result<Running, StartError> {
         writers,
         origins: settings.allowed_origins.clone(),
         max_body_bytes: settings.max_body_bytes,
+        clock,
+        access: Access::new(settings.admin_token.as_deref()),
     };
+    match access::startup_notice(&state.access, addr) {
+        (true, notice) => tracing::warn!(%addr, "{notice}"),
+        (false, notice) => tracing::info!(%addr, "{notice}"),
+    }
+    if !dashboard::is_built() {
+        tracing::warn!(
+            "the dashboard is not built into this binary: /admin/cdp/ answers 404; run \
+             `npm ci && npm run build` in dashboard/ and rebuild (scripts/run does both)"
+        );
+    }
     let app = router(state);
     let (stop, stop_rx) = oneshot::channel::<()>();
     tracing::info!(
@@ -145,11 +170,14 @@ async fn serve(
     stop: oneshot::Receiver<()>,
     writers: WritersShutdown,
 ) {
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = stop.await;
-        })
-        .await;
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = stop.await;
+    })
+    .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "server stopped with an error");
     }
@@ -157,13 +185,35 @@ async fn serve(
     tracing::info!("collector stopped");
 }
 
-/// The routes with their layers.
+/// The routes with their layers. Serve it with connect info (the admin guard reads the peer
+/// address); without it, a server with no admin token refuses every admin request.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.origins);
+    let admin = Router::new()
+        .route("/api/cdp/metrics", get(api::metrics))
+        .route("/api/cdp/events", get(api::events))
+        .route("/api/cdp/searches", get(api::searches))
+        .route("/api/cdp/profiles/{anonymous_id}", get(api::profile))
+        .route("/api/cdp/openapi.json", get(api::openapi))
+        .route("/admin/cdp/", get(dashboard::index))
+        .route("/admin/cdp/{*path}", get(dashboard::file))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ));
     Router::new()
         .route("/collect", post(collect::collect))
         .route("/health", get(health::health))
         .route("/cdp.js", get(tracker::script))
+        .merge(admin)
+        .route("/admin", get(dashboard::to_dashboard))
+        .route("/admin/", get(dashboard::to_dashboard))
+        .route("/admin/cdp", get(dashboard::to_dashboard))
+        .route(
+            access::LOGIN_PATH,
+            get(access::login_page).post(access::login),
+        )
+        .route("/admin/logout", post(access::logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

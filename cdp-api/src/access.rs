@@ -1,0 +1,379 @@
+//! Who may use the dashboard and its API (`/admin/cdp/*`, `/api/cdp/*`), which expose customer
+//! data.
+//!
+//! With an admin token configured, a request needs either `Authorization: Bearer <token>` or
+//! the session cookie that the login page (`/admin/login`, a POST form) sets. Tokens are
+//! compared in constant time (as SHA-256 digests, so not even the length leaks), never read
+//! from a URL, never logged. The cookie holds no token: it is an expiry and an HMAC-SHA256 of
+//! it keyed by the token (`v1.<unix expiry>.<hex mac>`), HttpOnly, SameSite=Strict, Secure when
+//! the request came over https, valid for [`SESSION_HOURS`]; changing the token signs everyone
+//! out.
+//!
+//! Without a token, these routes answer only clients on this machine (a loopback peer address
+//! and no proxy headers, since a reverse proxy on the same host would make every visitor look
+//! local); the server says so at start-up. The collector itself (`/collect`, `/health`,
+//! `/cdp.js`) is never behind this.
+
+use crate::reply::AppError;
+use crate::server::AppState;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "cdp_admin_session";
+/// How long a login lasts.
+pub const SESSION_HOURS: i64 = 12;
+/// Where the login page lives.
+pub const LOGIN_PATH: &str = "/admin/login";
+/// Where a successful login lands.
+pub const DASHBOARD_PATH: &str = "/admin/cdp/";
+/// How long a wrong token waits before its answer, to slow guessing.
+const WRONG_TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The admin token, kept as its digest for comparisons and as the session-signing key.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: [u8; 32],
+    key: Arc<[u8]>,
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken([redacted])")
+    }
+}
+
+impl AdminToken {
+    /// Wraps a configured token.
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+            key: Arc::from(token.as_bytes()),
+        }
+    }
+
+    /// Whether `candidate` is the token, in time independent of both.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let got: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        bool::from(got.ct_eq(&self.digest))
+    }
+
+    fn mac(&self, expires: i64) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+        mac.update(format!("cdp-admin-session v1 {expires}").as_bytes());
+        Some(mac)
+    }
+
+    /// A session value valid until `expires`.
+    pub fn session(&self, expires: DateTime<Utc>) -> String {
+        let at = expires.timestamp();
+        let tag = self
+            .mac(at)
+            .map(|m| hex(&m.finalize().into_bytes()))
+            .unwrap_or_default();
+        format!("v1.{at}.{tag}")
+    }
+
+    /// Whether a session value is ours and unexpired at `now`.
+    pub fn session_valid(&self, value: &str, now: DateTime<Utc>) -> bool {
+        let mut parts = value.splitn(3, '.');
+        let (Some("v1"), Some(at), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let (Ok(at), Some(tag)) = (at.parse::<i64>(), unhex(tag)) else {
+            return false;
+        };
+        at > now.timestamp() && self.mac(at).is_some_and(|m| m.verify_slice(&tag).is_ok())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// How admin routes are guarded.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// A token (bearer or login session) is required.
+    Token(AdminToken),
+    /// No token configured: only clients on this machine.
+    LoopbackOnly,
+}
+
+impl Access {
+    /// From the configured token, if any.
+    pub fn new(token: Option<&str>) -> Access {
+        match token {
+            Some(t) => Access::Token(AdminToken::new(t)),
+            None => Access::LoopbackOnly,
+        }
+    }
+
+    /// Whether the request may use an admin route.
+    fn admits(&self, headers: &HeaderMap, peer: Option<SocketAddr>, now: DateTime<Utc>) -> bool {
+        match self {
+            Access::Token(token) => {
+                bearer(headers).is_some_and(|b| token.matches(b))
+                    || cookie(headers, COOKIE).is_some_and(|c| token.session_valid(c, now))
+            }
+            Access::LoopbackOnly => peer.is_some_and(|p| p.ip().is_loopback()) && !proxied(headers),
+        }
+    }
+}
+
+/// What the server logs at start-up about admin access.
+pub fn startup_notice(access: &Access, listen: SocketAddr) -> (bool, String) {
+    match access {
+        Access::Token(_) => (
+            false,
+            "admin routes (/admin/cdp/, /api/cdp/) need the admin token: \
+             Authorization: Bearer, or a session from /admin/login"
+                .to_owned(),
+        ),
+        Access::LoopbackOnly => (
+            true,
+            format!(
+                "no admin token configured: /admin/cdp/ and /api/cdp/ answer only clients on this \
+                 machine (loopback, no proxy headers){}; set --admin-token / CDP_ADMIN_TOKEN to \
+                 open them to other hosts",
+                if listen.ip().is_loopback() {
+                    ""
+                } else {
+                    ", although the collector listens on a public address"
+                }
+            ),
+        ),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Headers a reverse proxy adds: a request carrying them did not originate on this machine.
+fn proxied(headers: &HeaderMap) -> bool {
+    ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| headers.contains_key(*h))
+}
+
+/// Whether the browser reached us over https (directly or through a proxy that says so).
+fn over_https(headers: &HeaderMap) -> bool {
+    let says = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    says("x-forwarded-proto").is_some_and(|p| p.split(',').next().map(str::trim) == Some("https"))
+        || says("forwarded").is_some_and(|f| f.contains("proto=https"))
+}
+
+/// The middleware in front of every admin route. API answers get `Cache-Control: no-store`.
+pub async fn guard(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let is_api = req.uri().path().starts_with("/api/");
+    if !app.access.admits(req.headers(), peer, app.clock.now()) {
+        return match (&app.access, is_api) {
+            (Access::Token(_), true) => AppError::Unauthorized.into_response(),
+            (Access::Token(_), false) => Redirect::to(LOGIN_PATH).into_response(),
+            (Access::LoopbackOnly, _) => AppError::Forbidden(
+                "no admin token is configured, so the dashboard and its API answer only clients \
+                 on this machine; start cdp serve with --admin-token (CDP_ADMIN_TOKEN)"
+                    .to_owned(),
+            )
+            .into_response(),
+        };
+    }
+    let mut response = next.run(req).await;
+    if is_api {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// The login form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    /// The admin token.
+    pub token: String,
+}
+
+/// `GET /admin/login`.
+pub async fn login_page(State(app): State<AppState>) -> Response {
+    match app.access {
+        Access::Token(_) => page(StatusCode::OK, None),
+        Access::LoopbackOnly => page(
+            StatusCode::OK,
+            Some(
+                "No admin token is configured: the dashboard is open to this machine only. \
+                 <a href=\"/admin/cdp/\">Open the dashboard</a>.",
+            ),
+        ),
+    }
+}
+
+/// `POST /admin/login`: sets the session cookie and sends the browser to the dashboard.
+pub async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let Access::Token(token) = &app.access else {
+        return Redirect::to(DASHBOARD_PATH).into_response();
+    };
+    if !token.matches(form.token.trim()) {
+        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
+        return page(StatusCode::UNAUTHORIZED, Some("That token is not right."));
+    }
+    let now = app.clock.now();
+    let value = token.session(now + Duration::hours(SESSION_HOURS));
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
+        SESSION_HOURS * 3600,
+        if over_https(&headers) { "; Secure" } else { "" }
+    );
+    let mut response = Redirect::to(DASHBOARD_PATH).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// `POST /admin/logout`: clears the session cookie.
+pub async fn logout() -> Response {
+    let mut response = Redirect::to(LOGIN_PATH).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "cdp_admin_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
+        ),
+    );
+    response
+}
+
+fn page(status: StatusCode, message: Option<&str>) -> Response {
+    let message = message.map_or(String::new(), |m| format!("<p class=\"msg\">{m}</p>"));
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\"><title>CDP sign in</title>\
+         <style>body{{font:16px system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}\
+         input,button{{font:inherit;padding:.5rem;width:100%;box-sizing:border-box;margin:.25rem 0}}\
+         .msg{{color:#9a3412}}</style></head><body><h1>CDP dashboard</h1>{message}\
+         <form method=\"post\" action=\"{LOGIN_PATH}\" autocomplete=\"off\">\
+         <label for=\"token\">Admin token</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" required autofocus>\
+         <button type=\"submit\">Sign in</button></form></body></html>"
+    );
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn sessions_expire_and_are_bound_to_the_token() {
+        let token = AdminToken::new("correct-horse-battery-staple");
+        let now = at("2026-03-08T12:00:00Z");
+        let value = token.session(now + Duration::hours(1));
+        assert!(!value.contains("correct-horse"), "{value}");
+        assert!(token.session_valid(&value, now));
+        assert!(
+            !token.session_valid(&value, now + Duration::hours(2)),
+            "expired"
+        );
+        assert!(!AdminToken::new("another-token-entirely").session_valid(&value, now));
+        let forged = value.replacen("v1.", "v1.9", 1);
+        assert!(!token.session_valid(&forged, now), "changed expiry");
+        for junk in ["", "v1", "v1.x.y", "v2.1.00", "v1.99999999999.zz"] {
+            assert!(!token.session_valid(junk, now), "{junk}");
+        }
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        let token = AdminToken::new("0123456789abcdef");
+        assert!(token.matches("0123456789abcdef"));
+        for wrong in [
+            "",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "0123456789ABCDEF",
+        ] {
+            assert!(!token.matches(wrong), "{wrong}");
+        }
+        assert_eq!(format!("{token:?}"), "AdminToken([redacted])");
+    }
+
+    #[test]
+    fn loopback_only_refuses_remote_and_proxied_clients() {
+        let access = Access::LoopbackOnly;
+        let now = at("2026-03-08T12:00:00Z");
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap_or_else(|e| panic!("{e}"));
+        let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap_or_else(|e| panic!("{e}"));
+        let mut proxied = HeaderMap::new();
+        proxied.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        assert!(access.admits(&HeaderMap::new(), Some(local), now));
+        assert!(!access.admits(&HeaderMap::new(), Some(remote), now));
+        assert!(!access.admits(&proxied, Some(local), now));
+        assert!(!access.admits(&HeaderMap::new(), None, now));
+    }
+}
