@@ -11,10 +11,12 @@ pub mod contract;
 pub mod decay;
 pub mod event_type;
 pub mod ids;
+pub mod intake;
 pub mod journey;
 pub mod persona;
 pub mod profile;
 pub mod recording;
+pub mod sampling;
 pub mod signal;
 
 pub use config::{Config, ConfigError};

@@ -10,12 +10,13 @@
 
 pub mod delivery;
 pub mod http;
-pub mod sampling;
 pub mod visitor;
 
+use cdp_core::intake::{Origins, Status};
+use cdp_core::sampling;
 use cdp_core::{Config, EventRow, Profile, ValidEvent};
 use chrono::{DateTime, Utc};
-use http::{AppError, Gate, Incoming, Origins, Reply, Status};
+use http::{refusal_named, Gate, Incoming, Reply};
 use serde::Serialize;
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
@@ -59,7 +60,9 @@ impl Engine {
                 .ok()
         };
         let origins = Origins::parse(allowed_origins)
-            .map_err(|e| problems.push(e))
+            .map_err(|e| {
+                problems.extend(e.into_iter().map(|p| format!("CDP_ALLOWED_ORIGINS: {p}")))
+            })
             .ok();
         let max_body_bytes = match max_body_bytes as usize {
             0 => http::DEFAULT_MAX_BODY_BYTES,
@@ -176,11 +179,7 @@ impl Engine {
     /// An error answer by name: `not_found`, `method_not_allowed`, `store_unavailable`,
     /// `internal`.
     pub fn error_reply(&self, name: &str, origin: Option<String>) -> String {
-        to_json(
-            &self
-                .gate
-                .error(&AppError::from_name(name), origin.as_deref()),
-        )
+        to_json(&self.gate.error(&refusal_named(name), origin.as_deref()))
     }
 
     /// The answer to an `OPTIONS` request.

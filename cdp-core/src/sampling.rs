@@ -1,6 +1,6 @@
-//! Which payloads are sampled to the log (1 in 100, by a stable FNV-1a hash of the event id so
-//! the same event is always in or out) and how email and customer id are stripped first. The
-//! same rule as `cdp serve`, so both shells sample the same events.
+//! Which payloads are sampled to the log for schema-mismatch debugging (1 in 100, chosen by a
+//! stable FNV-1a hash of the event id so the same event is in or out in every shell and run),
+//! and how PII (email, customer id) is stripped before anything is logged.
 
 use serde_json::Value;
 
@@ -11,7 +11,7 @@ const PII_TOP_LEVEL: [&str; 2] = ["email", "customer_id"];
 const PII_PROPERTIES: [&str; 1] = ["email"];
 const REDACTED: &str = "[redacted]";
 
-/// FNV-1a, 64-bit: stable across runs and builds.
+/// FNV-1a, 64-bit: stable across runs, builds and platforms, unlike std's keyed hasher.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
@@ -57,15 +57,28 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn pii_is_stripped_and_about_one_in_a_hundred_is_sampled() {
-        let raw = json!({"customer_id": "c-42", "properties": {"email": "a@b.example", "source": "footer"}});
+    fn pii_is_stripped_and_the_rest_kept() {
+        let raw = json!({
+            "event": "email_signup",
+            "customer_id": "c-42",
+            "email": "a@b.example",
+            "properties": {"email": "a@b.example", "source": "footer"}
+        });
         let out = strip_pii(&raw).to_string();
-        assert!(!out.contains("a@b.example") && !out.contains("c-42") && out.contains("footer"));
-        let n = (0..20_000)
-            .filter(|i| {
-                is_sampled(&json!({"event_id": format!("00000000-0000-4000-8000-{i:012}")}))
-            })
-            .count();
+        assert!(
+            !out.contains("a@b.example") && !out.contains("c-42"),
+            "{out}"
+        );
+        assert!(out.contains("footer"), "{out}");
+    }
+
+    #[test]
+    fn about_one_in_a_hundred_is_sampled_and_the_choice_is_stable() {
+        let ids: Vec<Value> = (0..20_000)
+            .map(|i| json!({"event_id": format!("00000000-0000-4000-8000-{i:012}")}))
+            .collect();
+        let n = ids.iter().filter(|v| is_sampled(v)).count();
         assert!((120..=280).contains(&n), "sampled {n} of 20000");
+        assert_eq!(fnv1a(b"cdp"), fnv1a(b"cdp"));
     }
 }
