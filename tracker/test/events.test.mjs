@@ -1,9 +1,11 @@
-//! What an event looks like: the contract v1 fields, ids, UTM tags, identify, the snippet queue, and
-//! the three ways to tell the tracker where the collector is.
+//! What an event looks like once the real collector has stored it: the contract v1 fields, the
+//! client's ids, UTM tags, identify, the snippet queue, and the three ways to tell the tracker where
+//! the collector is. Pages talk to `cdp serve` directly; assertions read its SQLite store.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { UUID_V4, openPage, sitePage, useHarness, waitFor } from './browser.mjs';
+import { UUID_V4, openPage, sentEvents, sitePage, useHarness, waitForStored } from './browser.mjs';
+import { asEvent, assertEnriched, assertStoredAsSent } from './store.mjs';
 
 const h = useHarness();
 
@@ -18,23 +20,31 @@ function stable(event) {
 }
 
 describe('events', () => {
-  test('a page load and two clicks send contract v1 events with UTM tags', async () => {
-    const { collector, context } = h;
-    collector.page('/events/shop', sitePage(collector, { title: 'Shop' }));
-    const url = collector.url('/events/shop?utm_source=news&utm_medium=email&utm_campaign=spring&x=1');
+  test('a page load and two clicks are stored as contract v1 events with their ids and UTM tags', async () => {
+    const { site, server, context } = h;
+    site.page('/events/shop', sitePage(server.endpoint, { title: 'Shop' }));
+    const url = site.url('/events/shop?utm_source=news&utm_medium=email&utm_campaign=spring&x=1');
     const startedAt = Date.now();
     const { page, errors } = await openPage(context, url);
     await page.click('#buy');
     await page.click('#buy');
-    const events = await waitFor('three events', () => collector.unique().length >= 3 && collector.unique());
+    const rows = await waitForStored(h, 3);
+    const sent = await sentEvents(page);
 
+    assertStoredAsSent(rows, sent);
+    const events = rows.map(asEvent);
     const utm = { utm_source: 'news', utm_medium: 'email', utm_campaign: 'spring' };
-    const common = { v: 1, page_url: url, page_title: 'Shop', ...utm };
+    const common = { page_url: url, page_title: 'Shop', ...utm };
     assert.deepEqual(events.map(stable), [
       { ...common, event: 'page_view' },
       { ...common, event: 'product_clicked', properties: { product_id: 'p1' } },
       { ...common, event: 'product_clicked', properties: { product_id: 'p2' } },
     ]);
+    assert.deepEqual(
+      rows.map((row) => row.event_id),
+      sent.map((event) => event.event_id),
+      "the store keys each event by the client's event_id",
+    );
 
     const cookie = (await context.cookies()).find((c) => c.name == 'pd_anonymous_id');
     assert.ok(cookie, 'the visitor cookie is set');
@@ -44,7 +54,7 @@ describe('events', () => {
     assert.ok(Math.abs(cookie.expires - (startedAt / 1000 + yearS)) < 3600, 'the cookie lasts a year');
 
     assert.equal(new Set(events.map((e) => e.event_id)).size, 3, 'event ids are unique');
-    assert.equal(collector.delivered().length, 3, 'a page that stays open sends nothing twice');
+    assert.equal(sent.length, 3, 'a page that stays open sends nothing twice');
     assert.deepEqual([...new Set(events.map((e) => e.anonymous_id))], [cookie.value]);
     assert.equal(new Set(events.map((e) => e.session_id)).size, 1);
     for (const event of events) {
@@ -55,15 +65,19 @@ describe('events', () => {
     assert.deepEqual(errors, []);
   });
 
-  test('identify sends the email and every later event carries the customer id', async () => {
-    const { collector, context } = h;
-    collector.page('/events/account', sitePage(collector));
-    const { page, errors } = await openPage(context, collector.url('/events/account'));
+  test('identify stores the email and every later event carries the customer id', async () => {
+    const { site, server, context } = h;
+    site.page('/events/account', sitePage(server.endpoint));
+    const { page, errors } = await openPage(context, site.url('/events/account'));
     await page.evaluate(() => cdp.identify({ email: 'ada@example.com', customer_id: 'cust-42' }));
     await page.click('#buy');
+    await waitForStored(h, 3);
+    const sentBefore = await sentEvents(page);
     await page.reload();
-    const events = await waitFor('four events', () => collector.unique().length >= 4 && collector.unique());
+    const rows = await waitForStored(h, 4);
+    assertStoredAsSent(rows, [...sentBefore, ...(await sentEvents(page))]);
 
+    const events = rows.map(asEvent);
     assert.deepEqual(
       events.map((e) => [e.event, e.customer_id, e.properties]),
       [
@@ -78,19 +92,21 @@ describe('events', () => {
   });
 
   test('calls queued by the snippet before load are replayed before the automatic page view', async () => {
-    const { collector, context } = h;
+    const { site, server, context } = h;
     const snippet = [
       ['identify', { customer_id: 'early-1' }],
       ['track', 'hero_cta_clicked', { tunnel: 'lawn' }],
       ['no_such_method', 1],
     ];
-    collector.page('/events/snippet', sitePage(collector, { snippet }));
-    const { page, errors } = await openPage(context, collector.url('/events/snippet'));
+    site.page('/events/snippet', sitePage(server.endpoint, { snippet }));
+    const { page, errors } = await openPage(context, site.url('/events/snippet'));
     await page.evaluate(() => cdp.push(['track', 'search_performed', { query: 'seed' }]));
-    const events = await waitFor('four events', () => collector.unique().length >= 4 && collector.unique());
+    const rows = await waitForStored(h, 4);
+    const sent = await sentEvents(page);
+    assertStoredAsSent(rows, sent);
 
     assert.deepEqual(
-      events.map((e) => [e.event, e.customer_id, e.properties]),
+      sent.map((e) => [e.event, e.customer_id, e.properties]),
       [
         ['identify', 'early-1', undefined],
         ['hero_cta_clicked', 'early-1', { tunnel: 'lawn' }],
@@ -102,28 +118,31 @@ describe('events', () => {
   });
 
   const endpointSources = [
-    { name: 'window.cdpConfig.endpoint', page: (c) => ({ config: { endpoint: c.endpoint + '/' }, dataEndpoint: false }) },
+    { name: 'window.cdpConfig.endpoint', page: (endpoint) => ({ config: { endpoint: endpoint + '/' }, dataEndpoint: false }) },
     { name: 'the data-endpoint attribute', page: () => ({ dataEndpoint: true }) },
     { name: 'the folder cdp.js was served from', page: () => ({ dataEndpoint: false }) },
   ];
   for (const source of endpointSources) {
     test(`the collector is found through ${source.name}`, async () => {
-      const { collector, context } = h;
-      collector.page('/events/config', sitePage(collector, source.page(collector)));
-      await openPage(context, collector.url('/events/config'));
-      const [event] = await waitFor('a page view', () => collector.unique().length && collector.unique());
-      assert.equal(event.event, 'page_view');
+      const { site, server, context } = h;
+      site.page('/events/config', sitePage(server.endpoint, source.page(server.endpoint)));
+      await openPage(context, site.url('/events/config'));
+      const [row] = await waitForStored(h, 1);
+      assert.equal(row.event_type, 'page_view');
+      assert.equal(row.page_url, site.url('/events/config'));
+      assertEnriched(row);
     });
   }
 
-  test('autoPage: false sends no page view until page() is called', async () => {
-    const { collector, context } = h;
-    collector.page('/events/manual', sitePage(collector, { config: { autoPage: false } }));
-    const { page } = await openPage(context, collector.url('/events/manual'));
+  test('autoPage: false stores no page view until page() is called', async () => {
+    const { site, server, context } = h;
+    site.page('/events/manual', sitePage(server.endpoint, { config: { autoPage: false } }));
+    const { page } = await openPage(context, site.url('/events/manual'));
     await page.evaluate(() => cdp.page({ section: 'lawn' }));
-    const events = await waitFor('a page view', () => collector.unique().length && collector.unique());
+    const rows = await waitForStored(h, 1);
+    assertStoredAsSent(rows, await sentEvents(page));
     assert.deepEqual(
-      events.map((e) => [e.event, e.properties]),
+      rows.map((row) => [row.event_type, row.properties]),
       [['page_view', { section: 'lawn' }]],
     );
   });
