@@ -9,7 +9,7 @@ use crate::reply::{AppError, Problem};
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use cdp_adapters::analytics::{Analytics, AnalyticsError, StreamQuery};
+use cdp_adapters::analytics::{Analytics, AnalyticsError, Resolution, StreamQuery};
 use cdp_adapters::ProfileStore;
 use cdp_core::{AnonymousId, Config, EventRow, EventType, Profile};
 use serde::Serialize;
@@ -110,10 +110,15 @@ pub async fn metrics(
     let range = range_param(&params)?;
     let now = app.clock.now();
     let w = figures::windows(range, now);
-    let counts = ask(app
-        .store
-        .metric_counts(app.cfg.brand_id(), w.current, w.previous))
-    .await?;
+    let resolution = match range.bucket() {
+        figures::Bucket::Hour => Resolution::Hour,
+        figures::Bucket::Day => Resolution::Day,
+    };
+    let counts =
+        ask(app
+            .store
+            .metric_counts(app.cfg.brand_id(), w.current, w.previous, resolution))
+        .await?;
     Ok(Json(metrics_body(&app.cfg, &w, now, &counts)))
 }
 
@@ -220,13 +225,15 @@ pub fn stream_query(
         None | Some("") => DEFAULT_LIMIT,
         Some(l) => match l.parse::<u64>() {
             Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
-            _ => return Err(bad(
-                "limit",
-                format!(
+            _ => {
+                return Err(bad(
+                    "limit",
+                    format!(
                     "must be a whole number from 1 (at most {MAX_LIMIT} are returned), got `{}`",
                     shown(l)
                 ),
-            )),
+                ))
+            }
         },
     };
     let event_type = match params

@@ -174,7 +174,7 @@ const CAMPAIGNS: [(&str, &str, &str); 4] = [
 ];
 
 /// One visitor's whole journey as raw events (the JSON the tracker would send).
-fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32) -> Vec<Value> {
+pub fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32) -> Vec<Value> {
     let kit = match rng.below(10) {
         0..=3 => &KITS[0],
         4..=5 => &KITS[1],

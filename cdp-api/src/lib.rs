@@ -16,6 +16,7 @@ pub mod figures;
 pub mod health;
 pub mod load;
 pub mod logging;
+pub mod metrics_bench;
 pub mod openapi;
 pub mod rebuild;
 pub mod replay;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use cdp_api::settings::{Cli, Command};
-use cdp_api::{client, demo, load, logging, rebuild, replay, server};
+use cdp_api::{client, demo, load, logging, metrics_bench, rebuild, replay, server};
 use cdp_core::AnonymousId;
 use clap::Parser;
 
@@ -64,6 +64,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Load(args) => {
             let report = load::run(&args).await?;
             println!("{report}");
+        }
+        Command::BenchMetrics(args) => {
+            for measured in metrics_bench::run(&args).await? {
+                println!("{measured}");
+            }
         }
     }
     Ok(())

@@ -52,6 +52,9 @@ pub enum Command {
     RebuildProfiles(RebuildArgs),
     /// Load benchmark: drive `/collect` over loopback and print events/s and latencies.
     Load(LoadArgs),
+    /// Dashboard benchmark: bulk-load synthetic events through the adapters and the rollup
+    /// triggers, then time `/api/cdp/metrics` and print p50/p95.
+    BenchMetrics(BenchMetricsArgs),
 }
 
 /// Where the data lives; shared by every subcommand that opens the store.
@@ -177,6 +180,46 @@ pub struct LoadArgs {
     /// Distinct visitors the generated events spread over.
     #[arg(long, default_value_t = 2000)]
     pub visitors: usize,
+}
+
+/// Flags of `cdp bench-metrics`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchMetricsArgs {
+    /// Events to load.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Days of history the events spread over, ending now.
+    #[arg(long, default_value_t = 100)]
+    pub days: u32,
+    /// Seed of the synthetic traffic.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Postgres server to measure on (schema `cdp_bench` is dropped, loaded and kept there).
+    #[arg(
+        long,
+        env = "CDP_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub postgres_url: String,
+    /// Directory for the SQLite store (a temp dir when absent; give one to `--reuse` it).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Only SQLite.
+    #[arg(long, conflicts_with = "postgres_only")]
+    pub sqlite_only: bool,
+    /// Only Postgres.
+    #[arg(long)]
+    pub postgres_only: bool,
+    /// Measure what a previous run loaded instead of loading again.
+    #[arg(long)]
+    pub reuse: bool,
+    /// Timed requests for the first range (the others get at most 20).
+    #[arg(long, default_value_t = 100)]
+    pub requests: usize,
+    /// Ranges to time, the first in earnest.
+    #[arg(long, value_delimiter = ',', default_value = "30d,24h,7d,90d")]
+    pub ranges: Vec<String>,
 }
 
 /// The store part of the settings, shared by `serve`, `migrate` and `rebuild-profiles`.

@@ -33,6 +33,17 @@ create table if not exists cdp_rollup_hourly (
     primary key (brand_id, hour, event_type, persona, tunnel)
 );
 
+-- The same per UTC day, so a month is read from a few thousand rows.
+create table if not exists cdp_rollup_daily (
+    brand_id   text   not null,
+    day        date   not null,
+    event_type text   not null,
+    persona    text   not null,
+    tunnel     text   not null,
+    events     bigint not null,
+    primary key (brand_id, day, event_type, persona, tunnel)
+);
+
 -- One row per visitor and UTC day with events: the first and last event of the day, the
 -- latest event's persona and stage (latest by timestamp, then by processing order), and the
 -- visitor's neighbouring events on other days (`prev_at`: the last event before this day;
@@ -98,6 +109,12 @@ select brand_id, date_trunc('hour', "timestamp", 'UTC') as hour, event_type,
 from cdp_events
 group by 1, 2, 3, 4, 5;
 
+create or replace view cdp_rollup_daily_recount as
+select brand_id, (hour at time zone 'UTC')::date as day, event_type, persona, tunnel,
+       sum(events)::bigint as events
+from cdp_rollup_hourly_recount
+group by 1, 2, 3, 4, 5;
+
 create or replace view cdp_rollup_visitor_days_recount as
 with days as (
     select distinct on (brand_id, ("timestamp" at time zone 'UTC')::date, anonymous_id)
@@ -144,6 +161,8 @@ group by 1, 2, 3, 4;
 -- running this file twice counts nothing twice).
 insert into cdp_rollup_hourly select * from cdp_rollup_hourly_recount
 where not exists (select 1 from cdp_rollup_hourly);
+insert into cdp_rollup_daily select * from cdp_rollup_daily_recount
+where not exists (select 1 from cdp_rollup_daily);
 insert into cdp_rollup_visitor_days select * from cdp_rollup_visitor_days_recount
 where not exists (select 1 from cdp_rollup_visitor_days);
 insert into cdp_rollup_sessions select * from cdp_rollup_sessions_recount
@@ -171,6 +190,18 @@ begin
     group by 1, 2, 3, 4, 5
     order by 1, 2, 3, 4, 5
     on conflict (brand_id, hour, event_type, persona, tunnel)
+    do update set events = r.events + excluded.events;
+
+    insert into cdp_rollup_daily as r (brand_id, day, event_type, persona, tunnel, events)
+    select brand_id, ("timestamp" at time zone 'UTC')::date, event_type,
+           coalesce(predicted_persona, ''),
+           case when event_type in ('tunnel_viewed', 'hero_cta_clicked')
+                then coalesce(properties ->> 'tunnel', '') else '' end,
+           count(*)
+    from inserted
+    group by 1, 2, 3, 4, 5
+    order by 1, 2, 3, 4, 5
+    on conflict (brand_id, day, event_type, persona, tunnel)
     do update set events = r.events + excluded.events;
 
     -- Each (visitor, day) of the statement widens its row; the latest event (ties: the
@@ -252,6 +283,7 @@ create trigger cdp_events_rollup
 
 -- Row level security on, no policies: see the security stance at the top of this file.
 alter table cdp_rollup_hourly enable row level security;
+alter table cdp_rollup_daily enable row level security;
 alter table cdp_rollup_visitor_days enable row level security;
 alter table cdp_rollup_sessions enable row level security;
 alter table cdp_rollup_identities enable row level security;

@@ -22,6 +22,17 @@ create table if not exists cdp_rollup_hourly (
     primary key (brand_id, hour, event_type, persona, tunnel)
 ) without rowid;
 
+-- The same per UTC day, so a month is read from a few thousand rows.
+create table if not exists cdp_rollup_daily (
+    brand_id   text    not null,
+    day        text    not null,
+    event_type text    not null,
+    persona    text    not null,
+    tunnel     text    not null,
+    events     integer not null,
+    primary key (brand_id, day, event_type, persona, tunnel)
+) without rowid;
+
 -- One row per visitor and UTC day with events: the first and last event of the day, the
 -- latest event's persona and stage (latest by timestamp, then by processing order), and the
 -- visitor's neighbouring events on other days (`prev_at`: the last event before this day;
@@ -88,6 +99,12 @@ select brand_id, substr("timestamp", 1, 13) as hour, event_type,
 from cdp_events
 group by 1, 2, 3, 4, 5;
 
+drop view if exists cdp_rollup_daily_recount;
+create view cdp_rollup_daily_recount as
+select brand_id, substr(hour, 1, 10) as day, event_type, persona, tunnel, sum(events) as events
+from cdp_rollup_hourly_recount
+group by 1, 2, 3, 4, 5;
+
 drop view if exists cdp_rollup_visitor_days_recount;
 create view cdp_rollup_visitor_days_recount as
 with days as (
@@ -138,6 +155,8 @@ group by 1, 2, 3, 4;
 -- running this file twice counts nothing twice).
 insert into cdp_rollup_hourly select * from cdp_rollup_hourly_recount
 where not exists (select 1 from cdp_rollup_hourly);
+insert into cdp_rollup_daily select * from cdp_rollup_daily_recount
+where not exists (select 1 from cdp_rollup_daily);
 insert into cdp_rollup_visitor_days select * from cdp_rollup_visitor_days_recount
 where not exists (select 1 from cdp_rollup_visitor_days);
 insert into cdp_rollup_sessions select * from cdp_rollup_sessions_recount
@@ -147,7 +166,9 @@ where not exists (select 1 from cdp_rollup_identities);
 insert into cdp_rollup_ab select * from cdp_rollup_ab_recount
 where not exists (select 1 from cdp_rollup_ab);
 
--- Maintenance: one trigger per rollup, each a few index probes per event.
+-- Maintenance: one trigger per rollup, each a few index probes per event. The neighbour
+-- lookups name the visitor index: left to itself the planner may walk the day-ordered primary
+-- key backwards instead, which grows with the table.
 drop trigger if exists cdp_events_rollup_hourly;
 create trigger cdp_events_rollup_hourly after insert on cdp_events for each row
 begin
@@ -159,6 +180,14 @@ begin
                  else '' end,
             1)
     on conflict (brand_id, hour, event_type, persona, tunnel) do update set events = events + 1;
+    insert into cdp_rollup_daily (brand_id, day, event_type, persona, tunnel, events)
+    values (new.brand_id, substr(new."timestamp", 1, 10), new.event_type,
+            coalesce(new.predicted_persona, ''),
+            case when new.event_type in ('tunnel_viewed', 'hero_cta_clicked')
+                 then coalesce(cast(json_extract(new.properties, '$.tunnel') as text), '')
+                 else '' end,
+            1)
+    on conflict (brand_id, day, event_type, persona, tunnel) do update set events = events + 1;
 end;
 
 drop trigger if exists cdp_events_rollup_visitor_days;
@@ -171,11 +200,11 @@ begin
         prev_at, next_at, predicted_persona, explicit_persona, current_stage)
     values (new.brand_id, substr(new."timestamp", 1, 10), new.anonymous_id,
             new."timestamp", new."timestamp",
-            (select p.last_at from cdp_rollup_visitor_days p
+            (select p.last_at from cdp_rollup_visitor_days p indexed by cdp_rollup_visitor_days_visitor_idx
              where p.brand_id = new.brand_id and p.anonymous_id = new.anonymous_id
                and p.day < substr(new."timestamp", 1, 10)
              order by p.day desc limit 1),
-            (select n.first_at from cdp_rollup_visitor_days n
+            (select n.first_at from cdp_rollup_visitor_days n indexed by cdp_rollup_visitor_days_visitor_idx
              where n.brand_id = new.brand_id and n.anonymous_id = new.anonymous_id
                and n.day > substr(new."timestamp", 1, 10)
              order by n.day limit 1),
@@ -194,6 +223,7 @@ begin
     update cdp_rollup_visitor_days set next_at = new."timestamp"
     where brand_id = new.brand_id and anonymous_id = new.anonymous_id
       and day = (select max(p.day) from cdp_rollup_visitor_days p
+                 indexed by cdp_rollup_visitor_days_visitor_idx
                  where p.brand_id = new.brand_id and p.anonymous_id = new.anonymous_id
                    and p.day < substr(new."timestamp", 1, 10))
       and (next_at is null or next_at > new."timestamp");
@@ -201,6 +231,7 @@ begin
     update cdp_rollup_visitor_days set prev_at = new."timestamp"
     where brand_id = new.brand_id and anonymous_id = new.anonymous_id
       and day = (select min(n.day) from cdp_rollup_visitor_days n
+                 indexed by cdp_rollup_visitor_days_visitor_idx
                  where n.brand_id = new.brand_id and n.anonymous_id = new.anonymous_id
                    and n.day > substr(new."timestamp", 1, 10))
       and (prev_at is null or prev_at < new."timestamp");

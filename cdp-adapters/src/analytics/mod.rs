@@ -32,10 +32,11 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
-/// Events in one UTC hour with one predicted persona.
+/// Events in one time bucket with one predicted persona.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HourCount {
-    /// Start of the hour.
+    /// Start of the bucket: an hour, or with [`Resolution::Day`] a whole UTC day inside the
+    /// window (counted as one entry at its midnight).
     pub hour: DateTime<Utc>,
     /// Predicted persona id of the events.
     pub persona: String,
@@ -66,7 +67,8 @@ pub struct TunnelCount {
 /// Additive event counts in a window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventCounts {
-    /// Per hour and persona (hours with no events are absent).
+    /// Per bucket and persona (buckets with no events are absent): hours, and whole days at
+    /// [`Resolution::Day`].
     pub by_hour_persona: Vec<HourCount>,
     /// Per event type.
     pub by_type: Vec<TypeCount>,
@@ -175,8 +177,9 @@ pub struct RollupDifference {
 }
 
 /// The rollup tables, each with a `<table>_recount` view.
-pub const ROLLUP_TABLES: [&str; 5] = [
+pub const ROLLUP_TABLES: [&str; 6] = [
     "cdp_rollup_hourly",
+    "cdp_rollup_daily",
     "cdp_rollup_visitor_days",
     "cdp_rollup_sessions",
     "cdp_rollup_identities",
@@ -203,12 +206,14 @@ pub enum AnalyticsError {
 /// The dashboard's read role. Every method reads one consistent snapshot.
 #[allow(async_fn_in_trait)]
 pub trait Analytics {
-    /// Everything the metrics endpoint counts, for the current and the previous window.
+    /// Everything the metrics endpoint counts, for the current and the previous window, with
+    /// events per bucket at `resolution`.
     async fn metric_counts(
         &self,
         brand: &BrandId,
         current: Window,
         previous: Window,
+        resolution: Resolution,
     ) -> Result<MetricCounts, AnalyticsError>;
 
     /// Searches per stored query text in the two windows (queries with none in either are
@@ -239,10 +244,13 @@ impl Analytics for crate::Store {
         brand: &BrandId,
         current: Window,
         previous: Window,
+        resolution: Resolution,
     ) -> Result<MetricCounts, AnalyticsError> {
         match self {
-            crate::Store::Sqlite(s) => s.metric_counts(brand, current, previous).await,
-            crate::Store::Postgres(s) => s.metric_counts(brand, current, previous).await,
+            crate::Store::Sqlite(s) => s.metric_counts(brand, current, previous, resolution).await,
+            crate::Store::Postgres(s) => {
+                s.metric_counts(brand, current, previous, resolution).await
+            }
             crate::Store::Supabase(_) => Err(unsupported()),
         }
     }
@@ -351,6 +359,69 @@ impl HourSplit {
     }
 }
 
+/// The finest time bucket a caller needs from [`Analytics::metric_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Hours (a chart of the last 24 hours).
+    Hour,
+    /// Days: whole days inside the window may come as one count each, read from the daily
+    /// rollup.
+    Day,
+}
+
+/// How a window is read: whole days from the daily rollup (at [`Resolution::Day`]), whole
+/// hours from the hourly rollup, partial hours from `cdp_events`. The parts are disjoint and
+/// cover the window exactly; empty ones have `start == end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Whole days.
+    pub days: Window,
+    /// Whole hours before and after the days.
+    pub hours: [Window; 2],
+    /// Partial hours at the window's edges.
+    pub raw: [Window; 2],
+}
+
+impl Split {
+    /// Splits `w` for `resolution`.
+    pub fn of(w: Window, resolution: Resolution) -> Split {
+        let h = HourSplit::of(w);
+        let none = Window {
+            start: h.rollup.end,
+            end: h.rollup.end,
+        };
+        let mut first_day = floor_day(h.rollup.start);
+        if first_day < h.rollup.start {
+            first_day += Duration::days(1);
+        }
+        let last_day = floor_day(h.rollup.end);
+        if resolution == Resolution::Hour || first_day >= last_day {
+            return Split {
+                days: none,
+                hours: [h.rollup, none],
+                raw: [h.head, h.tail],
+            };
+        }
+        Split {
+            days: Window {
+                start: first_day,
+                end: last_day,
+            },
+            hours: [
+                Window {
+                    start: h.rollup.start,
+                    end: first_day,
+                },
+                Window {
+                    start: last_day,
+                    end: h.rollup.end,
+                },
+            ],
+            raw: [h.head, h.tail],
+        }
+    }
+}
+
 /// The UTC days `[first, end)` whose rows can hold events of `w`: from the day of its start to
 /// the day after its end.
 pub fn day_span(w: Window) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -413,6 +484,60 @@ mod tests {
                 "{window:?}"
             );
         }
+    }
+
+    #[test]
+    fn splits_by_resolution() {
+        let window = w("2026-03-01T12:30:00Z", "2026-03-08T12:30:00Z");
+        let by_day = Split::of(window, Resolution::Day);
+        assert_eq!(
+            by_day.days,
+            w("2026-03-02T00:00:00Z", "2026-03-08T00:00:00Z")
+        );
+        assert_eq!(
+            by_day.hours,
+            [
+                w("2026-03-01T13:00:00Z", "2026-03-02T00:00:00Z"),
+                w("2026-03-08T00:00:00Z", "2026-03-08T12:00:00Z")
+            ]
+        );
+        assert_eq!(
+            by_day.raw,
+            [
+                w("2026-03-01T12:30:00Z", "2026-03-01T13:00:00Z"),
+                w("2026-03-08T12:00:00Z", "2026-03-08T12:30:00Z")
+            ]
+        );
+        let by_hour = Split::of(window, Resolution::Hour);
+        assert_eq!(by_hour.days.start, by_hour.days.end);
+        assert_eq!(
+            by_hour.hours[0],
+            w("2026-03-01T13:00:00Z", "2026-03-08T12:00:00Z")
+        );
+        // Less than a whole day inside: hours only.
+        let short = Split::of(
+            w("2026-03-01T12:30:00Z", "2026-03-02T12:30:00Z"),
+            Resolution::Day,
+        );
+        assert_eq!(short.days.start, short.days.end);
+        assert_eq!(
+            short.hours[0],
+            w("2026-03-01T13:00:00Z", "2026-03-02T12:00:00Z")
+        );
+        // Aligned to midnight: days only.
+        let aligned = Split::of(
+            w("2026-03-01T00:00:00Z", "2026-03-03T00:00:00Z"),
+            Resolution::Day,
+        );
+        assert_eq!(
+            aligned.days,
+            w("2026-03-01T00:00:00Z", "2026-03-03T00:00:00Z")
+        );
+        assert!(aligned
+            .hours
+            .iter()
+            .chain(&aligned.raw)
+            .all(|p| p.start == p.end));
     }
 
     #[test]

@@ -4,16 +4,16 @@
 //! transaction pooler.
 
 use super::{
-    day_span, AbCount, AnalyticsError, EventCounts, HourCount, HourSplit, MetricCounts,
-    RollupDifference, SearchCount, StateCount, StreamQuery, TunnelCount, TypeCount, VisitorCounts,
-    Window, ROLLUP_TABLES,
+    day_span, AbCount, AnalyticsError, EventCounts, HourCount, MetricCounts, Resolution,
+    RollupDifference, SearchCount, Split, StateCount, StreamQuery, TunnelCount, TypeCount,
+    VisitorCounts, Window, ROLLUP_TABLES,
 };
 use crate::codec::EVENT_COLUMNS;
 use crate::postgres::{col_list, event_from_pg, ident, pg_err, PostgresStore};
 use crate::StoreError;
 use cdp_core::{BrandId, EventRow};
 use chrono::{DateTime, NaiveDate, Utc};
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Transaction;
 
 fn count(n: i64) -> u64 {
@@ -27,6 +27,7 @@ fn date(t: DateTime<Utc>) -> NaiveDate {
 /// The statements, with table names qualified by the schema.
 struct Sql {
     events: String,
+    total: String,
     visitors: String,
     states: String,
     ab: String,
@@ -35,35 +36,56 @@ struct Sql {
     stream: String,
 }
 
+/// The rows a split reads: whole days from the daily rollup, whole hours from the hourly
+/// rollup, partial hours from the events themselves. Parameters $2 to $11.
+fn split_rows(s: &str) -> String {
+    let raw = |a: &str, b: &str| {
+        format!(
+            "select date_trunc('hour', \"timestamp\", 'UTC'), event_type, \
+                    coalesce(predicted_persona, ''), \
+                    case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
+                         then coalesce(properties ->> 'tunnel', '') else '' end, 1 \
+             from {s}.cdp_events \
+             where brand_id = $1 and \"timestamp\" >= {a} and \"timestamp\" < {b}"
+        )
+    };
+    format!(
+        "select day::timestamp at time zone 'UTC' as at, event_type, persona, tunnel, events \
+         from {s}.cdp_rollup_daily where brand_id = $1 and day >= $2 and day < $3 \
+         union all \
+         select hour, event_type, persona, tunnel, events from {s}.cdp_rollup_hourly \
+         where brand_id = $1 and hour >= $4 and hour < $5 \
+         union all \
+         select hour, event_type, persona, tunnel, events from {s}.cdp_rollup_hourly \
+         where brand_id = $1 and hour >= $6 and hour < $7 \
+         union all {} union all {}",
+        raw("$8", "$9"),
+        raw("$10", "$11")
+    )
+}
+
 impl Sql {
     fn new(schema: &str) -> Sql {
         let s = ident(schema);
         Sql {
             events: format!(
-                "with c as materialized ( \
-                    select hour, event_type, persona, tunnel, events from {s}.cdp_rollup_hourly \
-                    where brand_id = $1 and hour >= $2 and hour < $3 \
-                    union all \
-                    select date_trunc('hour', \"timestamp\", 'UTC'), event_type, \
-                           coalesce(predicted_persona, ''), \
-                           case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
-                                then coalesce(properties ->> 'tunnel', '') else '' end, \
-                           1 \
-                    from {s}.cdp_events \
-                    where brand_id = $1 and ((\"timestamp\" >= $4 and \"timestamp\" < $5) \
-                       or (\"timestamp\" >= $6 and \"timestamp\" < $7)) \
-                 ) \
-                 select 'h', to_char(hour at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24'), persona, \
-                        sum(events)::bigint from c group by hour, persona \
+                "with c as materialized ({rows}) \
+                 select 'h', to_char(at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24'), persona, \
+                        sum(events)::bigint from c group by at, persona \
                  union all select 't', event_type, '', sum(events)::bigint from c \
                     group by event_type \
                  union all select 'u', tunnel, event_type, sum(events)::bigint from c \
-                    where tunnel <> '' group by tunnel, event_type"
+                    where tunnel <> '' group by tunnel, event_type",
+                rows = split_rows(&s)
+            ),
+            total: format!(
+                "select coalesce(sum(events), 0)::bigint from ({}) parts",
+                split_rows(&s)
             ),
             visitors: format!(
                 "select \
                     (select count(*) from {s}.cdp_rollup_visitor_days \
-                     where brand_id = $1 and day >= $2 and day < $3 and first_at < $5 \
+                     where $6 and brand_id = $1 and day >= $2 and day < $3 and first_at < $5 \
                        and last_at >= $4 and (prev_at is null or prev_at < $4 or first_at < $4)), \
                     (select count(*) from {s}.cdp_rollup_sessions \
                      where brand_id = $1 and started_at >= $4 and started_at < $5), \
@@ -133,24 +155,31 @@ impl PostgresStore {
         brand: &BrandId,
         current: Window,
         previous: Window,
+        resolution: Resolution,
     ) -> Result<MetricCounts, AnalyticsError> {
         let op = "metric_counts";
         let brand = brand.as_str();
         Ok(self
             .read(op, async |tx, sql| {
                 // Pipelined: the statements go out together and the answers come back in order.
-                let (events, previous_events, visitors, previous_visitors, states, ab, last) = tokio::try_join!(
-                    event_counts(tx, sql, brand, current),
-                    event_counts(tx, sql, brand, previous),
-                    visitor_counts(tx, sql, brand, current),
-                    visitor_counts(tx, sql, brand, previous),
+                let (events, previous_events, distinct, previous_visitors, states, ab, last) = tokio::try_join!(
+                    event_counts(tx, sql, brand, Split::of(current, resolution)),
+                    event_total(tx, sql, brand, Split::of(previous, Resolution::Day)),
+                    distinct_counts(tx, sql, brand, current, false),
+                    distinct_counts(tx, sql, brand, previous, true),
                     visitor_states(tx, sql, brand, current),
                     ab_counts(tx, sql, brand, current),
                     last_event_at(tx, sql, brand),
                 )?;
+                // Each active visitor has exactly one latest row in the window, so the states
+                // already count the current window's visitors.
+                let visitors = VisitorCounts {
+                    visitors: states.iter().map(|s| s.visitors).sum(),
+                    ..distinct
+                };
                 Ok(MetricCounts {
                     events,
-                    previous_events: previous_events.total(),
+                    previous_events,
                     visitors,
                     previous_visitors,
                     states,
@@ -262,28 +291,55 @@ impl PostgresStore {
     }
 }
 
+/// A split's parameters $2 to $11.
+struct SplitParams {
+    days: [NaiveDate; 2],
+    at: [DateTime<Utc>; 8],
+}
+
+impl SplitParams {
+    fn of(split: &Split) -> SplitParams {
+        SplitParams {
+            days: [date(split.days.start), date(split.days.end)],
+            at: [
+                split.hours[0].start,
+                split.hours[0].end,
+                split.hours[1].start,
+                split.hours[1].end,
+                split.raw[0].start,
+                split.raw[0].end,
+                split.raw[1].start,
+                split.raw[1].end,
+            ],
+        }
+    }
+
+    fn with<'a>(&'a self, brand: &'a &str) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+        let mut out: Vec<(&(dyn ToSql + Sync), Type)> = vec![
+            (brand, Type::TEXT),
+            (&self.days[0], Type::DATE),
+            (&self.days[1], Type::DATE),
+        ];
+        out.extend(
+            self.at
+                .iter()
+                .map(|t| (t as &(dyn ToSql + Sync), Type::TIMESTAMPTZ)),
+        );
+        out
+    }
+}
+
 async fn event_counts(
     tx: &Transaction<'_>,
     sql: &Sql,
     brand: &str,
-    w: Window,
+    split: Split,
 ) -> Result<EventCounts, StoreError> {
     let op = "metric_counts";
     let e = |err| pg_err(op, err);
-    let split = HourSplit::of(w);
+    let params = SplitParams::of(&split);
     let rows = tx
-        .query_typed(
-            &sql.events,
-            &[
-                (&brand, Type::TEXT),
-                (&split.rollup.start, Type::TIMESTAMPTZ),
-                (&split.rollup.end, Type::TIMESTAMPTZ),
-                (&split.head.start, Type::TIMESTAMPTZ),
-                (&split.head.end, Type::TIMESTAMPTZ),
-                (&split.tail.start, Type::TIMESTAMPTZ),
-                (&split.tail.end, Type::TIMESTAMPTZ),
-            ],
-        )
+        .query_typed(&sql.events, &params.with(&brand))
         .await
         .map_err(e)?;
     let mut out = EventCounts::default();
@@ -312,11 +368,31 @@ async fn event_counts(
     Ok(out)
 }
 
-async fn visitor_counts(
+async fn event_total(
+    tx: &Transaction<'_>,
+    sql: &Sql,
+    brand: &str,
+    split: Split,
+) -> Result<u64, StoreError> {
+    let op = "metric_counts";
+    let params = SplitParams::of(&split);
+    let rows = tx
+        .query_typed(&sql.total, &params.with(&brand))
+        .await
+        .map_err(|e| pg_err(op, e))?;
+    match rows.first() {
+        Some(r) => Ok(count(r.try_get(0).map_err(|e| pg_err(op, e))?)),
+        None => Ok(0),
+    }
+}
+
+/// Distinct visitors when asked, sessions started and visitors first identified in a window.
+async fn distinct_counts(
     tx: &Transaction<'_>,
     sql: &Sql,
     brand: &str,
     w: Window,
+    with_visitors: bool,
 ) -> Result<VisitorCounts, StoreError> {
     let op = "metric_counts";
     let e = |err| pg_err(op, err);
@@ -331,6 +407,7 @@ async fn visitor_counts(
                 (&day_end, Type::DATE),
                 (&w.start, Type::TIMESTAMPTZ),
                 (&w.end, Type::TIMESTAMPTZ),
+                (&with_visitors, Type::BOOL),
             ],
         )
         .await

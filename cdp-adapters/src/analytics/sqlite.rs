@@ -4,9 +4,9 @@
 //! an hour key is its first 13 characters and a day key its first 10, as in migration 0002.
 
 use super::{
-    day_span, AbCount, AnalyticsError, EventCounts, HourCount, HourSplit, MetricCounts,
-    RollupDifference, SearchCount, StateCount, StreamQuery, TunnelCount, TypeCount, VisitorCounts,
-    Window, ROLLUP_TABLES,
+    day_span, AbCount, AnalyticsError, EventCounts, HourCount, MetricCounts, Resolution,
+    RollupDifference, SearchCount, Split, StateCount, StreamQuery, TunnelCount, TypeCount,
+    VisitorCounts, Window, ROLLUP_TABLES,
 };
 use crate::codec::{self, EVENT_COLUMNS};
 use crate::sqlite::{event_from_sql, quoted, sql_err, SqliteStore};
@@ -83,19 +83,25 @@ impl SqliteStore {
         brand: &BrandId,
         current: Window,
         previous: Window,
+        resolution: Resolution,
     ) -> Result<MetricCounts, AnalyticsError> {
         let op = "metric_counts";
         let brand = brand.as_str().to_owned();
         Ok(self
             .read(op, move |c| {
-                let events = event_counts(c, &brand, current)?;
-                let previous_events = event_counts(c, &brand, previous)?.total();
+                let states = visitor_states(c, &brand, current)?;
+                // Each active visitor has exactly one latest row in the window, so the states
+                // already count the current window's visitors.
+                let visitors = VisitorCounts {
+                    visitors: states.iter().map(|s| s.visitors).sum(),
+                    ..distinct_counts(c, &brand, current, false)?
+                };
                 Ok(MetricCounts {
-                    events,
-                    previous_events,
-                    visitors: visitor_counts(c, &brand, current)?,
-                    previous_visitors: visitor_counts(c, &brand, previous)?,
-                    states: visitor_states(c, &brand, current)?,
+                    events: event_counts(c, &brand, Split::of(current, resolution))?,
+                    previous_events: event_total(c, &brand, Split::of(previous, Resolution::Day))?,
+                    visitors,
+                    previous_visitors: distinct_counts(c, &brand, previous, true)?,
+                    states,
                     ab: ab_counts(c, &brand, current)?,
                     last_event_at: last_event_at(c, &brand)?,
                 })
@@ -215,49 +221,73 @@ impl SqliteStore {
     }
 }
 
-/// Whole hours from the rollup, the partial hours at the edges from the events themselves,
-/// grouped three ways in one pass over the combined rows.
-fn event_counts(c: &Connection, brand: &str, w: Window) -> Result<EventCounts, StoreError> {
+/// The parts of a split as statement parameters ?2 to ?11: days, the two runs of whole hours
+/// (as rollup keys), and the two partial hours (as stored timestamps).
+fn split_params(split: &Split) -> [String; 10] {
+    let keys = |w: &Window, key: fn(DateTime<Utc>) -> String| -> [String; 2] {
+        if w.start < w.end {
+            [key(w.start), key(w.end)]
+        } else {
+            [String::new(), String::new()]
+        }
+    };
+    let [d0, d1] = keys(&split.days, day_key);
+    let [h0, h1] = keys(&split.hours[0], hour_key);
+    let [h2, h3] = keys(&split.hours[1], hour_key);
+    [
+        d0,
+        d1,
+        h0,
+        h1,
+        h2,
+        h3,
+        codec::ts_text(split.raw[0].start),
+        codec::ts_text(split.raw[0].end),
+        codec::ts_text(split.raw[1].start),
+        codec::ts_text(split.raw[1].end),
+    ]
+}
+
+/// The rows a split reads: whole days from the daily rollup (keyed at their midnight hour),
+/// whole hours from the hourly rollup, partial hours from the events themselves.
+const SPLIT_ROWS: &str = "\
+    select day || 'T00' as at, event_type, persona, tunnel, events from cdp_rollup_daily \
+    where brand_id = ?1 and day >= ?2 and day < ?3 \
+    union all \
+    select hour, event_type, persona, tunnel, events from cdp_rollup_hourly \
+    where brand_id = ?1 and hour >= ?4 and hour < ?5 \
+    union all \
+    select hour, event_type, persona, tunnel, events from cdp_rollup_hourly \
+    where brand_id = ?1 and hour >= ?6 and hour < ?7 \
+    union all \
+    select substr(\"timestamp\", 1, 13), event_type, coalesce(predicted_persona, ''), \
+           case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
+                then coalesce(cast(json_extract(properties, '$.tunnel') as text), '') \
+                else '' end, 1 \
+    from cdp_events where brand_id = ?1 and \"timestamp\" >= ?8 and \"timestamp\" < ?9 \
+    union all \
+    select substr(\"timestamp\", 1, 13), event_type, coalesce(predicted_persona, ''), \
+           case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
+                then coalesce(cast(json_extract(properties, '$.tunnel') as text), '') \
+                else '' end, 1 \
+    from cdp_events where brand_id = ?1 and \"timestamp\" >= ?10 and \"timestamp\" < ?11";
+
+/// Events of a split, grouped three ways in one pass over its rows.
+fn event_counts(c: &Connection, brand: &str, split: Split) -> Result<EventCounts, StoreError> {
     let op = "metric_counts";
     let e = |err| sql_err(op, err);
-    let split = HourSplit::of(w);
     let mut stmt = c
-        .prepare_cached(
-            "with c as materialized ( \
-                select hour, event_type, persona, tunnel, events from cdp_rollup_hourly \
-                where brand_id = ?1 and hour >= ?2 and hour < ?3 \
-                union all \
-                select substr(\"timestamp\", 1, 13), event_type, \
-                       coalesce(predicted_persona, ''), \
-                       case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
-                            then coalesce(cast(json_extract(properties, '$.tunnel') as text), '') \
-                            else '' end, \
-                       1 \
-                from cdp_events \
-                where brand_id = ?1 and ((\"timestamp\" >= ?4 and \"timestamp\" < ?5) \
-                   or (\"timestamp\" >= ?6 and \"timestamp\" < ?7)) \
-             ) \
-             select 'h', hour, persona, sum(events) from c group by hour, persona \
+        .prepare_cached(&format!(
+            "with c as materialized ({SPLIT_ROWS}) \
+             select 'h', at, persona, sum(events) from c group by at, persona \
              union all select 't', event_type, '', sum(events) from c group by event_type \
              union all select 'u', tunnel, event_type, sum(events) from c where tunnel <> '' \
-                group by tunnel, event_type",
-        )
+                group by tunnel, event_type"
+        ))
         .map_err(e)?;
-    let (rollup_start, rollup_end) = if split.rollup.start < split.rollup.end {
-        (hour_key(split.rollup.start), hour_key(split.rollup.end))
-    } else {
-        (String::new(), String::new())
-    };
+    let [p2, p3, p4, p5, p6, p7, p8, p9, p10, p11] = split_params(&split);
     let mut rows = stmt
-        .query(params![
-            brand,
-            rollup_start,
-            rollup_end,
-            codec::ts_text(split.head.start),
-            codec::ts_text(split.head.end),
-            codec::ts_text(split.tail.start),
-            codec::ts_text(split.tail.end),
-        ])
+        .query(params![brand, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11])
         .map_err(e)?;
     let mut out = EventCounts::default();
     while let Some(r) = rows.next().map_err(e)? {
@@ -285,17 +315,39 @@ fn event_counts(c: &Connection, brand: &str, w: Window) -> Result<EventCounts, S
     Ok(out)
 }
 
-/// Distinct visitors (a visitor-day row counts when it holds the visitor's first event in the
-/// window), sessions started and visitors first identified in the window.
-fn visitor_counts(c: &Connection, brand: &str, w: Window) -> Result<VisitorCounts, StoreError> {
+/// Every event of a split.
+fn event_total(c: &Connection, brand: &str, split: Split) -> Result<u64, StoreError> {
+    let op = "metric_counts";
+    let [p2, p3, p4, p5, p6, p7, p8, p9, p10, p11] = split_params(&split);
+    c.prepare_cached(&format!(
+        "select coalesce(sum(events), 0) from ({SPLIT_ROWS})"
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row(
+            params![brand, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11],
+            |r| r.get::<_, i64>(0),
+        )
+    })
+    .map(count)
+    .map_err(|err| sql_err(op, err))
+}
+
+/// Distinct visitors when asked (a visitor-day row counts when it holds the visitor's first
+/// event in the window), sessions started and visitors first identified in the window.
+fn distinct_counts(
+    c: &Connection,
+    brand: &str,
+    w: Window,
+    with_visitors: bool,
+) -> Result<VisitorCounts, StoreError> {
     let op = "metric_counts";
     let (day_start, day_end) = day_span(w);
     let (s, e) = (codec::ts_text(w.start), codec::ts_text(w.end));
     c.prepare_cached(
         "select \
             (select count(*) from cdp_rollup_visitor_days \
-             where brand_id = ?1 and day >= ?2 and day < ?3 and first_at < ?5 and last_at >= ?4 \
-               and (prev_at is null or prev_at < ?4 or first_at < ?4)), \
+             where ?6 and brand_id = ?1 and day >= ?2 and day < ?3 and first_at < ?5 \
+               and last_at >= ?4 and (prev_at is null or prev_at < ?4 or first_at < ?4)), \
             (select count(*) from cdp_rollup_sessions \
              where brand_id = ?1 and started_at >= ?4 and started_at < ?5), \
             (select count(*) from cdp_rollup_identities \
@@ -303,7 +355,14 @@ fn visitor_counts(c: &Connection, brand: &str, w: Window) -> Result<VisitorCount
     )
     .and_then(|mut stmt| {
         stmt.query_row(
-            params![brand, day_key(day_start), day_key(day_end), s, e],
+            params![
+                brand,
+                day_key(day_start),
+                day_key(day_end),
+                s,
+                e,
+                with_visitors
+            ],
             |r| {
                 Ok(VisitorCounts {
                     visitors: count(r.get(0)?),

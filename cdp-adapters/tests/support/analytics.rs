@@ -4,8 +4,8 @@
 
 use super::data;
 use cdp_adapters::analytics::{
-    AbCount, Analytics, AnalyticsError, HourCount, MetricCounts, SearchCount, StateCount,
-    StreamQuery, TunnelCount, TypeCount, VisitorCounts, Window,
+    AbCount, Analytics, AnalyticsError, HourCount, MetricCounts, Resolution, SearchCount, Split,
+    StateCount, StreamQuery, TunnelCount, TypeCount, VisitorCounts, Window,
 };
 use cdp_adapters::{EventSink, Store};
 use cdp_core::{BrandId, EventRow, EventType};
@@ -98,7 +98,23 @@ fn prop(r: &EventRow, key: &str) -> Option<String> {
 }
 
 /// The counts computed here from the stored rows (`rows` in storage order, first copies only).
-fn recount(rows: &[EventRow], brand: &BrandId, cur: Window, prev: Window) -> MetricCounts {
+fn recount(
+    rows: &[EventRow],
+    brand: &BrandId,
+    cur: Window,
+    prev: Window,
+    resolution: Resolution,
+) -> MetricCounts {
+    // Whole days of the window may come as one bucket at their midnight.
+    let days = Split::of(cur, resolution).days;
+    let bucket = |t: DateTime<Utc>| {
+        let h = hour(t);
+        if h >= days.start && h < days.end {
+            t.duration_trunc(Duration::days(1)).unwrap_or(t)
+        } else {
+            h
+        }
+    };
     let rows: Vec<(usize, &EventRow)> = rows
         .iter()
         .enumerate()
@@ -115,7 +131,7 @@ fn recount(rows: &[EventRow], brand: &BrandId, cur: Window, prev: Window) -> Met
     let mut by_tunnel: BTreeMap<(String, String), u64> = BTreeMap::new();
     for (_, r) in &in_cur {
         *by_hour
-            .entry((hour(r.timestamp), r.predicted_persona.to_string()))
+            .entry((bucket(r.timestamp), r.predicted_persona.to_string()))
             .or_default() += 1;
         *by_type.entry(r.event_type.as_str().to_owned()).or_default() += 1;
         if matches!(
@@ -293,7 +309,7 @@ pub async fn check_analytics(store: &Store) {
     };
     // An empty store counts nothing.
     let empty = store
-        .metric_counts(&brand, whole, whole)
+        .metric_counts(&brand, whole, whole, Resolution::Day)
         .await
         .expect("empty counts");
     assert_eq!(
@@ -343,34 +359,36 @@ pub async fn check_analytics(store: &Store) {
             start: cur.start - (cur.end - cur.start),
             end: cur.start,
         };
-        let got = normalised(
-            store
-                .metric_counts(&brand, cur, prev)
-                .await
-                .expect("counts"),
-        );
-        let want = normalised(recount(&stored, &brand, cur, prev));
-        if cur.end > latest {
-            assert_eq!(got, want, "window {start} .. {end}");
-        } else {
-            // Personas and stages describe each visitor's latest event, so they are only
-            // asked for windows that end now; everything else must still match.
-            assert_eq!(got.events, want.events, "events {start} .. {end}");
-            assert_eq!(got.visitors, want.visitors, "visitors {start} .. {end}");
-            assert_eq!(
-                got.previous_visitors, want.previous_visitors,
-                "previous {start} .. {end}"
+        for resolution in [Resolution::Hour, Resolution::Day] {
+            let got = normalised(
+                store
+                    .metric_counts(&brand, cur, prev, resolution)
+                    .await
+                    .expect("counts"),
             );
-            assert_eq!(
-                got.previous_events, want.previous_events,
-                "previous {start} .. {end}"
+            let want = normalised(recount(&stored, &brand, cur, prev, resolution));
+            if cur.end > latest {
+                assert_eq!(got, want, "window {start} .. {end} by {resolution:?}");
+            } else {
+                // Personas and stages describe each visitor's latest event, so they are only
+                // asked for windows that end now; everything else must still match.
+                assert_eq!(got.events, want.events, "events {start} .. {end}");
+                assert_eq!(got.visitors, want.visitors, "visitors {start} .. {end}");
+                assert_eq!(
+                    got.previous_visitors, want.previous_visitors,
+                    "previous {start} .. {end}"
+                );
+                assert_eq!(
+                    got.previous_events, want.previous_events,
+                    "previous {start} .. {end}"
+                );
+                assert_eq!(got.ab, want.ab, "ab {start} .. {end}");
+            }
+            assert!(
+                got.events.total() > 0 && got.visitors.visitors > 0,
+                "{start}: {got:?}"
             );
-            assert_eq!(got.ab, want.ab, "ab {start} .. {end}");
         }
-        assert!(
-            got.events.total() > 0 && got.visitors.visitors > 0,
-            "{start}: {got:?}"
-        );
     }
 
     // Searches: per stored query text, in the two windows.
@@ -427,7 +445,7 @@ pub async fn check_analytics(store: &Store) {
         .filter(|(_, r)| r.event_type == EventType::PageView)
         .map(|(i, r)| (r.timestamp, i, r))
         .collect();
-    want.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    want.sort_by_key(|w| std::cmp::Reverse((w.0, w.1)));
     let want: Vec<_> = want.iter().take(5).map(|(_, _, r)| r.event_id).collect();
     assert_eq!(got, want, "newest page views first");
     let none = StreamQuery {
@@ -449,7 +467,7 @@ pub async fn check_analytics_unsupported(store: &Store) {
         start: data::at("2026-03-01T00:00:00Z"),
         end: data::at("2026-03-02T00:00:00Z"),
     };
-    match store.metric_counts(&brand, w, w).await {
+    match store.metric_counts(&brand, w, w, Resolution::Hour).await {
         Err(e @ AnalyticsError::Unsupported { .. }) => {
             assert!(e.to_string().contains("use Postgres"), "{e}");
         }
