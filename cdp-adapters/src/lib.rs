@@ -34,7 +34,7 @@ pub use store::{PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget, 
 
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
 /// How one row of a batch ended up.
@@ -106,6 +106,13 @@ pub trait EventSink {
         brand: &BrandId,
         ids: &[Uuid],
     ) -> Result<HashSet<Uuid>, StoreError>;
+
+    /// When the brand's latest stored event was processed, or `None` when it has none: what
+    /// `/health` reports as `last_event_at` after a restart. It reads the newest rows by `seq`
+    /// (one index probe, no scan); with concurrent writers it can trail the very latest commit
+    /// by the moments between a row taking its `seq` and its transaction committing.
+    async fn last_processed_at(&self, brand: &BrandId)
+        -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// Loads and saves golden profiles, which expire `profile_ttl_days` after their last update.
@@ -136,4 +143,32 @@ pub trait ProfileStore {
         id: &AnonymousId,
         after: Option<DateTime<Utc>>,
     ) -> Result<Vec<EventRow>, StoreError>;
+
+    /// [`ProfileStore::load_profile`] for many visitors in one request: the live stored
+    /// profile of each id that has one (expired and missing ids are absent from the map).
+    async fn load_profiles(
+        &self,
+        brand: &BrandId,
+        ids: &[AnonymousId],
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<AnonymousId, Profile>, StoreError>;
+
+    /// [`ProfileStore::visitor_events`] for many visitors in one request, each with its own
+    /// inclusive `after` bound: each visitor's events in processing order. Visitors without
+    /// events are absent from the map. This is what a cache miss catches a profile up from.
+    async fn visitor_events_many(
+        &self,
+        brand: &BrandId,
+        since: &[(AnonymousId, Option<DateTime<Utc>>)],
+    ) -> Result<BTreeMap<AnonymousId, Vec<EventRow>>, StoreError>;
+
+    /// A page of the visitors that have stored events, in ascending id order, all after
+    /// `after` when given; at most `limit` and at least one until every visitor has been
+    /// listed, so `rebuild-profiles` can walk everyone by passing the last id back.
+    async fn visitor_ids(
+        &self,
+        brand: &BrandId,
+        after: Option<&AnonymousId>,
+        limit: usize,
+    ) -> Result<Vec<AnonymousId>, StoreError>;
 }

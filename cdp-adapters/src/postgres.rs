@@ -18,7 +18,7 @@ use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::{ToSql, Type};
@@ -52,6 +52,10 @@ struct Statements {
     load_profile: String,
     purge_expired: String,
     visitor_events: String,
+    visitor_events_many: String,
+    load_profiles: String,
+    visitor_ids: String,
+    last_processed_at: String,
     existing_ids: String,
     ping: String,
 }
@@ -183,6 +187,32 @@ impl Statements {
                 "select {} from {events} where brand_id = $1 and anonymous_id = $2 \
                  and ($3::timestamptz is null or processed_at >= $3) order by seq",
                 col_list(&EVENT_COLUMNS)
+            ),
+            // One statement for a whole batch of cache misses: each visitor's events after its
+            // own bound, through the anonymous_id index.
+            visitor_events_many: format!(
+                "select {} from {events} e join unnest($2::text[], $3::timestamptz[]) \
+                 as k(anonymous_id, after) on e.anonymous_id = k.anonymous_id \
+                 where e.brand_id = $1 and (k.after is null or e.processed_at >= k.after) \
+                 order by e.seq",
+                EVENT_COLUMNS
+                    .iter()
+                    .map(|c| format!("e.{}", ident(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            load_profiles: format!(
+                "select anonymous_id, profile from {profiles} where brand_id = $1 \
+                 and anonymous_id = any($2) and expires_at >= $3"
+            ),
+            visitor_ids: format!(
+                "select distinct anonymous_id from {events} where brand_id = $1 \
+                 and ($2::text is null or anonymous_id > $2) order by anonymous_id limit $3"
+            ),
+            // The newest rows by `seq` (a backwards walk of its index), not a scan.
+            last_processed_at: format!(
+                "select max(processed_at) from (select processed_at from {events} \
+                 where brand_id = $1 order by seq desc limit 100) latest"
             ),
             existing_ids: format!(
                 "select event_id from {events} where brand_id = $1 and event_id = any($2)"
@@ -478,6 +508,23 @@ impl EventSink for PostgresStore {
             })
             .collect()
     }
+
+    async fn last_processed_at(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let op = "last_processed_at";
+        let brand = brand.as_str();
+        let client = self.client(op).await?;
+        let row = client
+            .query_typed_opt(&self.sql.last_processed_at, &[(&brand, Type::TEXT)])
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        match row {
+            Some(r) => r.try_get(0).map_err(|e| pg_err(op, e)),
+            None => Ok(None),
+        }
+    }
 }
 
 impl ProfileStore for PostgresStore {
@@ -611,6 +658,102 @@ impl ProfileStore for PostgresStore {
             .await
             .map_err(|e| pg_err(op, e))?;
         rows.iter().map(|r| event_from_pg(op, r)).collect()
+    }
+
+    async fn load_profiles(
+        &self,
+        brand: &BrandId,
+        ids: &[AnonymousId],
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<AnonymousId, Profile>, StoreError> {
+        let op = "load_profiles";
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let brand = brand.as_str();
+        let list: Vec<&str> = ids.iter().map(AnonymousId::as_str).collect();
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(
+                &self.sql.load_profiles,
+                &[
+                    (&brand, Type::TEXT),
+                    (&list, Type::TEXT_ARRAY),
+                    (&now, Type::TIMESTAMPTZ),
+                ],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get(0).map_err(|e| pg_err(op, e))?;
+                let v: Value = r.try_get(1).map_err(|e| pg_err(op, e))?;
+                Ok((AnonymousId::new(id), codec::profile_from_json(op, v)?))
+            })
+            .collect()
+    }
+
+    async fn visitor_events_many(
+        &self,
+        brand: &BrandId,
+        since: &[(AnonymousId, Option<DateTime<Utc>>)],
+    ) -> Result<BTreeMap<AnonymousId, Vec<EventRow>>, StoreError> {
+        let op = "visitor_events_many";
+        if since.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let brand = brand.as_str();
+        let ids: Vec<&str> = since.iter().map(|(id, _)| id.as_str()).collect();
+        let afters: Vec<Option<DateTime<Utc>>> = since.iter().map(|(_, a)| *a).collect();
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(
+                &self.sql.visitor_events_many,
+                &[
+                    (&brand, Type::TEXT),
+                    (&ids, Type::TEXT_ARRAY),
+                    (&afters, Type::TIMESTAMPTZ_ARRAY),
+                ],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        let mut out: BTreeMap<AnonymousId, Vec<EventRow>> = BTreeMap::new();
+        for r in &rows {
+            let row = event_from_pg(op, r)?;
+            out.entry(row.anonymous_id.clone()).or_default().push(row);
+        }
+        Ok(out)
+    }
+
+    async fn visitor_ids(
+        &self,
+        brand: &BrandId,
+        after: Option<&AnonymousId>,
+        limit: usize,
+    ) -> Result<Vec<AnonymousId>, StoreError> {
+        let op = "visitor_ids";
+        let brand = brand.as_str();
+        let after = after.map(AnonymousId::as_str);
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(
+                &self.sql.visitor_ids,
+                &[
+                    (&brand, Type::TEXT),
+                    (&after, Type::TEXT),
+                    (&limit, Type::INT8),
+                ],
+            )
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        rows.iter()
+            .map(|r| {
+                r.try_get::<_, String>(0)
+                    .map(AnonymousId::new)
+                    .map_err(|e| pg_err(op, e))
+            })
+            .collect()
     }
 }
 

@@ -87,6 +87,16 @@ pub fn searches_query() -> Vec<(&'static str, String)> {
     vec![("on_conflict", "brand_id,event_id".to_owned())]
 }
 
+/// A PostgREST `in.(...)` filter for arbitrary strings: every item double-quoted, with `"` and
+/// `\` escaped by a backslash, so commas, dots and parentheses inside a visitor id stay data.
+pub fn in_filter<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<String> = values
+        .into_iter()
+        .map(|v| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("in.({})", items.join(","))
+}
+
 /// The `cdp_events` body rows for `rows`, in order.
 pub fn event_bodies(rows: &[EventRow]) -> (Vec<EventColumns>, Vec<Value>) {
     let cols: Vec<EventColumns> = rows.iter().map(EventColumns::from_row).collect();
@@ -262,6 +272,14 @@ mod tests {
                 (502, Verdict::Retry),
                 (503, Verdict::Retry),
             ]
+        );
+    }
+
+    #[test]
+    fn in_filter_quotes_every_item() {
+        assert_eq!(
+            in_filter(["a", r#"v-'q"uo,te(s).eq"#, r"back\slash"]),
+            r#"in.("a","v-'q\"uo,te(s).eq","back\\slash")"#
         );
     }
 

@@ -12,7 +12,7 @@ use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -337,6 +337,76 @@ impl EventSink for SqliteStore {
         })
         .await
     }
+
+    async fn last_processed_at(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let op = "last_processed_at";
+        let brand = brand.as_str().to_owned();
+        self.run(op, move |c| {
+            let latest: Option<String> = c
+                .query_row(LAST_PROCESSED_AT, params![brand], |r| r.get(0))
+                .map_err(|e| sql_err(op, e))?;
+            latest.map(|t| codec::parse_ts(op, &t)).transpose()
+        })
+        .await
+    }
+}
+
+/// The latest `processed_at` among the brand's newest rows by `seq` (the rowid): a backwards
+/// walk of the table's own b-tree, never a scan.
+const LAST_PROCESSED_AT: &str = "select max(processed_at) from (select processed_at \
+    from cdp_events where brand_id = ?1 order by seq desc limit 100)";
+
+const LOAD_PROFILE: &str = "select profile from cdp_profiles \
+    where brand_id = ?1 and anonymous_id = ?2 and expires_at >= ?3";
+
+fn visitor_events_sql() -> String {
+    format!(
+        "select {} from cdp_events where brand_id = ?1 and anonymous_id = ?2 \
+         and (?3 is null or processed_at >= ?3) order by seq",
+        quoted(&EVENT_COLUMNS)
+    )
+}
+
+fn load_profile_blocking(
+    op: &'static str,
+    c: &Connection,
+    brand: &str,
+    id: &str,
+    now: &str,
+) -> Result<Option<Profile>, StoreError> {
+    let mut stmt = c.prepare_cached(LOAD_PROFILE).map_err(|e| sql_err(op, e))?;
+    let json: Option<String> = stmt
+        .query_row(params![brand, id, now], |r| r.get(0))
+        .optional()
+        .map_err(|e| sql_err(op, e))?;
+    json.map(|s| {
+        let v = serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
+            op,
+            message: format!("profile JSON: {e}"),
+        })?;
+        codec::profile_from_json(op, v)
+    })
+    .transpose()
+}
+
+fn visitor_events_blocking(
+    op: &'static str,
+    c: &Connection,
+    brand: &str,
+    id: &str,
+    after: Option<&str>,
+) -> Result<Vec<EventRow>, StoreError> {
+    let e = |err| sql_err(op, err);
+    let mut stmt = c.prepare_cached(&visitor_events_sql()).map_err(e)?;
+    let mut rows = stmt.query(params![brand, id, after]).map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(e)? {
+        out.push(event_from_sql(op, r)?);
+    }
+    Ok(out)
 }
 
 impl ProfileStore for SqliteStore {
@@ -349,23 +419,7 @@ impl ProfileStore for SqliteStore {
         let op = "load_profile";
         let (brand, id) = (brand.as_str().to_owned(), id.as_str().to_owned());
         self.run(op, move |c| {
-            let json: Option<String> = c
-                .query_row(
-                    "select profile from cdp_profiles \
-                     where brand_id = ?1 and anonymous_id = ?2 and expires_at >= ?3",
-                    params![brand, id, codec::ts_text(now)],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| sql_err(op, e))?;
-            json.map(|s| {
-                let v = serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
-                    op,
-                    message: format!("profile JSON: {e}"),
-                })?;
-                codec::profile_from_json(op, v)
-            })
-            .transpose()
+            load_profile_blocking(op, c, &brand, &id, &codec::ts_text(now))
         })
         .await
     }
@@ -438,19 +492,87 @@ impl ProfileStore for SqliteStore {
         let (brand, id) = (brand.as_str().to_owned(), id.as_str().to_owned());
         let after = after.map(codec::ts_text);
         self.run(op, move |c| {
-            let e = |err| sql_err(op, err);
-            let sql = format!(
-                "select {} from cdp_events where brand_id = ?1 and anonymous_id = ?2 \
-                 and (?3 is null or processed_at >= ?3) order by seq",
-                quoted(&EVENT_COLUMNS)
-            );
-            let mut stmt = c.prepare_cached(&sql).map_err(e)?;
-            let mut rows = stmt.query(params![brand, id, after]).map_err(e)?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(e)? {
-                out.push(event_from_sql(op, r)?);
+            visitor_events_blocking(op, c, &brand, &id, after.as_deref())
+        })
+        .await
+    }
+
+    // In-process SQLite has no round trips to save: one call on the blocking pool, running
+    // the single-visitor statement (cached, indexed) per id, is the cheapest batch.
+    async fn load_profiles(
+        &self,
+        brand: &BrandId,
+        ids: &[AnonymousId],
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<AnonymousId, Profile>, StoreError> {
+        let op = "load_profiles";
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let brand = brand.as_str().to_owned();
+        let ids = ids.to_vec();
+        let now = codec::ts_text(now);
+        self.run(op, move |c| {
+            let mut out = BTreeMap::new();
+            for id in ids {
+                if let Some(p) = load_profile_blocking(op, c, &brand, id.as_str(), &now)? {
+                    out.insert(id, p);
+                }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn visitor_events_many(
+        &self,
+        brand: &BrandId,
+        since: &[(AnonymousId, Option<DateTime<Utc>>)],
+    ) -> Result<BTreeMap<AnonymousId, Vec<EventRow>>, StoreError> {
+        let op = "visitor_events_many";
+        if since.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let brand = brand.as_str().to_owned();
+        let since: Vec<(AnonymousId, Option<String>)> = since
+            .iter()
+            .map(|(id, after)| (id.clone(), after.map(codec::ts_text)))
+            .collect();
+        self.run(op, move |c| {
+            let mut out = BTreeMap::new();
+            for (id, after) in since {
+                let rows = visitor_events_blocking(op, c, &brand, id.as_str(), after.as_deref())?;
+                if !rows.is_empty() {
+                    out.insert(id, rows);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn visitor_ids(
+        &self,
+        brand: &BrandId,
+        after: Option<&AnonymousId>,
+        limit: usize,
+    ) -> Result<Vec<AnonymousId>, StoreError> {
+        let op = "visitor_ids";
+        let brand = brand.as_str().to_owned();
+        let after = after.map(|a| a.as_str().to_owned());
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        self.run(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let mut stmt = c
+                .prepare_cached(
+                    "select distinct anonymous_id from cdp_events where brand_id = ?1 \
+                     and (?2 is null or anonymous_id > ?2) order by anonymous_id limit ?3",
+                )
+                .map_err(e)?;
+            let ids = stmt
+                .query_map(params![brand, after, limit], |r| r.get::<_, String>(0))
+                .map_err(e)?;
+            ids.map(|id| id.map(AnonymousId::new).map_err(e)).collect()
         })
         .await
     }

@@ -9,7 +9,7 @@ use crate::supabase::{RetryPolicy, SupabaseStore};
 use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -188,12 +188,41 @@ impl StoreTarget {
     }
 }
 
-/// The URL with any `user:password@` reduced to `user:***@`.
+/// The URL with any `user:password@` reduced to `user:***@` and the value of any `password=`
+/// query parameter (libpq accepts one there too) replaced by `***`.
 pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = redact_userinfo(base);
+    if let Some(query) = query {
+        let (query, fragment) = match query.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (query, None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(f) = fragment {
+            out.push('#');
+            out.push_str(f);
+        }
+    }
+    out
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let (authority, tail) = match rest.find(['/', '?']) {
+    let (authority, tail) = match rest.find('/') {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
@@ -271,6 +300,13 @@ impl EventSink for Store {
     ) -> Result<HashSet<Uuid>, StoreError> {
         delegate!(self, s => s.existing_event_ids(brand, ids).await)
     }
+
+    async fn last_processed_at(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        delegate!(self, s => s.last_processed_at(brand).await)
+    }
 }
 
 impl ProfileStore for Store {
@@ -298,6 +334,32 @@ impl ProfileStore for Store {
         after: Option<DateTime<Utc>>,
     ) -> Result<Vec<EventRow>, StoreError> {
         delegate!(self, s => s.visitor_events(brand, id, after).await)
+    }
+
+    async fn load_profiles(
+        &self,
+        brand: &BrandId,
+        ids: &[AnonymousId],
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<AnonymousId, Profile>, StoreError> {
+        delegate!(self, s => s.load_profiles(brand, ids, now).await)
+    }
+
+    async fn visitor_events_many(
+        &self,
+        brand: &BrandId,
+        since: &[(AnonymousId, Option<DateTime<Utc>>)],
+    ) -> Result<BTreeMap<AnonymousId, Vec<EventRow>>, StoreError> {
+        delegate!(self, s => s.visitor_events_many(brand, since).await)
+    }
+
+    async fn visitor_ids(
+        &self,
+        brand: &BrandId,
+        after: Option<&AnonymousId>,
+        limit: usize,
+    ) -> Result<Vec<AnonymousId>, StoreError> {
+        delegate!(self, s => s.visitor_ids(brand, after, limit).await)
     }
 }
 
@@ -333,5 +395,30 @@ mod tests {
         assert!(!got.join("").contains("hunter2"));
         assert!(!got.join("").contains("sekrit"));
         assert!(!got.join("").contains("\"pw"));
+    }
+
+    #[test]
+    fn redact_masks_a_password_in_the_query_string() {
+        let cases = [
+            (
+                "postgres://db/cdp?sslmode=require&password=hunter2",
+                "postgres://db/cdp?sslmode=require&password=***",
+            ),
+            (
+                "postgresql://u@db/cdp?PassWord=hunter2&application_name=cdp#x",
+                "postgresql://u@db/cdp?PassWord=***&application_name=cdp#x",
+            ),
+            (
+                "postgres://u:hunter2@db:5432/cdp?password=hunter2",
+                "postgres://u:***@db:5432/cdp?password=***",
+            ),
+            (
+                "postgres://db/cdp?passwords=x",
+                "postgres://db/cdp?passwords=x",
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
     }
 }

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -459,6 +459,29 @@ impl EventSink for SupabaseStore {
         }
         Ok(out)
     }
+    async fn last_processed_at(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let op = "last_processed_at";
+        let query = vec![
+            ("select", "processed_at".to_owned()),
+            ("brand_id", format!("eq.{brand}")),
+            ("order", "seq.desc".to_owned()),
+            ("limit", "100".to_owned()),
+        ];
+        let body = self
+            .send(op, &Call::get("cdp_events", query))
+            .await
+            .map_err(|f| f.into_store(op))?;
+        let mut latest = None;
+        for item in as_rows(op, body)? {
+            if let Some(t) = item.get("processed_at").and_then(Value::as_str) {
+                latest = latest.max(Some(codec::parse_ts(op, t)?));
+            }
+        }
+        Ok(latest)
+    }
 }
 
 impl ProfileStore for SupabaseStore {
@@ -547,6 +570,113 @@ impl ProfileStore for SupabaseStore {
             filters.push(("processed_at", format!("gte.{}", codec::ts_text(after))));
         }
         self.get_events("visitor_events", filters).await
+    }
+    async fn load_profiles(
+        &self,
+        brand: &BrandId,
+        ids: &[AnonymousId],
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<AnonymousId, Profile>, StoreError> {
+        let op = "load_profiles";
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let query = vec![
+                ("select", "anonymous_id,profile".to_owned()),
+                ("brand_id", format!("eq.{brand}")),
+                (
+                    "anonymous_id",
+                    rest::in_filter(chunk.iter().map(AnonymousId::as_str)),
+                ),
+                ("expires_at", format!("gte.{}", codec::ts_text(now))),
+            ];
+            let body = self
+                .send(op, &Call::get("cdp_profiles", query))
+                .await
+                .map_err(|f| f.into_store(op))?;
+            for mut row in as_rows(op, body)? {
+                let v = row
+                    .get_mut("profile")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null);
+                let p = codec::profile_from_json(op, v)?;
+                out.insert(p.anonymous_id.clone(), p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Per chunk of visitors, one paged read from the earliest bound among them; rows before a
+    /// visitor's own bound are dropped here, as PostgREST has no per-row bound to join on.
+    async fn visitor_events_many(
+        &self,
+        brand: &BrandId,
+        since: &[(AnonymousId, Option<DateTime<Utc>>)],
+    ) -> Result<BTreeMap<AnonymousId, Vec<EventRow>>, StoreError> {
+        let op = "visitor_events_many";
+        let mut out: BTreeMap<AnonymousId, Vec<EventRow>> = BTreeMap::new();
+        for chunk in since.chunks(IDS_PER_QUERY) {
+            let bounds: BTreeMap<&AnonymousId, Option<DateTime<Utc>>> =
+                chunk.iter().map(|(id, after)| (id, *after)).collect();
+            let mut filters = vec![
+                ("brand_id", format!("eq.{brand}")),
+                (
+                    "anonymous_id",
+                    rest::in_filter(chunk.iter().map(|(id, _)| id.as_str())),
+                ),
+            ];
+            let earliest = chunk.iter().map(|(_, after)| *after).min().flatten();
+            if let Some(after) = earliest {
+                filters.push(("processed_at", format!("gte.{}", codec::ts_text(after))));
+            }
+            for row in self.get_events(op, filters).await? {
+                let keep = match bounds.get(&row.anonymous_id) {
+                    Some(Some(after)) => row.processed_at >= *after,
+                    Some(None) => true,
+                    None => false,
+                };
+                if keep {
+                    out.entry(row.anonymous_id.clone()).or_default().push(row);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// PostgREST has no `distinct`: pages of `anonymous_id` in order, repeats dropped. A page
+    /// always holds at least one id after `after`, so the caller always makes progress.
+    async fn visitor_ids(
+        &self,
+        brand: &BrandId,
+        after: Option<&AnonymousId>,
+        limit: usize,
+    ) -> Result<Vec<AnonymousId>, StoreError> {
+        let op = "visitor_ids";
+        let mut query = vec![
+            ("select", "anonymous_id".to_owned()),
+            ("brand_id", format!("eq.{brand}")),
+            ("order", "anonymous_id.asc".to_owned()),
+            ("limit", PAGE_ROWS.to_string()),
+        ];
+        if let Some(after) = after {
+            query.push(("anonymous_id", format!("gt.{after}")));
+        }
+        let body = self
+            .send(op, &Call::get("cdp_events", query))
+            .await
+            .map_err(|f| f.into_store(op))?;
+        let mut out: Vec<AnonymousId> = Vec::new();
+        for item in as_rows(op, body)? {
+            let Some(id) = item.get("anonymous_id").and_then(Value::as_str) else {
+                continue;
+            };
+            if out.last().is_none_or(|last| last.as_str() != id) {
+                if out.len() == limit.max(1) {
+                    break;
+                }
+                out.push(AnonymousId::new(id));
+            }
+        }
+        Ok(out)
     }
 }
 

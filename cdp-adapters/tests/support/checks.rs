@@ -5,8 +5,8 @@
 use super::data;
 use cdp_adapters::{EventSink, ProfileStore, Store, WriteOutcome};
 use cdp_core::{apply, AnonymousId, BrandId, Config, EventRow, Profile};
-use chrono::Duration;
-use std::collections::{BTreeSet, HashSet};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Reads what the role traits do not expose.
 #[allow(async_fn_in_trait)]
@@ -67,8 +67,33 @@ pub async fn check_event_sink(store: &Store, inspect: &impl Inspect) {
     // Idempotent: the same batch twice stores each event once; the second time is all Duplicate.
     let fixtures = data::fixtures();
     let rows = &fixtures.rows;
+    let brand = rows[0].brand_id.clone();
+    assert_eq!(
+        store
+            .last_processed_at(&brand)
+            .await
+            .expect("last_processed_at"),
+        None,
+        "an empty store has no last event"
+    );
     let first = store.write_events(rows).await.expect("first write");
     assert_eq!(first, expected_first_write(rows), "first write outcomes");
+    assert!(rows.len() <= 100, "the newest 100 rows cover the fixtures");
+    assert_eq!(
+        store
+            .last_processed_at(&brand)
+            .await
+            .expect("last_processed_at"),
+        rows.iter().map(|r| r.processed_at.trunc_subsecs(6)).max(),
+        "last_processed_at is the latest processing time stored"
+    );
+    assert_eq!(
+        store
+            .last_processed_at(&BrandId::new("other-brand"))
+            .await
+            .expect("last_processed_at, other brand"),
+        None
+    );
     let second = store.write_events(rows).await.expect("second write");
     assert!(
         second.iter().all(|o| *o == WriteOutcome::Duplicate),
@@ -86,7 +111,6 @@ pub async fn check_event_sink(store: &Store, inspect: &impl Inspect) {
         .is_empty());
 
     // existing_event_ids answers for this brand only.
-    let brand = rows[0].brand_id.clone();
     let mut ids: Vec<_> = rows.iter().map(|r| r.event_id).collect();
     let unknown = uuid::Uuid::from_u128(42);
     ids.push(unknown);
@@ -134,6 +158,74 @@ pub async fn check_event_sink(store: &Store, inspect: &impl Inspect) {
         .await
         .expect("hostile read");
     assert_eq!(back, hostile, "hostile rows round-trip exactly");
+
+    check_visitor_batches(store, &brand, &all).await;
+}
+
+/// The batched reads agree with the one-visitor ones: `visitor_events_many` with a bound per
+/// visitor (none, or the middle of its events), and `visitor_ids` paged to the end.
+async fn check_visitor_batches(store: &Store, brand: &BrandId, all: &[EventRow]) {
+    let visitors: BTreeSet<AnonymousId> = all
+        .iter()
+        .filter(|r| &r.brand_id == brand)
+        .map(|r| r.anonymous_id.clone())
+        .collect();
+    let mut since: Vec<(AnonymousId, Option<DateTime<Utc>>)> = Vec::new();
+    for (i, id) in visitors.iter().enumerate() {
+        let rows = store
+            .visitor_events(brand, id, None)
+            .await
+            .expect("visitor_events");
+        let bound = (i % 2 == 1).then(|| rows[rows.len() / 2].processed_at);
+        since.push((id.clone(), bound));
+    }
+    since.push((AnonymousId::new("nobody"), None));
+    let mut want = BTreeMap::new();
+    for (id, after) in &since {
+        let rows = store
+            .visitor_events(brand, id, *after)
+            .await
+            .expect("visitor_events");
+        if !rows.is_empty() {
+            want.insert(id.clone(), rows);
+        }
+    }
+    let got = store
+        .visitor_events_many(brand, &since)
+        .await
+        .expect("visitor_events_many");
+    assert_eq!(
+        got, want,
+        "visitor_events_many equals visitor_events per visitor"
+    );
+    assert!(store
+        .visitor_events_many(brand, &[])
+        .await
+        .expect("visitor_events_many, none")
+        .is_empty());
+
+    let mut listed: Vec<AnonymousId> = Vec::new();
+    let mut after: Option<AnonymousId> = None;
+    for _ in 0..=visitors.len() {
+        let page = store
+            .visitor_ids(brand, after.as_ref(), 3)
+            .await
+            .expect("visitor_ids");
+        assert!(page.len() <= 3, "a page holds at most `limit` ids");
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        listed.extend(page);
+        after = Some(last);
+    }
+    let distinct: BTreeSet<AnonymousId> = listed.iter().cloned().collect();
+    assert_eq!(listed.len(), distinct.len(), "no visitor is listed twice");
+    assert_eq!(distinct, visitors, "every visitor with events is listed");
+    assert!(store
+        .visitor_ids(&BrandId::new("other-brand"), None, 10)
+        .await
+        .expect("visitor_ids, other brand")
+        .is_empty());
 }
 
 /// Every profile-store property: round trip, upsert, TTL, purge, processing order, rebuild.
@@ -170,6 +262,33 @@ pub async fn check_profile_store(store: &Store) {
         .await
         .expect("load missing");
     assert!(none.is_none());
+
+    // Many at once (more than one request's worth of ids): the same profiles, unknown ids
+    // absent, nothing past the TTL or for another brand.
+    let brand = profiles[0].brand_id.clone();
+    let mut ids: Vec<AnonymousId> = profiles.iter().map(|p| p.anonymous_id.clone()).collect();
+    ids.extend((0..150).map(|i| AnonymousId::new(format!("nobody-{i}"))));
+    let want: BTreeMap<AnonymousId, Profile> = profiles
+        .iter()
+        .map(|p| (p.anonymous_id.clone(), p.clone()))
+        .collect();
+    let got = store
+        .load_profiles(&brand, &ids, latest)
+        .await
+        .expect("load_profiles");
+    assert_eq!(got, want, "load_profiles equals load_profile per visitor");
+    let past_ttl =
+        latest + Duration::days(i64::from(cfg.profile_ttl_days())) + Duration::seconds(1);
+    assert!(store
+        .load_profiles(&brand, &ids, past_ttl)
+        .await
+        .expect("load_profiles past the TTL")
+        .is_empty());
+    assert!(store
+        .load_profiles(&BrandId::new("other-brand"), &ids, latest)
+        .await
+        .expect("load_profiles, other brand")
+        .is_empty());
 
     // Upsert: a later save replaces; the same visitor twice in one call keeps the later one.
     let mut older = profiles[0].clone();

@@ -140,13 +140,15 @@ fn col_type(col: &str) -> &'static str {
     }
 }
 
-/// Splits an `in.(...)` list, honouring double quotes.
+/// Splits an `in.(...)` list, honouring double quotes and, inside them, backslash escapes.
 fn in_list(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
-    for c in s.chars() {
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
         match c {
+            '\\' if quoted => cur.extend(chars.next()),
             '"' => quoted = !quoted,
             ',' if !quoted => out.push(std::mem::take(&mut cur)),
             c => cur.push(c),
