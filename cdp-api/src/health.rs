@@ -1,11 +1,13 @@
-//! `GET /health`: whether the collector can store events right now, and when it last did.
-//! The store is pinged on every call (bounded by a timeout), so the answer is never stale.
+//! `GET /health`: whether the collector can store events right now, and when one was last
+//! stored. One bounded query answers both: the latest stored processing time, which also
+//! survives restarts, merged with what this process committed itself.
 
 use crate::server::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cdp_adapters::EventSink;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -21,23 +23,29 @@ pub struct Health {
     pub store: String,
     /// Backend name: `sqlite`, `postgres` or `supabase`.
     pub backend: String,
-    /// When this process last committed an event (RFC 3339), `null` before the first.
+    /// When an event was last stored (RFC 3339), `null` before the first. Read from the
+    /// store, so it survives restarts; while the store is unreachable, the last commit of
+    /// this process.
     pub last_event_at: Option<String>,
 }
 
 /// The handler: 200 when the store answers, 503 otherwise.
 pub async fn health(State(app): State<AppState>) -> Response {
-    let reachable = matches!(
-        tokio::time::timeout(PING_TIMEOUT, app.store.ping()).await,
-        Ok(Ok(()))
-    );
+    let stored = tokio::time::timeout(
+        PING_TIMEOUT,
+        app.store.last_processed_at(app.cfg.brand_id()),
+    )
+    .await;
+    let (reachable, stored) = match stored {
+        Ok(Ok(at)) => (true, at),
+        _ => (false, None),
+    };
     let body = Health {
         status: if reachable { "ok" } else { "degraded" }.to_owned(),
         store: if reachable { "ok" } else { "unreachable" }.to_owned(),
         backend: app.store.backend().to_owned(),
-        last_event_at: app
-            .writers
-            .last_event_at()
+        last_event_at: stored
+            .max(app.writers.last_event_at())
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
     };
     let status = if reachable {

@@ -25,4 +25,5 @@ pub mod sampling;
 pub mod server;
 pub mod settings;
 pub mod tracker;
+pub mod write_behind;
 pub mod writer;

@@ -53,12 +53,17 @@ async fn main() -> anyhow::Result<()> {
         Command::RebuildProfiles(args) => {
             let s = args.store.validate()?;
             let store = server::open_store(&s).await?;
-            let ids: Vec<AnonymousId> = args
-                .visitors
-                .iter()
-                .map(|v| AnonymousId::new(v.as_str()))
-                .collect();
-            let n = rebuild::run(&store, &s.config, &ids).await?;
+            let visitors = if args.visitors.is_empty() {
+                rebuild::Visitors::All
+            } else {
+                rebuild::Visitors::Only(
+                    args.visitors
+                        .iter()
+                        .map(|v| AnonymousId::new(v.as_str()))
+                        .collect(),
+                )
+            };
+            let n = rebuild::run(&store, &s.config, &visitors).await?;
             println!("rebuilt {n} profiles");
         }
         Command::Load(args) => {

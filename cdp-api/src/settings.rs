@@ -106,6 +106,11 @@ pub struct ServeArgs {
     /// Profiles kept in memory per writer.
     #[arg(long, env = "CDP_PROFILE_CACHE", default_value_t = 100_000)]
     pub profile_cache: usize,
+    /// How often changed profiles are saved behind the events, in seconds (also on eviction
+    /// and at shutdown). Profiles are rebuilt from events after a crash, so this only bounds
+    /// how much catching up a restart does.
+    #[arg(long, env = "CDP_PROFILE_FLUSH_SECS", default_value_t = 30)]
+    pub profile_flush_secs: u64,
 }
 
 /// Flags of the HTTP client commands.
@@ -152,8 +157,8 @@ pub struct RebuildArgs {
     /// Store and configuration.
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Visitors to rebuild.
-    #[arg(long = "visitor", required = true)]
+    /// A visitor to rebuild (repeatable); every visitor with stored events when none is given.
+    #[arg(long = "visitor")]
     pub visitors: Vec<String>,
 }
 
@@ -259,6 +264,8 @@ pub struct WriterSettings {
     pub linger: Duration,
     /// Profiles cached per writer.
     pub profile_cache: usize,
+    /// How often changed profiles are written behind.
+    pub profile_flush: Duration,
 }
 
 /// The browser origins allowed to call the collector.
@@ -355,6 +362,9 @@ impl ServeArgs {
         if self.profile_cache == 0 {
             problems.push("--profile-cache: at least 1".to_owned());
         }
+        if self.profile_flush_secs == 0 || self.profile_flush_secs > 3600 {
+            problems.push("--profile-flush-secs: from 1 to 3600".to_owned());
+        }
         match (listen, store) {
             (Some(listen), Some(store)) if problems.is_empty() => {
                 let shards = match (self.writer_shards, &store.target) {
@@ -373,6 +383,7 @@ impl ServeArgs {
                         batch_events: self.writer_batch_events,
                         linger: Duration::from_millis(self.writer_linger_ms),
                         profile_cache: self.profile_cache,
+                        profile_flush: Duration::from_secs(self.profile_flush_secs),
                     },
                 })
             }

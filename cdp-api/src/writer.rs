@@ -2,45 +2,55 @@
 //! events reach the profile.
 //!
 //! Validated events travel over a channel to one writer task per shard (a visitor always maps
-//! to the same shard), each with a oneshot for the answer. A writer gathers requests until it
-//! holds `batch_events` events or `linger` has passed, then for the whole batch: asks the store
-//! which event ids already exist (those are duplicates), applies the rest with
-//! [`cdp_core::apply`] in arrival order, writes every row in ONE transaction, and only then
-//! answers. Many concurrent requests therefore share one commit, and per-visitor updates are
-//! serialised without locks.
+//! to the same shard), each with a oneshot for the answer. A writer takes every request queued
+//! while its previous commit ran (up to `batch_events` events, waiting at most `linger` for
+//! more), applies them with [`cdp_core::apply`] in arrival order, writes every row in ONE
+//! transaction, and only then answers. Many concurrent requests therefore share one commit, and
+//! per-visitor updates are serialised without locks.
 //!
-//! Profiles live in a bounded LRU cache and are written behind (every second and at shutdown).
-//! On a cache miss the stored profile is loaded and caught up with the visitor's events
-//! processed after it, so a crash between an event commit and a profile save loses nothing:
-//! events are the source of truth. When a commit fails, the visitors it touched are dropped
-//! from the cache, so the next event reloads them from the store.
+//! Duplicates are decided by the store, in the same statement that inserts: a row the store
+//! already holds (or that another collector stored first) comes back `Duplicate`. Replays
+//! within a visitor's recent events are caught before that by the profile itself. When the
+//! store reports a duplicate (or dead-letters a row) that the profile had applied, the visitor
+//! is dropped from the cache, so its profile is rebuilt from what is stored rather than keep an
+//! event twice.
+//!
+//! Profiles live in a bounded LRU cache and are written behind by [`crate::write_behind`]:
+//! snapshots of changed profiles every `profile_flush` (30 s by default), on eviction and at
+//! shutdown, never on the commit path. Snapshots are taken between commits, so they hold only
+//! committed events. On a cache miss the stored profiles of the whole batch's new visitors are
+//! loaded in one request and caught up in one more with the events processed after each, so a
+//! crash between an event commit and a profile save loses nothing: events are the source of
+//! truth. When a commit fails, the visitors it touched are dropped from the cache, so their
+//! next event reloads them from the store.
 
 use crate::sampling::fnv1a;
+use crate::write_behind::{self, Snapshots};
 use cdp_adapters::{EventSink, ProfileStore, Store, StoreError, WriteOutcome};
 use cdp_core::{apply, AnonymousId, Config, EventType, Outcome, Profile, ValidEvent};
-use chrono::{DateTime, Utc};
-use futures_util::stream::{self, StreamExt};
+use chrono::{DateTime, SubsecRound, Utc};
 use lru::LruCache;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use uuid::Uuid;
 
 pub use crate::settings::WriterSettings;
 
 /// Requests queued per shard before senders wait (back-pressure instead of unbounded memory).
 const QUEUE_REQUESTS: usize = 4096;
-/// How often dirty profiles are written behind.
-const PROFILE_FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Most profiles per `save_profiles` call.
-const PROFILE_SAVE_CHUNK: usize = 500;
-/// Profile loads in flight at once for one batch.
-const PROFILE_LOADS_IN_FLIGHT: usize = 16;
+/// Dirty profiles pushed out of the cache that are kept before they are sent to be saved.
+const EVICTED_DIRTY_MAX: usize = 1024;
+/// Times a batch is retried when the store reports a transient conflict (a deadlock or a
+/// serialisation failure: nothing was stored, and the same batch can succeed).
+const CONFLICT_RETRIES: u32 = 3;
+/// Times the gatherer yields to the runtime to let requests in flight reach the queue.
+const GATHER_YIELDS: usize = 4;
+/// How often a writer logs what it did (at debug level) and starts counting afresh.
+const STATS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What became of one event handed to the writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,10 +103,11 @@ pub struct Writers {
 pub struct WritersShutdown {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    write_behind: JoinHandle<()>,
 }
 
 impl WritersShutdown {
-    /// Signals the writers and waits until every one has flushed.
+    /// Signals the writers and waits until every one has drained and every profile is saved.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
@@ -104,11 +115,26 @@ impl WritersShutdown {
                 tracing::error!(error = %e, "writer task ended abnormally");
             }
         }
+        // The writers held the last senders: the write-behind now drains and ends.
+        if let Err(e) = self.write_behind.await {
+            tracing::error!(error = %e, "profile write-behind ended abnormally");
+        }
+    }
+
+    /// Stops everything at once, as a crash would: queued requests get no answer and no
+    /// profile is saved. What was committed stays committed; the next writer catches the
+    /// profiles up from the stored events.
+    pub fn abort(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.write_behind.abort();
     }
 }
 
 impl Writers {
-    /// Starts `settings.shards` writer tasks on the current runtime.
+    /// Starts `settings.shards` writer tasks and the profile write-behind on the current
+    /// runtime.
     pub fn spawn(
         store: Arc<Store>,
         cfg: Arc<Config>,
@@ -116,6 +142,7 @@ impl Writers {
     ) -> (Writers, WritersShutdown) {
         let (stop, stop_rx) = watch::channel(false);
         let last_event_at = Arc::new(AtomicI64::new(i64::MIN));
+        let (snapshots, write_behind) = write_behind::spawn(store.clone(), cfg.clone());
         let mut senders = Vec::new();
         let mut tasks = Vec::new();
         let cache = NonZeroUsize::new(settings.profile_cache).unwrap_or(NonZeroUsize::MIN);
@@ -130,8 +157,11 @@ impl Writers {
                 profiles: LruCache::new(cache),
                 dirty: HashSet::new(),
                 evicted_dirty: HashMap::new(),
+                snapshots: snapshots.clone(),
+                last_snapshot: Instant::now(),
                 last_now: DateTime::<Utc>::MIN_UTC,
                 last_event_at: last_event_at.clone(),
+                stats: Stats::default(),
             };
             tasks.push(tokio::spawn(writer.run(rx, stop_rx.clone())));
         }
@@ -140,11 +170,15 @@ impl Writers {
                 shards: Arc::new(senders),
                 last_event_at,
             },
-            WritersShutdown { stop, tasks },
+            WritersShutdown {
+                stop,
+                tasks,
+                write_behind,
+            },
         )
     }
 
-    /// When an event was last committed, if any since start.
+    /// When this process last committed an event, if it has since it started.
     pub fn last_event_at(&self) -> Option<DateTime<Utc>> {
         match self.last_event_at.load(Ordering::Relaxed) {
             i64::MIN => None,
@@ -156,13 +190,27 @@ impl Writers {
     /// the order of `events`.
     pub async fn write(&self, events: Vec<ValidEvent>) -> Result<Vec<WriteStatus>, WriteError> {
         let n = self.shards.len();
+        let total = events.len();
+        // The common cases (one event, or a batch from one visitor) need no splitting.
+        let first_shard = events.first().map(|e| shard_of(&e.anonymous_id, n));
+        if let Some(s) = first_shard.filter(|s| {
+            events
+                .iter()
+                .all(|e| n == 1 || shard_of(&e.anonymous_id, n) == *s)
+        }) {
+            let (reply, rx) = oneshot::channel();
+            self.shards[s]
+                .send(WriteRequest { events, reply })
+                .await
+                .map_err(|_| WriteError::Stopped)?;
+            return rx.await.map_err(|_| WriteError::Stopped)?;
+        }
         let mut per_shard: Vec<(Vec<usize>, Vec<ValidEvent>)> = vec![(Vec::new(), Vec::new()); n];
         for (i, e) in events.into_iter().enumerate() {
             let s = shard_of(&e.anonymous_id, n);
             per_shard[s].0.push(i);
             per_shard[s].1.push(e);
         }
-        let total: usize = per_shard.iter().map(|(idx, _)| idx.len()).sum();
         let mut waits = Vec::new();
         for (s, (idx, evs)) in per_shard.into_iter().enumerate() {
             if evs.is_empty() {
@@ -200,24 +248,82 @@ fn shard_of(id: &AnonymousId, shards: usize) -> usize {
     (fnv1a(id.as_str().as_bytes()) % shards as u64) as usize
 }
 
+/// What a writer did, logged at debug level every [`STATS_EVERY`] and when it stops, to tune
+/// batch sizes.
+#[derive(Debug)]
+struct Stats {
+    since: Instant,
+    commits: u64,
+    events: u64,
+    misses: u64,
+    commit_time: std::time::Duration,
+    prepare_time: std::time::Duration,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            since: Instant::now(),
+            commits: 0,
+            events: 0,
+            misses: 0,
+            commit_time: std::time::Duration::ZERO,
+            prepare_time: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl Stats {
+    fn log(&self, shard: usize, what: &str) {
+        let commits = self.commits.max(1);
+        tracing::debug!(
+            shard,
+            seconds = self.since.elapsed().as_secs_f64(),
+            commits = self.commits,
+            events = self.events,
+            events_per_commit = self.events / commits,
+            cache_misses = self.misses,
+            mean_prepare_us = self.prepare_time.as_micros() as u64 / commits,
+            mean_commit_us = self.commit_time.as_micros() as u64 / commits,
+            "{what}"
+        );
+    }
+}
+
+/// A batch applied to the cache and waiting to be written.
+struct Prepared {
+    rows: Vec<cdp_core::EventRow>,
+    /// `(request, event)` of each row.
+    row_of: Vec<(usize, usize)>,
+    statuses: Vec<Vec<WriteStatus>>,
+    touched: BTreeSet<AnonymousId>,
+    now: DateTime<Utc>,
+}
+
 struct ShardWriter {
     shard: usize,
     store: Arc<Store>,
     cfg: Arc<Config>,
     settings: WriterSettings,
     profiles: LruCache<AnonymousId, Profile>,
+    /// Visitors whose cached profile changed since its last snapshot.
     dirty: HashSet<AnonymousId>,
-    /// Dirty profiles pushed out of the cache before they were saved.
+    /// Dirty profiles pushed out of the cache before their snapshot was taken.
     evicted_dirty: HashMap<AnonymousId, Profile>,
+    snapshots: Snapshots,
+    last_snapshot: Instant,
     last_now: DateTime<Utc>,
     last_event_at: Arc<AtomicI64>,
+    stats: Stats,
 }
 
 impl ShardWriter {
     async fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>, mut stop: watch::Receiver<bool>) {
-        let mut flush = tokio::time::interval(PROFILE_FLUSH_EVERY);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let until_snapshot = self
+                .settings
+                .profile_flush
+                .saturating_sub(self.last_snapshot.elapsed());
             tokio::select! {
                 biased;
                 msg = rx.recv() => match msg {
@@ -227,7 +333,6 @@ impl ShardWriter {
                     }
                     None => break,
                 },
-                _ = flush.tick() => self.flush_profiles().await,
                 changed = stop.changed() => {
                     if changed.is_err() || *stop.borrow() {
                         // Take what is queued, refuse new requests, then drain.
@@ -239,13 +344,27 @@ impl ShardWriter {
                         break;
                     }
                 }
+                () = tokio::time::sleep(until_snapshot) => {}
+            }
+            if self.stats.since.elapsed() >= STATS_EVERY {
+                std::mem::take(&mut self.stats).log(self.shard, "writer stats");
+            }
+            // Between commits every applied event is committed: a safe moment for snapshots.
+            if self.last_snapshot.elapsed() >= self.settings.profile_flush
+                || self.evicted_dirty.len() >= EVICTED_DIRTY_MAX
+            {
+                self.offer_snapshot();
             }
         }
-        self.flush_profiles().await;
-        tracing::debug!(shard = self.shard, "writer stopped");
+        let last = self.take_snapshot();
+        self.snapshots.send(last).await;
+        self.stats.log(self.shard, "writer stopped");
     }
 
-    /// Collects requests until the batch is full or the linger time has passed.
+    /// Takes every queued request, up to `batch_events` events. When the queue runs dry it
+    /// first yields to the runtime a few times, which lets handlers that are about to send
+    /// (typically the clients just answered by the previous commit) join this batch instead of
+    /// waiting a whole commit for the next one, then waits up to `linger` if that is set.
     async fn gather(
         &self,
         first: WriteRequest,
@@ -254,16 +373,23 @@ impl ShardWriter {
         let mut events = first.events.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + self.settings.linger;
+        let mut yields = 0;
         while events < self.settings.batch_events {
             let next = match rx.try_recv() {
                 Ok(m) => Some(m),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
-                Err(mpsc::error::TryRecvError::Empty) => {
+                Err(mpsc::error::TryRecvError::Empty) if yields < GATHER_YIELDS => {
+                    yields += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Empty) if !self.settings.linger.is_zero() => {
                     tokio::time::timeout_at(deadline, rx.recv())
                         .await
                         .ok()
                         .flatten()
                 }
+                Err(mpsc::error::TryRecvError::Empty) => None,
             };
             let Some(m) = next else { break };
             events += m.events.len();
@@ -273,9 +399,11 @@ impl ShardWriter {
     }
 
     /// Processing time for a batch; never goes backwards, so catching up by
-    /// `processed_at > profile.last_updated` cannot skip an event.
+    /// `processed_at >= profile.last_updated` cannot skip an event. It is in whole
+    /// microseconds, the stored precision, so a profile's `last_updated` equals the stored
+    /// `processed_at` of its latest event rather than sorting after it.
     fn now(&mut self) -> DateTime<Utc> {
-        self.last_now = Utc::now().max(self.last_now);
+        self.last_now = Utc::now().trunc_subsecs(6).max(self.last_now);
         self.last_now
     }
 
@@ -308,82 +436,140 @@ impl ShardWriter {
         }
     }
 
-    /// Applies and writes a batch; on failure nothing is stored and the touched visitors are
-    /// evicted from the cache so they are reloaded from the store.
+    /// Applies and writes a batch, retrying it when the store reports a transient conflict.
+    /// On failure nothing is stored and the touched visitors are dropped from the cache so
+    /// they are reloaded from the store.
     async fn try_commit(
         &mut self,
         groups: &[&[ValidEvent]],
     ) -> Result<Vec<Vec<WriteStatus>>, StoreError> {
-        let now = self.now();
-        let touched: BTreeSet<AnonymousId> = groups
-            .iter()
-            .flat_map(|g| g.iter().map(|e| e.anonymous_id.clone()))
-            .collect();
-        let result = self.apply_and_write(groups, now).await;
-        if let Err(e) = &result {
-            let types: BTreeSet<EventType> = groups
-                .iter()
-                .flat_map(|g| g.iter().map(|e| e.event_type))
-                .collect();
-            let types: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
-            let (status, kind) = match e {
-                StoreError::Rejected { status, .. } => (status.as_str(), "rejected"),
-                StoreError::Unavailable { .. } => ("unavailable", "unavailable"),
-                StoreError::Corrupt { .. } => ("corrupt", "corrupt"),
-            };
-            tracing::error!(
-                shard = self.shard,
-                event_types = %types.join(","),
-                events = groups.iter().map(|g| g.len()).sum::<usize>(),
-                status,
-                kind,
-                error = %e,
-                "sink write failed"
-            );
-            for id in &touched {
-                self.profiles.pop(id);
-                self.dirty.remove(id);
-                self.evicted_dirty.remove(id);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.apply_and_write(groups).await;
+            match result {
+                Err(e) if is_transient_conflict(&e) && attempt <= CONFLICT_RETRIES => {
+                    tracing::warn!(shard = self.shard, attempt, error = %e,
+                        "transient conflict; retrying the batch");
+                }
+                Err(e) => {
+                    self.log_failure(groups, &e);
+                    return Err(e);
+                }
+                Ok(statuses) => return Ok(statuses),
             }
         }
-        result
+    }
+
+    fn log_failure(&self, groups: &[&[ValidEvent]], e: &StoreError) {
+        let types: BTreeSet<EventType> = groups
+            .iter()
+            .flat_map(|g| g.iter().map(|e| e.event_type))
+            .collect();
+        let types: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+        let (status, kind) = match e {
+            StoreError::Rejected { status, .. } => (status.as_str(), "rejected"),
+            StoreError::Unavailable { .. } => ("unavailable", "unavailable"),
+            StoreError::Corrupt { .. } => ("corrupt", "corrupt"),
+        };
+        tracing::error!(
+            shard = self.shard,
+            event_types = %types.join(","),
+            events = groups.iter().map(|g| g.len()).sum::<usize>(),
+            status,
+            kind,
+            error = %e,
+            "sink write failed"
+        );
     }
 
     async fn apply_and_write(
         &mut self,
         groups: &[&[ValidEvent]],
-        now: DateTime<Utc>,
     ) -> Result<Vec<Vec<WriteStatus>>, StoreError> {
-        let brand = self.cfg.brand_id().clone();
-        let ids: Vec<Uuid> = groups
-            .iter()
-            .flat_map(|g| g.iter().map(|e| e.event_id))
-            .collect();
-        let existing = self.store.existing_event_ids(&brand, &ids).await?;
+        let started = Instant::now();
+        let prepared = match self.prepare(groups).await {
+            Ok(p) => p,
+            Err((e, touched)) => {
+                self.forget(&touched);
+                return Err(e);
+            }
+        };
+        let written = Instant::now();
+        self.stats.prepare_time += written - started;
+        let Prepared {
+            rows,
+            row_of,
+            mut statuses,
+            touched,
+            now,
+        } = prepared;
+        if rows.is_empty() {
+            return Ok(statuses);
+        }
+        let outcomes = match self.store.write_events(&rows).await {
+            Ok(o) => o,
+            Err(e) => {
+                self.forget(&touched);
+                return Err(e);
+            }
+        };
+        self.stats.commit_time += written.elapsed();
+        self.stats.commits += 1;
+        self.stats.events += rows.len() as u64;
+        let mut stale: BTreeSet<AnonymousId> = BTreeSet::new();
+        for (((g, i), outcome), row) in row_of.into_iter().zip(outcomes).zip(&rows) {
+            statuses[g][i] = match outcome {
+                WriteOutcome::Inserted => WriteStatus::Accepted,
+                WriteOutcome::Duplicate => WriteStatus::Duplicate,
+                WriteOutcome::DeadLettered => WriteStatus::DeadLettered,
+            };
+            if outcome != WriteOutcome::Inserted {
+                // The profile applied an event the store did not take from us.
+                stale.insert(row.anonymous_id.clone());
+            }
+        }
+        self.forget(&stale);
+        self.last_event_at
+            .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+        Ok(statuses)
+    }
 
-        let needed: BTreeSet<AnonymousId> = groups
+    /// Loads the batch's new visitors and applies every event in arrival order. On failure,
+    /// returns the visitors whose cached profiles may already hold some of the batch.
+    async fn prepare(
+        &mut self,
+        groups: &[&[ValidEvent]],
+    ) -> Result<Prepared, (StoreError, BTreeSet<AnonymousId>)> {
+        let now = self.now();
+        let touched: BTreeSet<AnonymousId> = groups
             .iter()
-            .flat_map(|g| g.iter())
-            .filter(|e| !existing.contains(&e.event_id))
-            .map(|e| e.anonymous_id.clone())
-            .filter(|id| !self.profiles.contains(id) && !self.evicted_dirty.contains_key(id))
+            .flat_map(|g| g.iter().map(|e| e.anonymous_id.clone()))
             .collect();
-        let loaded = self.load_profiles(needed, now).await?;
-        for (id, profile) in loaded.into_iter() {
-            if let Some(p) = profile {
-                self.put_profile(id, p);
+        let missing: Vec<AnonymousId> = touched
+            .iter()
+            .filter(|id| !self.profiles.contains(id) && !self.evicted_dirty.contains_key(id))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            self.stats.misses += missing.len() as u64;
+            let loaded = self
+                .load_profiles(&missing, now)
+                .await
+                .map_err(|e| (e, BTreeSet::new()))?;
+            for (id, profile) in loaded {
+                self.put_profile(id, profile);
             }
         }
 
-        // Apply in arrival order; remember which row answers which event.
-        let mut seen: HashSet<Uuid> = HashSet::new();
         let mut statuses: Vec<Vec<WriteStatus>> = Vec::with_capacity(groups.len());
         let mut rows = Vec::new();
         let mut row_of: Vec<(usize, usize)> = Vec::new();
+        let mut seen: HashSet<uuid::Uuid> = HashSet::new();
         for (g, events) in groups.iter().enumerate() {
             let mut st = Vec::with_capacity(events.len());
             for (i, event) in events.iter().enumerate() {
-                if existing.contains(&event.event_id) || !seen.insert(event.event_id) {
+                if !seen.insert(event.event_id) {
                     st.push(WriteStatus::Duplicate);
                     continue;
                 }
@@ -401,47 +587,52 @@ impl ShardWriter {
             }
             statuses.push(st);
         }
-
-        if !rows.is_empty() {
-            let outcomes = self.store.write_events(&rows).await?;
-            // A row another writer stored first (a race on the same event id) is a duplicate.
-            for ((g, i), outcome) in row_of.into_iter().zip(outcomes) {
-                statuses[g][i] = match outcome {
-                    WriteOutcome::Inserted => WriteStatus::Accepted,
-                    WriteOutcome::Duplicate => WriteStatus::Duplicate,
-                    WriteOutcome::DeadLettered => WriteStatus::DeadLettered,
-                };
-            }
-            self.last_event_at
-                .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
-        }
-        Ok(statuses)
+        Ok(Prepared {
+            rows,
+            row_of,
+            statuses,
+            touched,
+            now,
+        })
     }
 
-    /// Loads missing profiles and catches each up with the events processed after it.
+    /// The stored profiles of `ids`, each caught up with the events processed at or after its
+    /// `last_updated` (all of a visitor's events when nothing is stored): two requests for the
+    /// whole batch, however many visitors it brings.
     async fn load_profiles(
         &self,
-        ids: BTreeSet<AnonymousId>,
+        ids: &[AnonymousId],
         now: DateTime<Utc>,
-    ) -> Result<Vec<(AnonymousId, Option<Profile>)>, StoreError> {
-        let store = &self.store;
-        let cfg = &self.cfg;
-        let results: Vec<Result<(AnonymousId, Option<Profile>), StoreError>> = stream::iter(ids)
-            .map(|id| async move {
-                let brand = cfg.brand_id();
-                let mut profile = store.load_profile(brand, &id, now).await?;
-                let after = profile.as_ref().map(|p| p.last_updated);
-                let missed = store.visitor_events(brand, &id, after).await?;
-                for row in missed {
-                    let event = row.to_valid_event();
-                    profile = Some(apply(cfg, profile, &event, row.processed_at).profile);
-                }
-                Ok((id, profile))
-            })
-            .buffer_unordered(PROFILE_LOADS_IN_FLIGHT)
-            .collect()
-            .await;
-        results.into_iter().collect()
+    ) -> Result<Vec<(AnonymousId, Profile)>, StoreError> {
+        let brand = self.cfg.brand_id();
+        let mut stored = self.store.load_profiles(brand, ids, now).await?;
+        let since: Vec<(AnonymousId, Option<DateTime<Utc>>)> = ids
+            .iter()
+            .map(|id| (id.clone(), stored.get(id).map(|p| p.last_updated)))
+            .collect();
+        let mut missed = self.store.visitor_events_many(brand, &since).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut profile = stored.remove(id);
+            for row in missed.remove(id).unwrap_or_default() {
+                let event = row.to_valid_event();
+                profile = Some(apply(&self.cfg, profile, &event, row.processed_at).profile);
+            }
+            if let Some(p) = profile {
+                out.push((id.clone(), p));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops visitors from the cache, unsaved changes included: their profiles are rebuilt
+    /// from the store on their next event.
+    fn forget(&mut self, ids: &BTreeSet<AnonymousId>) {
+        for id in ids {
+            self.profiles.pop(id);
+            self.dirty.remove(id);
+            self.evicted_dirty.remove(id);
+        }
     }
 
     fn take_profile(&mut self, id: &AnonymousId) -> Option<Profile> {
@@ -458,29 +649,42 @@ impl ShardWriter {
         }
     }
 
-    /// Writes dirty profiles behind the events; on failure they stay dirty for the next tick.
-    async fn flush_profiles(&mut self) {
-        if self.dirty.is_empty() && self.evicted_dirty.is_empty() {
-            return;
-        }
-        let mut batch: Vec<Profile> = self.evicted_dirty.values().cloned().collect();
-        batch.extend(
+    /// Every changed profile, which is then clean.
+    fn take_snapshot(&mut self) -> Vec<Profile> {
+        let mut out: Vec<Profile> = self.evicted_dirty.drain().map(|(_, p)| p).collect();
+        out.extend(
             self.dirty
-                .iter()
-                .filter_map(|id| self.profiles.peek(id).cloned()),
+                .drain()
+                .filter_map(|id| self.profiles.peek(&id).cloned()),
         );
-        for chunk in batch.chunks(PROFILE_SAVE_CHUNK) {
-            if let Err(e) = self.store.save_profiles(&self.cfg, chunk).await {
-                tracing::warn!(
-                    shard = self.shard,
-                    profiles = batch.len(),
-                    error = %e,
-                    "profile write-behind failed; will retry (events are stored, nothing is lost)"
-                );
-                return;
+        out
+    }
+
+    /// Hands changed profiles to the write-behind without waiting; when its queue is full they
+    /// stay dirty for the next round.
+    fn offer_snapshot(&mut self) {
+        self.last_snapshot = Instant::now();
+        let snapshot = self.take_snapshot();
+        if let Err(back) = self.snapshots.offer(snapshot) {
+            tracing::debug!(
+                shard = self.shard,
+                profiles = back.len(),
+                "write-behind queue full; keeping profiles dirty"
+            );
+            for p in back {
+                let id = p.anonymous_id.clone();
+                if self.profiles.contains(&id) {
+                    self.dirty.insert(id);
+                } else {
+                    self.evicted_dirty.insert(id, p);
+                }
             }
         }
-        self.dirty.clear();
-        self.evicted_dirty.clear();
     }
+}
+
+/// A deadlock or serialisation failure: the transaction was rolled back as a whole, and the
+/// same batch can succeed when tried again.
+fn is_transient_conflict(e: &StoreError) -> bool {
+    matches!(e, StoreError::Rejected { status, .. } if status == "40P01" || status == "40001")
 }
