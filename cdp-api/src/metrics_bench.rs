@@ -2,9 +2,9 @@
 //! prints figures, not a test with a time limit.
 //!
 //! It bulk-loads synthetic events (the demo's journeys, validated and enriched by `cdp_core`
-//! exactly as the collector would) straight through the store adapter's `write_events` in
-//! large batches: the same insert statements and the same rollup triggers as ingest, without
-//! HTTP in the way. Then it starts a server in this process on a loopback port and times
+//! exactly as the collector would, then replayed by many visitors) in timestamp order, as live
+//! traffic arrives, straight through the store adapter's `write_events` in large batches: the
+//! same insert statements and the same rollup triggers as ingest, without HTTP in the way. Then it starts a server in this process on a loopback port and times
 //! sequential `GET /api/cdp/metrics?range=...` requests, printing p50 and p95. SQLite lives in
 //! `--data-dir` (a temp dir by default); Postgres in schema `cdp_bench` of `--postgres-url`,
 //! kept afterwards so `--reuse` can measure again without reloading. Traffic stays on
@@ -15,7 +15,7 @@ use crate::server::{self, StartError};
 use crate::settings::{BenchMetricsArgs, Cli, Command, Settings, SettingsError};
 use cdp_adapters::analytics::Analytics;
 use cdp_adapters::{EventSink, PostgresTarget, Store, StoreTarget};
-use cdp_core::{apply, validate, Config, EventRow, Outcome};
+use cdp_core::{apply, validate, AnonymousId, Config, EventRow, Outcome, SessionId};
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
 use serde_json::Value;
@@ -23,7 +23,7 @@ use std::fmt;
 use std::time::Instant;
 
 /// Rows per `write_events` call while loading.
-const LOAD_BATCH: usize = 5_000;
+const LOAD_BATCH: usize = 10_000;
 /// The Postgres schema the benchmark loads into.
 pub const POSTGRES_SCHEMA: &str = "cdp_bench";
 
@@ -330,9 +330,14 @@ fn journey(cfg: &Config, rng: &mut Rng, visitor: usize, end: DateTime<Utc>) -> V
     rows
 }
 
-/// Whole visitor journeys until `target` events, sent in batches in timestamp order, as live
-/// traffic arrives. Visitors' journeys end at evenly spaced instants over the `days` before
-/// `now`; a heap holds the last week of rows until no later visitor can precede them.
+/// Journeys generated through the core before loading; every visitor replays one of them.
+const TEMPLATES: u64 = 4_000;
+
+/// Visitor journeys until `target` events, sent in batches in timestamp order, as live traffic
+/// arrives. [`TEMPLATES`] journeys are generated and enriched by the core once; each visitor
+/// replays one under its own id, session ids and event ids, shifted so that visitors' journeys
+/// end at evenly spaced instants over the `days` before `now`. A heap holds the last week of
+/// rows until no later visitor can precede them.
 fn generate(
     cfg: &Config,
     target: u64,
@@ -342,11 +347,12 @@ fn generate(
     tx: &tokio::sync::mpsc::Sender<Vec<EventRow>>,
 ) {
     let mut rng = Rng::new(seed);
-    // How many visitors make `target` events: measured on a sample.
-    let sample: usize = (0..500)
-        .map(|i| journey(cfg, &mut Rng::new(seed ^ 0x5a5a ^ i), i as usize, now).len())
-        .sum();
-    let per_visitor = (sample as f64 / 500.0).max(1.0);
+    let templates: Vec<(DateTime<Utc>, Vec<EventRow>)> = (0..TEMPLATES)
+        .map(|k| journey(cfg, &mut rng, k as usize, now))
+        .filter_map(|rows| Some((rows.iter().map(|r| r.timestamp).max()?, rows)))
+        .collect();
+    let events: usize = templates.iter().map(|(_, rows)| rows.len()).sum();
+    let per_visitor = (events as f64 / templates.len().max(1) as f64).max(1.0);
     let visitors = ((target as f64 / per_visitor).ceil() as u64).max(1);
     let first_end = now - Duration::days(i64::from(days)) + Duration::days(JOURNEY_DAYS);
     let span = (now - first_end).num_seconds().max(1);
@@ -363,13 +369,25 @@ fn generate(
         true
     };
     let mut visitor = 0u64;
-    while made < target {
+    while made < target && !templates.is_empty() {
         let offset = span * (visitor.min(visitors) as i64) / visitors as i64;
         let end = first_end + Duration::seconds(offset);
-        for row in journey(cfg, &mut rng, visitor as usize, end) {
+        let (template_end, rows) = &templates[(rng.next_u64() % templates.len() as u64) as usize];
+        let shift = end - *template_end;
+        let anon = AnonymousId::new(format!("bench-{visitor:09}"));
+        for r in rows {
             if made >= target {
                 break;
             }
+            let mut row = r.clone();
+            row.anonymous_id = anon.clone();
+            row.session_id = SessionId::new(format!("{}-{}", anon.as_str(), r.session_id.as_str()));
+            row.event_id = uuid::Builder::from_random_bytes(
+                ((u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())).to_be_bytes(),
+            )
+            .into_uuid();
+            row.timestamp += shift;
+            row.processed_at += shift;
             heap.push(Pending(row.timestamp, order, row));
             order += 1;
             made += 1;

@@ -14,6 +14,7 @@ use crate::StoreError;
 use cdp_core::{BrandId, EventRow};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::collections::HashMap;
 
 /// How long a read waits on a lock (a checkpoint, a migration) before giving up.
 const READ_BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -376,40 +377,50 @@ fn distinct_counts(
 }
 
 /// Each active visitor's latest visitor-day row in the window (the next day with events, if
-/// any, starts after the window), grouped by that day's latest persona and stage.
+/// any, starts after the window), grouped by that day's latest persona and stage. The rows are
+/// grouped here rather than in SQL: with a hundred-odd groups a hash map is several times
+/// faster than SQLite's sorting GROUP BY.
 fn visitor_states(c: &Connection, brand: &str, w: Window) -> Result<Vec<StateCount>, StoreError> {
     let op = "metric_counts";
     let e = |err| sql_err(op, err);
     let (day_start, day_end) = day_span(w);
     let mut stmt = c
         .prepare_cached(
-            "select predicted_persona, explicit_persona, current_stage, count(*) \
+            "select predicted_persona, explicit_persona, current_stage \
              from cdp_rollup_visitor_days \
              where brand_id = ?1 and day >= ?2 and day < ?3 and first_at < ?5 and last_at >= ?4 \
-               and (next_at is null or next_at >= ?5) \
-             group by 1, 2, 3",
+               and (next_at is null or next_at >= ?5)",
         )
         .map_err(e)?;
-    let rows = stmt
-        .query_map(
-            params![
-                brand,
-                day_key(day_start),
-                day_key(day_end),
-                codec::ts_text(w.start),
-                codec::ts_text(w.end)
-            ],
-            |r| {
-                Ok(StateCount {
-                    persona: r.get(0)?,
-                    explicit_persona: r.get(1)?,
-                    stage: r.get(2)?,
-                    visitors: count(r.get(3)?),
-                })
+    let mut rows = stmt
+        .query(params![
+            brand,
+            day_key(day_start),
+            day_key(day_end),
+            codec::ts_text(w.start),
+            codec::ts_text(w.end)
+        ])
+        .map_err(e)?;
+    let mut groups: HashMap<(String, Option<String>, String), u64> = HashMap::new();
+    while let Some(r) = rows.next().map_err(e)? {
+        let key = (
+            r.get::<_, String>(0).map_err(e)?,
+            r.get::<_, Option<String>>(1).map_err(e)?,
+            r.get::<_, String>(2).map_err(e)?,
+        );
+        *groups.entry(key).or_default() += 1;
+    }
+    Ok(groups
+        .into_iter()
+        .map(
+            |((persona, explicit_persona, stage), visitors)| StateCount {
+                persona,
+                explicit_persona,
+                stage,
+                visitors,
             },
         )
-        .map_err(e)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(e)
+        .collect())
 }
 
 fn ab_counts(c: &Connection, brand: &str, w: Window) -> Result<Vec<AbCount>, StoreError> {
