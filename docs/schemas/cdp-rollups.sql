@@ -64,6 +64,11 @@ create table if not exists cdp_rollup_visitor_days (
 );
 create index if not exists cdp_rollup_visitor_days_visitor_idx
     on cdp_rollup_visitor_days (brand_id, anonymous_id, day);
+-- A window's rows read from this index alone (an index-only scan) rather than the table.
+create index if not exists cdp_rollup_visitor_days_window_idx
+    on cdp_rollup_visitor_days (brand_id, day)
+    include (first_at, last_at, prev_at, next_at, predicted_persona, explicit_persona,
+             current_stage);
 
 -- When each session started (its earliest event).
 create table if not exists cdp_rollup_sessions (
