@@ -389,20 +389,26 @@ pub fn profile_body(
     })
 }
 
-/// `GET /api/cdp/profiles/{anonymous_id}`.
+/// `GET /api/cdp/profiles/{anonymous_id}`. The stored profile can trail the events (profiles
+/// are saved behind them), so the visitor's events processed since it was saved are applied
+/// to it first, each at the time it was processed, as a rebuild would: the view is never
+/// older than the event stream that links to it.
 pub async fn profile(
     State(app): State<AppState>,
     Path(anonymous_id): Path<String>,
 ) -> Result<Json<ProfileBody>, AppError> {
     let now = app.clock.now();
     let id = AnonymousId::new(anonymous_id.as_str());
+    let brand = app.cfg.brand_id();
     let load = async {
-        app.store
-            .load_profile(app.cfg.brand_id(), &id, now)
-            .await
-            .map_err(AnalyticsError::from)
+        let stored = app.store.load_profile(brand, &id, now).await?;
+        let after = stored.as_ref().map(|p| p.last_updated);
+        let rows = app.store.visitor_events(brand, &id, after).await?;
+        Ok::<_, cdp_adapters::StoreError>(rows.iter().fold(stored, |p, row| {
+            Some(cdp_core::apply(&app.cfg, p, &row.to_valid_event(), row.processed_at).profile)
+        }))
     };
-    match ask(load).await? {
+    match ask(async { load.await.map_err(AnalyticsError::from) }).await? {
         Some(p) => Ok(Json(profile_body(&app.cfg, &p, now)?)),
         None => Err(AppError::ProfileNotFound),
     }

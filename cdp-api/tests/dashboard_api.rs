@@ -853,14 +853,29 @@ async fn profile_explains_persona_and_stage(b: Backend) {
             json!({"event": "product_view", "event_id": "11111111-1111-4111-8111-111111111113", "anonymous_id": "p-1", "session_id": "ps-2", "timestamp": "2026-03-08T10:00:00Z", "page_url": "https://southlandorganics.com/products/hen-helper", "properties": {"product_id": "hen-helper", "product_handle": "hen-helper"}}),
         ),
     ];
+    // The collector stores every row but, saving profiles behind the events, has saved the
+    // profile only as of the second event: the view must catch up from the stored events.
     let mut profile = None;
-    for (received, e) in &raw {
+    let mut rows = Vec::new();
+    let mut saved = None;
+    for (i, (received, e)) in raw.iter().enumerate() {
         let event = validate(&cfg, e, at(received)).unwrap_or_else(|r| panic!("{r}"));
-        profile = Some(apply(&cfg, profile, &event, at(received)).profile);
+        let applied = apply(&cfg, profile, &event, at(received));
+        rows.push(applied.row);
+        profile = Some(applied.profile);
+        if i == 1 {
+            saved = profile.clone();
+        }
     }
     let profile = profile.unwrap_or_else(|| panic!("no profile"));
+    let saved = saved.unwrap_or_else(|| panic!("no saved profile"));
+    assert_ne!(saved, profile);
     s.store
-        .save_profiles(&cfg, std::slice::from_ref(&profile))
+        .write_events(&rows)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.store
+        .save_profiles(&cfg, std::slice::from_ref(&saved))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -869,6 +884,11 @@ async fn profile_explains_persona_and_stage(b: Backend) {
     assert_eq!(body["profile"]["anonymous_id"], "p-1");
     assert_eq!(body["profile"]["explicit_persona"], "backyard");
     assert_eq!(body["profile"]["session_count"], 2);
+    assert_eq!(body["profile"]["last_seen"], json!(profile.last_seen));
+    assert_eq!(
+        body["profile"]["event_counts"]["product_view"], 1,
+        "caught up with the third event"
+    );
     assert!(
         body["profile"].get("recent_event_ids").is_none(),
         "bookkeeping stays out"
