@@ -1,4 +1,4 @@
-//! The HTTP client side of `/collect`, shared by `cdp demo`, `cdp replay` and `cdp load`: posts
+//! The HTTP client side of `/collect`, shared by `cdp demo` and `cdp replay`: posts
 //! a batch of raw events and reads the per-event answer, waiting and retrying on 503.
 
 use crate::reply::CollectReply;
@@ -58,22 +58,6 @@ impl Collector {
             http,
             url: format!("{}/collect", base.trim_end_matches('/')),
         })
-    }
-
-    /// Posts raw bytes once and returns the status; used by the load benchmark.
-    pub async fn post_raw(&self, body: Vec<u8>) -> Result<StatusCode, ClientError> {
-        let resp = self
-            .http
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| self.http_error(source))?;
-        let status = resp.status();
-        // Read the body so the connection goes back to the pool.
-        let _ = resp.bytes().await;
-        Ok(status)
     }
 
     /// Posts a batch, retrying on 503 after the advertised `Retry-After`. A 400 whose body is

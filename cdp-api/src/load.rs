@@ -4,22 +4,35 @@
 //! dir; Postgres in a scratch schema it creates and drops), drives `/collect` with many
 //! concurrent connections for a fixed time per phase (single-event requests, then 50-event
 //! batches), and prints events/s with p50/p99 request latency. On Postgres it then `COPY`s the
-//! same kind of rows into the same table, with the same indexes, as the ceiling a batch
-//! insert can hope for. Durability is never relaxed: Postgres keeps its `synchronous_commit`
-//! (printed), SQLite keeps WAL with `synchronous = full`. All traffic stays on 127.0.0.1 and
-//! every loop is bounded in time and count.
+//! same kind of rows into the same table, with the same indexes and triggers, as the ceiling a
+//! batch insert can hope for. Durability is never relaxed: Postgres keeps its
+//! `synchronous_commit` (printed), SQLite keeps WAL with `synchronous = full`. All traffic
+//! stays on 127.0.0.1 and every loop is bounded in time and count.
+//!
+//! The load generator shares the machine with the server, so it is kept cheap and its cost is
+//! shown: one kept-alive HTTP/1.1 connection per client task (hyper, no pool), bodies written
+//! straight into bytes from prepared fragments, and the clients on their own runtime whose
+//! threads are named `cdp-load-client`, so each phase can report which share of the machine's
+//! CPU went to the clients, to the server, to Postgres and to everything else (from `/proc`).
 
-use crate::client::{ClientError, Collector};
 use crate::demo::Rng;
 use crate::server::{self, StartError};
 use crate::settings::{Cli, Command, LoadArgs, Settings, SettingsError};
+use bytes::Bytes;
 use cdp_adapters::{PostgresTarget, StoreTarget};
 use cdp_core::{apply, validate, Config, EventRow};
 use chrono::{SecondsFormat, Utc};
 use clap::Parser;
 use futures_util::SinkExt;
-use serde_json::{json, Value};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,6 +40,13 @@ use std::time::{Duration, Instant};
 const MAX_REQUESTS_PER_PHASE: usize = 2_000_000;
 /// Events per request in the batch phase.
 pub const BATCH_EVENTS: usize = 50;
+/// Worker threads of the clients' runtime.
+const CLIENT_THREADS: usize = 2;
+/// The name of the clients' threads, by which their CPU time is told apart.
+const CLIENT_THREAD: &str = "cdp-load-client";
+/// The `application_name` of the measured server's Postgres connections, by which their
+/// backends' CPU time is told apart from other users of the same server.
+const PG_APPLICATION: &str = "cdp-load";
 
 /// Why the benchmark stopped.
 #[derive(Debug, thiserror::Error)]
@@ -37,15 +57,27 @@ pub enum LoadError {
     /// The server did not start.
     #[error(transparent)]
     Start(#[from] StartError),
-    /// The HTTP client could not be built.
-    #[error(transparent)]
-    Client(#[from] ClientError),
     /// Postgres setup or the COPY failed.
     #[error("postgres: {0}")]
     Postgres(String),
-    /// A temp dir could not be made.
-    #[error("temp dir: {0}")]
+    /// A temp dir or the clients' runtime could not be made.
+    #[error("load: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Where the machine's CPU went during a phase, as fractions of all cores over its duration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuShare {
+    /// The load generator's threads.
+    pub client: f64,
+    /// The rest of this process: the collector.
+    pub server: f64,
+    /// The measured server's Postgres backends and Postgres' own background processes.
+    pub postgres: f64,
+    /// Everything else on the machine.
+    pub other: f64,
+    /// Idle (including I/O wait).
+    pub idle: f64,
 }
 
 /// One measured phase.
@@ -65,6 +97,8 @@ pub struct Phase {
     pub requests: usize,
     /// Requests not answered 200.
     pub errors: usize,
+    /// Where the CPU went, when `/proc` could be read.
+    pub cpu: Option<CpuShare>,
 }
 
 /// Everything a run measured.
@@ -78,19 +112,35 @@ pub struct Report {
     pub synchronous_commit: Option<String>,
     /// Connections used.
     pub connections: usize,
+    /// Writer shards per backend.
+    pub shards: Vec<(String, usize)>,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         writeln!(
             f,
-            "{:<9} {:<22} {:>12} {:>9} {:>9} {:>9} {:>7}",
-            "backend", "phase", "events/s", "p50 ms", "p99 ms", "requests", "errors"
+            "{:<9} {:<14} {:>9} {:>8} {:>8} {:>9} {:>6}   cpu: {:>6} {:>6} {:>6} {:>6} {:>6}   µs/event: {:>6} {:>6}",
+            "backend",
+            "phase",
+            "events/s",
+            "p50 ms",
+            "p99 ms",
+            "requests",
+            "errors",
+            "client",
+            "server",
+            "pg",
+            "other",
+            "idle",
+            "server",
+            "pg"
         )?;
         for p in &self.phases {
-            writeln!(
+            write!(
                 f,
-                "{:<9} {:<22} {:>12.0} {:>9.2} {:>9.2} {:>9} {:>7}",
+                "{:<9} {:<14} {:>9.0} {:>8.2} {:>8.2} {:>9} {:>6}",
                 p.backend,
                 p.name,
                 p.events_per_sec,
@@ -99,11 +149,28 @@ impl fmt::Display for Report {
                 p.requests,
                 p.errors
             )?;
+            // CPU time per acknowledged event: unlike events/s, it hardly moves when other
+            // work on the machine takes cores away.
+            let per_event = |share: f64| share * cores * 1e6 / p.events_per_sec.max(1e-9);
+            match p.cpu {
+                Some(c) => writeln!(
+                    f,
+                    "        {:>5.0}% {:>5.0}% {:>5.0}% {:>5.0}% {:>5.0}%             {:>6.0} {:>6.0}",
+                    c.client * 100.0,
+                    c.server * 100.0,
+                    c.postgres * 100.0,
+                    c.other * 100.0,
+                    c.idle * 100.0,
+                    per_event(c.server),
+                    per_event(c.postgres)
+                )?,
+                None => writeln!(f)?,
+            }
         }
         if let Some(copy) = self.copy_rows_per_sec {
             writeln!(
                 f,
-                "{:<9} {:<22} {:>12.0} rows/s",
+                "{:<9} {:<14} {:>9.0} rows/s",
                 "postgres", "COPY ceiling", copy
             )?;
             if let Some(batch) = self
@@ -118,11 +185,19 @@ impl fmt::Display for Report {
                 )?;
             }
         }
+        let shards: Vec<String> = self
+            .shards
+            .iter()
+            .map(|(b, n)| format!("{b} {n}"))
+            .collect();
         writeln!(
             f,
-            "durability: sqlite WAL + synchronous=full; postgres synchronous_commit={}; {} connections over loopback",
+            "durability: sqlite WAL + synchronous=full; postgres synchronous_commit={}; {} \
+             connections over loopback; writer shards: {}; cpu in % of all {} cores",
             self.synchronous_commit.as_deref().unwrap_or("n/a"),
-            self.connections
+            self.connections,
+            shards.join(", "),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
         )
     }
 }
@@ -136,10 +211,16 @@ pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
     let cfg = Config::southland();
 
     let dir = tempfile::tempdir()?;
-    let settings = serve_settings(&dir.path().display().to_string())?;
-    report
-        .phases
-        .extend(measure_backend("sqlite", &settings, args).await?);
+    let data_dir = dir.path().display().to_string();
+    if !args.postgres_only {
+        let settings = serve_settings(&data_dir, None, args)?;
+        report
+            .shards
+            .push(("sqlite".into(), settings.writer.shards));
+        report
+            .phases
+            .extend(measure_backend("sqlite", &settings, args, None).await?);
+    }
 
     if !args.sqlite_only {
         let schema = format!("cdp_load_{}", std::process::id());
@@ -155,11 +236,22 @@ pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
             .await
             .ok()
             .and_then(|r| r.try_get::<_, String>(0).ok());
-        let mut settings = settings.clone();
-        settings.store.target = StoreTarget::Postgres(
-            PostgresTarget::new(args.postgres_url.clone()).with_schema(schema.clone()),
+        let mut settings = serve_settings(&data_dir, Some(&args.postgres_url), args)?;
+        let separator = if args.postgres_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let url = format!(
+            "{}{separator}application_name={PG_APPLICATION}",
+            args.postgres_url
         );
-        let result = measure_backend("postgres", &settings, args).await;
+        settings.store.target =
+            StoreTarget::Postgres(PostgresTarget::new(url).with_schema(schema.clone()));
+        report
+            .shards
+            .push(("postgres".into(), settings.writer.shards));
+        let result = measure_backend("postgres", &settings, args, Some(&admin)).await;
         let copy = match &result {
             Ok(phases) => {
                 let rows = phases
@@ -182,15 +274,27 @@ pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
     Ok(report)
 }
 
-fn serve_settings(data_dir: &str) -> Result<Settings, LoadError> {
-    let argv = [
-        "cdp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir,
-    ];
+/// `cdp serve` settings for the backend, parsed like the real command line so every default
+/// (such as the writer shards per backend) is the one `cdp serve` would use.
+fn serve_settings(
+    data_dir: &str,
+    database_url: Option<&str>,
+    args: &LoadArgs,
+) -> Result<Settings, LoadError> {
+    let mut argv: Vec<String> = ["cdp", "serve", "--listen", "127.0.0.1:0", "--data-dir"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    argv.push(data_dir.to_owned());
+    if let Some(url) = database_url {
+        argv.extend(["--database-url".to_owned(), url.to_owned()]);
+    }
+    if let Some(n) = args.writer_shards {
+        argv.extend(["--writer-shards".to_owned(), n.to_string()]);
+    }
+    if let Some(ms) = args.writer_linger_ms {
+        argv.extend(["--writer-linger-ms".to_owned(), ms.to_string()]);
+    }
     match Cli::try_parse_from(argv).map(|c| c.command) {
         Ok(Command::Serve(a)) => Ok(a.validate()?),
         _ => Err(LoadError::Settings(SettingsError {
@@ -203,80 +307,66 @@ async fn measure_backend(
     backend: &str,
     settings: &Settings,
     args: &LoadArgs,
+    admin: Option<&tokio_postgres::Client>,
 ) -> Result<Vec<Phase>, LoadError> {
     let running = server::start(settings).await?;
-    let collector = Collector::new(&format!("http://{}", running.addr))?;
     let mut phases = Vec::new();
     for (name, per_request) in [("single-event", 1), ("batch of 50", BATCH_EVENTS)] {
         eprintln!(
             "{backend}: {name} for {}s with {} connections...",
             args.seconds, args.connections
         );
-        phases.push(drive(backend, name, &collector, per_request, args).await);
+        let phase = measure_phase(backend, name, running.addr, per_request, args, admin).await?;
+        phases.push(phase);
     }
     running.stop().await;
     Ok(phases)
 }
 
-/// Drives the collector from `connections` tasks until the phase time is up.
-async fn drive(
+/// Runs one phase's clients on their own runtime and threads, and samples the CPU around it.
+async fn measure_phase(
     backend: &str,
     name: &str,
-    collector: &Collector,
+    addr: SocketAddr,
     per_request: usize,
     args: &LoadArgs,
-) -> Phase {
-    let deadline = Instant::now() + Duration::from_secs(args.seconds.max(1));
-    let budget = Arc::new(std::sync::atomic::AtomicUsize::new(MAX_REQUESTS_PER_PHASE));
+    admin: Option<&tokio_postgres::Client>,
+) -> Result<Phase, LoadError> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let args_owned = args.clone();
+    let before = CpuSample::take();
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..args.connections.max(1) {
-        let collector = collector.clone();
-        let budget = budget.clone();
-        let visitors = args.visitors.max(1) as u64;
-        tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(0x10ad ^ (c as u64) << 20);
-            let mut latencies = Vec::new();
-            let (mut ok_events, mut errors) = (0usize, 0usize);
-            while Instant::now() < deadline
-                && budget
-                    .fetch_update(
-                        std::sync::atomic::Ordering::Relaxed,
-                        std::sync::atomic::Ordering::Relaxed,
-                        |b| b.checked_sub(1),
-                    )
-                    .is_ok()
-            {
-                let events: Vec<Value> = (0..per_request)
-                    .map(|_| load_event(&mut rng, visitors))
-                    .collect();
-                let body = if per_request == 1 {
-                    serde_json::to_vec(&events[0])
-                } else {
-                    serde_json::to_vec(&events)
-                }
-                .unwrap_or_default();
-                let t = Instant::now();
-                let status = collector.post_raw(body).await;
-                latencies.push(t.elapsed());
-                match status {
-                    Ok(s) if s.as_u16() == 200 => ok_events += per_request,
-                    _ => errors += 1,
-                }
-            }
-            (latencies, ok_events, errors)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let (mut events, mut errors) = (0, 0);
-    for t in tasks {
-        if let Ok((l, e, err)) = t.await {
-            latencies.extend(l);
-            events += e;
-            errors += err;
-        }
-    }
+    std::thread::Builder::new()
+        .name(CLIENT_THREAD.into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(CLIENT_THREADS)
+                .thread_name(CLIENT_THREAD)
+                .enable_all()
+                .build();
+            // The clients' CPU is read before their runtime (and its threads) goes away.
+            let outcome = match runtime {
+                Ok(rt) => Ok(rt.block_on(async {
+                    let totals = drive(addr, per_request, &args_owned).await;
+                    (totals, client_ticks())
+                })),
+                Err(e) => Err(e),
+            };
+            let _ = done.send(outcome);
+        })?;
+    let (totals, client) = result
+        .await
+        .map_err(|_| std::io::Error::other("the load clients' thread panicked"))??;
     let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let ours = match admin {
+        Some(admin) => our_postgres_pids(admin).await,
+        None => HashSet::new(),
+    };
+    let cpu = match (before, CpuSample::take(), client) {
+        (Some(a), Some(b), Some(client)) => b.share_since(&a, client, &ours),
+        _ => None,
+    };
+    let mut latencies = totals.latencies;
     latencies.sort_unstable();
     let pct = |p: f64| {
         latencies
@@ -284,15 +374,109 @@ async fn drive(
             .copied()
             .unwrap_or_default()
     };
-    Phase {
+    Ok(Phase {
         backend: backend.to_owned(),
         name: name.to_owned(),
-        events_per_sec: events as f64 / elapsed,
+        events_per_sec: totals.events as f64 / elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
         requests: latencies.len(),
-        errors,
+        errors: totals.errors,
+        cpu,
+    })
+}
+
+/// What the clients of a phase counted.
+#[derive(Default)]
+struct Totals {
+    latencies: Vec<Duration>,
+    events: usize,
+    errors: usize,
+}
+
+/// Drives the collector from `connections` tasks until the phase time is up.
+async fn drive(addr: SocketAddr, per_request: usize, args: &LoadArgs) -> Totals {
+    let deadline = Instant::now() + Duration::from_secs(args.seconds.max(1));
+    let budget = Arc::new(AtomicUsize::new(MAX_REQUESTS_PER_PHASE));
+    let mut tasks = Vec::new();
+    for c in 0..args.connections.max(1) {
+        let budget = budget.clone();
+        let visitors = args.visitors.max(1) as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut bodies = Bodies::new(0x10ad ^ ((c as u64) << 20), visitors);
+            let mut totals = Totals::default();
+            let mut conn: Option<SendRequest<Full<Bytes>>> = None;
+            while Instant::now() < deadline
+                && budget
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+                    .is_ok()
+            {
+                let body = bodies.next(per_request);
+                let t = Instant::now();
+                let ok = post(&mut conn, addr, body).await;
+                totals.latencies.push(t.elapsed());
+                if ok {
+                    totals.events += per_request;
+                } else {
+                    totals.errors += 1;
+                }
+            }
+            totals
+        }));
     }
+    let mut all = Totals::default();
+    for t in tasks {
+        if let Ok(t) = t.await {
+            all.latencies.extend(t.latencies);
+            all.events += t.events;
+            all.errors += t.errors;
+        }
+    }
+    all
+}
+
+/// Posts one body on the task's kept-alive connection (opening it when needed); true when
+/// the collector answered 200. A failed connection is dropped and reopened by the next post.
+async fn post(conn: &mut Option<SendRequest<Full<Bytes>>>, addr: SocketAddr, body: Bytes) -> bool {
+    let sender = match conn {
+        Some(s) if !s.is_closed() => s,
+        _ => match open(addr).await {
+            Some(s) => conn.insert(s),
+            None => return false,
+        },
+    };
+    let request = hyper::Request::post("/collect")
+        .header(hyper::header::HOST, addr.to_string())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(body));
+    let Ok(request) = request else { return false };
+    if sender.ready().await.is_err() {
+        *conn = None;
+        return false;
+    }
+    match sender.send_request(request).await {
+        Ok(resp) => {
+            let ok = resp.status() == hyper::StatusCode::OK;
+            // Read the whole answer so the connection is ready for the next request.
+            ok & resp.into_body().collect().await.is_ok()
+        }
+        Err(_) => {
+            *conn = None;
+            false
+        }
+    }
+}
+
+async fn open(addr: SocketAddr) -> Option<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Some(sender)
 }
 
 const PRODUCTS: [&str; 6] = [
@@ -304,42 +488,231 @@ const PRODUCTS: [&str; 6] = [
     "catalyst-broiler",
 ];
 
-/// A typical tracker event for one of `visitors` visitors, timestamped now.
-fn load_event(rng: &mut Rng, visitors: u64) -> Value {
-    let visitor = rng.below(visitors);
-    let (event, path, props) = match rng.below(4) {
-        0 => ("page_view", "/backyard/coop-care".to_owned(), json!({})),
-        1 => {
-            let p = *rng.pick(&PRODUCTS);
-            (
-                "product_view",
-                format!("/products/{p}"),
-                json!({"product_id": p, "product_handle": p}),
+/// Typical tracker events, written straight into a request body: the fields after the
+/// timestamp are prepared once per kind of event, so a body costs little more than its
+/// random ids.
+struct Bodies {
+    rng: Rng,
+    visitors: u64,
+    buf: Vec<u8>,
+    /// `(event type, the fields after the timestamp)` for each kind.
+    kinds: Vec<(&'static str, String)>,
+}
+
+impl Bodies {
+    fn new(seed: u64, visitors: u64) -> Bodies {
+        let site = "https://www.southlandorganics.com";
+        let tail = |path: &str, props: &str| {
+            format!(
+                r#""page_url":"{site}{path}","page_title":"Southland Organics","utm_source":"google","properties":{props}"#
             )
+        };
+        let mut kinds = vec![
+            ("page_view", tail("/backyard/coop-care", "{}")),
+            (
+                "search_performed",
+                tail(
+                    "/search",
+                    r#"{"query":"litter ammonia","results_count":12}"#,
+                ),
+            ),
+            (
+                "tunnel_viewed",
+                tail("/tunnels/lawn-garden", r#"{"tunnel":"lawn-garden"}"#),
+            ),
+        ];
+        for p in PRODUCTS {
+            kinds.push((
+                "product_view",
+                tail(
+                    &format!("/products/{p}"),
+                    &format!(r#"{{"product_id":"{p}","product_handle":"{p}"}}"#),
+                ),
+            ));
         }
-        2 => (
-            "search_performed",
-            "/search".to_owned(),
-            json!({"query": "litter ammonia", "results_count": 12}),
-        ),
-        _ => (
-            "tunnel_viewed",
-            "/tunnels/lawn-garden".to_owned(),
-            json!({"tunnel": "lawn-garden"}),
-        ),
-    };
-    json!({
-        "v": 1,
-        "event": event,
-        "event_id": rng.uuid(),
-        "anonymous_id": format!("load-{visitor:08}"),
-        "session_id": format!("s-{visitor:08}"),
-        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "page_url": format!("https://www.southlandorganics.com{path}"),
-        "page_title": "Southland Organics",
-        "utm_source": "google",
-        "properties": props,
-    })
+        Bodies {
+            rng: Rng::new(seed),
+            visitors,
+            buf: Vec::with_capacity(64 * 1024),
+            kinds,
+        }
+    }
+
+    /// A body of `events` events (a bare object for one), timestamped now.
+    fn next(&mut self, events: usize) -> Bytes {
+        let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if events != 1 {
+            buf.push(b'[');
+        }
+        for i in 0..events {
+            if i > 0 {
+                buf.push(b',');
+            }
+            self.write_event(&mut buf, &timestamp);
+        }
+        if events != 1 {
+            buf.push(b']');
+        }
+        let body = Bytes::copy_from_slice(&buf);
+        self.buf = buf;
+        body
+    }
+
+    /// One event: a page view, a product view, a search or a tunnel view, a quarter each.
+    fn write_event(&mut self, buf: &mut Vec<u8>, timestamp: &str) {
+        let visitor = self.rng.below(self.visitors);
+        let kind = match self.rng.below(4) {
+            0 => 0,
+            1 => 3 + self.rng.below(PRODUCTS.len() as u64) as usize,
+            2 => 1,
+            _ => 2,
+        };
+        let (event, tail) = &self.kinds[kind];
+        let bytes = ((u128::from(self.rng.next_u64()) << 64) | u128::from(self.rng.next_u64()))
+            .to_be_bytes();
+        let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .hyphenated()
+            .encode_lower(&mut id);
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            buf,
+            r#"{{"v":1,"event":"{event}","event_id":"{id}","anonymous_id":"load-{visitor:08}","session_id":"s-{visitor:08}","timestamp":"{timestamp}",{tail}}}"#
+        );
+    }
+}
+
+/// CPU ticks of the live threads named [`CLIENT_THREAD`]: the clients' runtime is made for
+/// one phase, so this is that phase's client time.
+fn client_ticks() -> Option<u64> {
+    let mut client = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        if let Some((comm, ticks)) = proc_stat_ticks(&stat) {
+            // The kernel keeps 15 bytes of a thread's name; this one is exactly that long.
+            if comm == CLIENT_THREAD {
+                client += ticks;
+            }
+        }
+    }
+    Some(client)
+}
+
+/// The measured server's Postgres backends (by `application_name`) and Postgres' background
+/// processes (WAL writer, checkpointer, autovacuum...), which work for whoever writes.
+async fn our_postgres_pids(admin: &tokio_postgres::Client) -> HashSet<u32> {
+    let rows = admin
+        .query(
+            "select pid from pg_stat_activity \
+             where application_name = $1 or backend_type <> 'client backend'",
+            &[&PG_APPLICATION],
+        )
+        .await
+        .unwrap_or_default();
+    rows.iter()
+        .filter_map(|r| r.try_get::<_, i32>(0).ok())
+        .filter_map(|pid| u32::try_from(pid).ok())
+        .collect()
+}
+
+/// Cumulative CPU counters read from `/proc`, in clock ticks.
+#[derive(Debug, Clone)]
+struct CpuSample {
+    process: u64,
+    /// Ticks of every `postgres` process by pid; which of them were ours is known only after
+    /// the phase (the pool may open connections during it).
+    postgres: HashMap<u32, u64>,
+    machine_busy: u64,
+    machine_total: u64,
+}
+
+impl CpuSample {
+    /// Reads the counters; `None` where `/proc` is not there (not Linux).
+    fn take() -> Option<CpuSample> {
+        let process = proc_stat_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?.1;
+        let mut postgres = HashMap::new();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            if let Some((comm, ticks)) = proc_stat_ticks(&stat) {
+                if comm == "postgres" {
+                    postgres.insert(pid, ticks);
+                }
+            }
+        }
+        let (machine_busy, machine_total) =
+            machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)?;
+        Some(CpuSample {
+            process,
+            postgres,
+            machine_busy,
+            machine_total,
+        })
+    }
+
+    /// The shares between `earlier` and this sample, `client` ticks of which were the
+    /// clients' and the Postgres processes `ours` the measured server's.
+    fn share_since(
+        &self,
+        earlier: &CpuSample,
+        client: u64,
+        ours: &HashSet<u32>,
+    ) -> Option<CpuShare> {
+        let total = self.machine_total.checked_sub(earlier.machine_total)? as f64;
+        if total <= 0.0 {
+            return None;
+        }
+        let d = |a: u64, b: u64| a.saturating_sub(b) as f64;
+        let process = d(self.process, earlier.process);
+        let client = (client as f64).min(process);
+        let postgres: f64 = ours
+            .iter()
+            .filter_map(|pid| {
+                let now = self.postgres.get(pid)?;
+                Some(d(*now, earlier.postgres.get(pid).copied().unwrap_or(0)))
+            })
+            .fold(0.0, |sum, ticks| sum + ticks);
+        let busy = d(self.machine_busy, earlier.machine_busy);
+        Some(CpuShare {
+            client: client / total,
+            server: (process - client) / total,
+            postgres: postgres / total,
+            other: (busy - process - postgres).max(0.0) / total,
+            idle: (total - busy).max(0.0) / total,
+        })
+    }
+}
+
+/// The command name and user + system ticks from a `/proc/<pid>/stat` line. The name is in
+/// parentheses and may hold spaces, so the fields are counted from the last `)`.
+fn proc_stat_ticks(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // After the name: state is field 3 of the line, utime 14 and stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+/// Busy and total ticks of all CPUs from `/proc/stat` (idle and I/O wait are not busy).
+fn machine_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+    let total = busy + v.get(3)? + v.get(4)?;
+    Some((busy, total))
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, LoadError> {
@@ -373,9 +746,10 @@ async fn copy_ceiling(
 ) -> Result<f64, LoadError> {
     eprintln!("postgres: COPY of {rows} rows...");
     let now = Utc::now();
-    let mut rng = Rng::new(0xc0b1);
+    let mut bodies = Bodies::new(0xc0b1, visitors.max(1) as u64);
     let enriched: Vec<EventRow> = (0..rows)
-        .filter_map(|_| validate(cfg, &load_event(&mut rng, visitors.max(1) as u64), now).ok())
+        .filter_map(|_| serde_json::from_slice::<Value>(&bodies.next(1)).ok())
+        .filter_map(|raw| validate(cfg, &raw, now).ok())
         .map(|e| apply(cfg, None, &e, now).row)
         .collect();
     let mut csv = String::with_capacity(enriched.len() * 400);
@@ -424,4 +798,37 @@ async fn copy_ceiling(
         .map_err(pg)?;
     let copied = sink.as_mut().finish().await.map_err(pg)?;
     Ok(copied as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_valid_events_with_fresh_ids() {
+        let cfg = Config::southland();
+        let mut bodies = Bodies::new(7, 20);
+        let one: Value = serde_json::from_slice(&bodies.next(1)).expect("one event is JSON");
+        assert!(validate(&cfg, &one, Utc::now()).is_ok(), "{one}");
+        let many: Value = serde_json::from_slice(&bodies.next(50)).expect("a batch is JSON");
+        let many = many.as_array().cloned().unwrap_or_default();
+        assert_eq!(many.len(), 50);
+        let ids: std::collections::HashSet<&str> =
+            many.iter().filter_map(|e| e["event_id"].as_str()).collect();
+        assert_eq!(ids.len(), 50, "every event has its own id");
+        for e in &many {
+            assert!(validate(&cfg, e, Utc::now()).is_ok(), "{e}");
+        }
+    }
+
+    #[test]
+    fn proc_stat_lines_are_read_from_the_last_parenthesis() {
+        let line = "4242 (cdp-load (c)lient) S 1 2 3 4 5 6 7 8 9 10 120 30 0 0 20 0";
+        assert_eq!(
+            proc_stat_ticks(line),
+            Some(("cdp-load (c)lient".to_owned(), 150))
+        );
+        let stat = "cpu  100 5 50 800 20 3 2 1 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(machine_ticks(stat), Some((161, 981)));
+    }
 }

@@ -174,8 +174,11 @@ pub struct LoadArgs {
     )]
     pub postgres_url: String,
     /// Skip the Postgres runs (SQLite only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "postgres_only")]
     pub sqlite_only: bool,
+    /// Skip the SQLite runs (Postgres only).
+    #[arg(long)]
+    pub postgres_only: bool,
     /// Concurrent connections driving the server.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
@@ -185,6 +188,12 @@ pub struct LoadArgs {
     /// Distinct visitors the generated events spread over.
     #[arg(long, default_value_t = 2000)]
     pub visitors: usize,
+    /// Writer shards of the measured servers (default: what `cdp serve` picks per backend).
+    #[arg(long)]
+    pub writer_shards: Option<usize>,
+    /// Writer linger of the measured servers, in ms (default: `cdp serve`'s).
+    #[arg(long)]
+    pub writer_linger_ms: Option<u64>,
 }
 
 /// Flags of `cdp bench-metrics`.
