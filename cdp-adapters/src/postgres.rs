@@ -1,9 +1,10 @@
 //! The Postgres backend. Every statement is sent unnamed with its parameter types
 //! (`query_typed`) or as a simple query, never as a named prepared statement, so it works
 //! through Supabase's transaction pooler (and PgBouncer in transaction mode) as well as on a
-//! direct connection. A batch of events is one `INSERT ... SELECT FROM unnest($1, ...)` with
-//! `ON CONFLICT (brand_id, event_id) DO NOTHING RETURNING`, plus one for its searches, in one
-//! transaction: one round trip per table and one commit per batch, not per event.
+//! direct connection. A batch of events is one statement: an `INSERT ... SELECT FROM
+//! unnest($1, ...)` with `ON CONFLICT (brand_id, event_id) DO NOTHING RETURNING`, its searches
+//! inserted by a data-modifying CTE of the same statement, so a batch costs one round trip and
+//! one commit, not one per event or per table.
 //!
 //! Table names are qualified with the target's schema instead of relying on `search_path`,
 //! which a transaction pooler does not keep between transactions.
@@ -47,7 +48,7 @@ impl std::fmt::Debug for PostgresStore {
 struct Statements {
     schema: String,
     insert_events: String,
-    insert_searches: String,
+    insert_events_and_searches: String,
     upsert_profiles: String,
     load_profile: String,
     purge_expired: String,
@@ -138,10 +139,15 @@ pub(crate) fn col_list(cols: &[&str]) -> String {
 /// `insert into T (cols) select cols from unnest($1::t1[], ...) with ordinality ... order by
 /// ord`: the ordinality keeps `seq` in input order.
 fn unnest_insert(table: &str, cols: &[&str], types: &[&str]) -> String {
+    unnest_insert_from(table, cols, types, 1)
+}
+
+/// [`unnest_insert`] with its parameters numbered from `$first`.
+fn unnest_insert_from(table: &str, cols: &[&str], types: &[&str], first: usize) -> String {
     let args: Vec<String> = types
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("${}::{t}[]", i + 1))
+        .map(|(i, t)| format!("${}::{t}[]", i + first))
         .collect();
     format!(
         "insert into {table} ({cols}) select {cols} from unnest({args}) with ordinality \
@@ -160,15 +166,25 @@ impl Statements {
             .iter()
             .map(|c| format!("{0} = excluded.{0}", ident(c)))
             .collect();
+        let insert_events = format!(
+            "{} on conflict (brand_id, event_id) do nothing",
+            unnest_insert(&events, &EVENT_COLUMNS, &EVENT_TYPES)
+        );
         Statements {
             schema: schema.to_owned(),
-            insert_events: format!(
-                "{} on conflict (brand_id, event_id) do nothing returning brand_id, event_id",
-                unnest_insert(&events, &EVENT_COLUMNS, &EVENT_TYPES)
-            ),
-            insert_searches: format!(
-                "{} on conflict (brand_id, event_id) do nothing",
-                unnest_insert(&format!("{s}.cdp_searches"), &SEARCH_COLUMNS, &SEARCH_TYPES)
+            insert_events: format!("{insert_events} returning brand_id, event_id"),
+            // Data-modifying CTEs run once and to completion whatever the outer query reads,
+            // all in the statement's one implicit transaction.
+            insert_events_and_searches: format!(
+                "with inserted as ({insert_events} returning brand_id, event_id), \
+                 searches as ({} on conflict (brand_id, event_id) do nothing) \
+                 select brand_id, event_id from inserted",
+                unnest_insert_from(
+                    &format!("{s}.cdp_searches"),
+                    &SEARCH_COLUMNS,
+                    &SEARCH_TYPES,
+                    EVENT_COLUMNS.len() + 1
+                )
             ),
             upsert_profiles: format!(
                 "{} on conflict (brand_id, anonymous_id) do update set {}",
@@ -445,17 +461,14 @@ impl EventSink for PostgresStore {
             .map(|s| SearchColumns::from_row(&s))
             .collect();
 
-        let mut client = self.client(op).await?;
-        let tx = client.transaction().await.map_err(|e| pg_err(op, e))?;
-        let inserted: HashSet<(String, String)> = tx
-            .query_typed(&self.sql.insert_events, &params.params())
-            .await
-            .map_err(|e| pg_err(op, e))?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(|e| pg_err(op, e))?;
-        if !searches.is_empty() {
+        // One statement, so one round trip and one implicit transaction (committed, and
+        // durable, when it returns): no BEGIN and COMMIT round trips around it.
+        let client = self.client(op).await?;
+        let inserted = if searches.is_empty() {
+            client
+                .query_typed(&self.sql.insert_events, &params.params())
+                .await
+        } else {
             let text = |f: fn(&SearchColumns) -> String| -> Vec<String> {
                 searches.iter().map(f).collect()
             };
@@ -466,22 +479,26 @@ impl EventSink for PostgresStore {
             let count: Vec<i32> = searches.iter().map(|s| s.results_count).collect();
             let page = text(|s| s.page_url.clone());
             let at: Vec<DateTime<Utc>> = searches.iter().map(|s| s.searched_at).collect();
-            tx.query_typed(
-                &self.sql.insert_searches,
-                &[
-                    (&brand, Type::TEXT_ARRAY),
-                    (&event, Type::TEXT_ARRAY),
-                    (&query, Type::TEXT_ARRAY),
-                    (&anon, Type::TEXT_ARRAY),
-                    (&count, Type::INT4_ARRAY),
-                    (&page, Type::TEXT_ARRAY),
-                    (&at, Type::TIMESTAMPTZ_ARRAY),
-                ],
-            )
-            .await
+            let mut all = params.params();
+            all.extend([
+                (&brand as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
+                (&event, Type::TEXT_ARRAY),
+                (&query, Type::TEXT_ARRAY),
+                (&anon, Type::TEXT_ARRAY),
+                (&count, Type::INT4_ARRAY),
+                (&page, Type::TEXT_ARRAY),
+                (&at, Type::TIMESTAMPTZ_ARRAY),
+            ]);
+            client
+                .query_typed(&self.sql.insert_events_and_searches, &all)
+                .await
+        };
+        let inserted: HashSet<(String, String)> = inserted
+            .map_err(|e| pg_err(op, e))?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(|e| pg_err(op, e))?;
-        }
-        tx.commit().await.map_err(|e| pg_err(op, e))?;
         Ok(codec::outcomes(&cols, &inserted))
     }
 
@@ -508,7 +525,6 @@ impl EventSink for PostgresStore {
             })
             .collect()
     }
-
     async fn last_processed_at(
         &self,
         brand: &BrandId,
@@ -659,7 +675,6 @@ impl ProfileStore for PostgresStore {
             .map_err(|e| pg_err(op, e))?;
         rows.iter().map(|r| event_from_pg(op, r)).collect()
     }
-
     async fn load_profiles(
         &self,
         brand: &BrandId,

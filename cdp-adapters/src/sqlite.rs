@@ -14,11 +14,19 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use uuid::Uuid;
 
 /// How long a statement waits for another process holding the write lock.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// How often the checkpointer copies committed WAL frames back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// WAL pages after which the writer checkpoints by itself: only a backstop for when the
+/// checkpointer cannot keep up, so the WAL stays bounded.
+const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+/// The writer's page cache, in KiB: the event table's several indexes take random inserts,
+/// and pages found in memory are pages not read back.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
 /// A SQLite store. Cloning shares the connection.
 #[derive(Clone)]
@@ -28,6 +36,8 @@ pub struct SqliteStore {
     /// A second, read-only connection for dashboard queries, opened on first use: in WAL mode
     /// it reads a consistent snapshot without holding up the writer's connection.
     pub(crate) reader: Arc<Mutex<Option<Connection>>>,
+    /// Keeps the checkpointer running while any clone of the store is alive.
+    _checkpointer: Arc<Checkpointer>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -44,13 +54,17 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || open_blocking(&p))
-            .await
-            .map_err(|e| unavailable("open", e.to_string()))??;
+        let (conn, checkpointer) = tokio::task::spawn_blocking(move || {
+            let conn = open_blocking(&p)?;
+            Ok::<_, StoreError>((conn, Checkpointer::spawn(&p)?))
+        })
+        .await
+        .map_err(|e| unavailable("open", e.to_string()))??;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
             reader: Arc::default(),
+            _checkpointer: Arc::new(checkpointer),
         })
     }
 
@@ -113,8 +127,51 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.execute_batch("pragma synchronous = full;")
         .map_err(|e| sql_err("open", e))?;
+    // Checkpoints are the checkpointer's job, off the commit path; see [`Checkpointer`].
+    conn.execute_batch(&format!(
+        "pragma wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}; \
+         pragma cache_size = -{WRITER_CACHE_KIB};"
+    ))
+    .map_err(|e| sql_err("open", e))?;
     migrate_blocking(&mut conn)?;
     Ok(conn)
+}
+
+/// Copies committed WAL frames back into the database file from its own connection and
+/// thread, every [`CHECKPOINT_EVERY`]. Left to the writer, a checkpoint (with its fsync of the
+/// database file) would run inside whichever commit crossed the threshold and hold up every
+/// request in that batch. `PASSIVE` never blocks the writer, and durability does not depend on
+/// it: a commit is durable once its WAL frames are synced, which the writer still does on
+/// every commit. The thread ends when the last clone of the store is dropped.
+struct Checkpointer {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn spawn(path: &Path) -> Result<Checkpointer, StoreError> {
+        let op = "open";
+        let conn = Connection::open(path)
+            .map_err(|e| unavailable(op, format!("opening {}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(|e| sql_err(op, e))?;
+        conn.execute_batch("pragma synchronous = full;")
+            .map_err(|e| sql_err(op, e))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("cdp-sqlite-wal".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(|e| unavailable(op, format!("starting the checkpointer: {e}")))?;
+        Ok(Checkpointer { _stop: stop })
+    }
 }
 
 fn migrate_blocking(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
@@ -163,13 +220,13 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
-fn insert_event_sql() -> String {
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "insert into cdp_events ({}) values ({}) on conflict (brand_id, event_id) do nothing",
         quoted(&EVENT_COLUMNS),
         placeholders(EVENT_COLUMNS.len())
     )
-}
+});
 
 const INSERT_SEARCH: &str = "insert into cdp_searches \
     (brand_id, event_id, query, anonymous_id, results_count, page_url, searched_at) \
@@ -192,9 +249,13 @@ fn json_text(v: &Value) -> String {
     v.to_string()
 }
 
+/// A row in its stored form, with its search row when it has one: built before the row goes
+/// to the blocking pool, so the rows are not copied twice.
+type RowColumns = (EventColumns, Option<SearchColumns>);
+
 fn write_blocking(
     conn: &mut Connection,
-    rows: &[EventRow],
+    rows: &[RowColumns],
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let op = "write_events";
     let e = |err| sql_err(op, err);
@@ -203,10 +264,9 @@ fn write_blocking(
         .map_err(e)?;
     let mut out = Vec::with_capacity(rows.len());
     {
-        let mut insert = tx.prepare_cached(&insert_event_sql()).map_err(e)?;
+        let mut insert = tx.prepare_cached(INSERT_EVENT.as_str()).map_err(e)?;
         let mut search = tx.prepare_cached(INSERT_SEARCH).map_err(e)?;
-        for row in rows {
-            let c = EventColumns::from_row(row);
+        for (c, s) in rows {
             let n = insert
                 .execute(params![
                     c.brand_id,
@@ -237,7 +297,7 @@ fn write_blocking(
             } else {
                 WriteOutcome::Duplicate
             });
-            if let Some(s) = row.search().as_ref().map(SearchColumns::from_row) {
+            if let Some(s) = s {
                 search
                     .execute(params![
                         s.brand_id,
@@ -304,7 +364,13 @@ impl EventSink for SqliteStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = rows.to_vec();
+        let rows: Vec<RowColumns> = rows
+            .iter()
+            .map(|r| {
+                let search = r.search().as_ref().map(SearchColumns::from_row);
+                (EventColumns::from_row(r), search)
+            })
+            .collect();
         self.run("write_events", move |c| write_blocking(c, &rows))
             .await
     }
