@@ -315,10 +315,10 @@ pub fn apply(
             p.email = Some(email.to_owned());
         }
     }
-    if let Some(prop) = cfg
+    let explicit_prop = cfg
         .event_signal(event.event_type)
-        .and_then(|m| m.explicit_persona)
-    {
+        .and_then(|m| m.explicit_persona);
+    if let Some(prop) = explicit_prop {
         let newer = p.explicit_persona_at.is_none_or(|at| event.timestamp >= at);
         if let (Some(persona), true) = (event.prop_str(prop), newer) {
             p.explicit_persona = Some(PersonaId::new(persona));
@@ -352,13 +352,15 @@ pub fn apply(
         p.signals.insert(at, s);
     }
     // Only the standing explicit choice counts: a persona the visitor switched away from is
-    // no longer evidence for it.
-    if let Some(at) = p.explicit_persona_at {
+    // no longer evidence for it. Only an explicit event can change that.
+    if let (Some(at), Some(_)) = (p.explicit_persona_at, explicit_prop) {
         p.signals
             .retain(|s| s.hint != HintSource::Explicit || s.at == at);
     }
+    // Signals are in time order, so the expired ones are a prefix.
     let horizon = now - Duration::days(i64::from(cfg.profile_ttl_days()));
-    p.signals.retain(|s| s.at >= horizon);
+    let expired = p.signals.partition_point(|s| s.at < horizon);
+    p.signals.drain(..expired);
     let excess = p.signals.len().saturating_sub(cfg.max_signals());
     p.signals.drain(..excess);
 
