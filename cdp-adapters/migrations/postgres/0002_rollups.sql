@@ -81,6 +81,14 @@ create table if not exists cdp_rollup_sessions (
 create index if not exists cdp_rollup_sessions_started_idx
     on cdp_rollup_sessions (brand_id, started_at);
 
+-- Sessions started per UTC day (a late event that moves a session's start moves its count).
+create table if not exists cdp_rollup_session_days (
+    brand_id text   not null,
+    day      date   not null,
+    sessions bigint not null,
+    primary key (brand_id, day)
+);
+
 -- When each visitor was first identified: an event with a customer id, an email sign-up or
 -- an identify event.
 create table if not exists cdp_rollup_identities (
@@ -102,7 +110,8 @@ create table if not exists cdp_rollup_ab (
     converted_at timestamptz,
     primary key (brand_id, test_id, variant, anonymous_id)
 );
-create index if not exists cdp_rollup_ab_exposed_idx on cdp_rollup_ab (brand_id, exposed_at);
+create index if not exists cdp_rollup_ab_exposed_idx
+    on cdp_rollup_ab (brand_id, exposed_at) include (test_id, variant, converted_at);
 
 -- The recounts: each rollup computed from cdp_events alone.
 create or replace view cdp_rollup_hourly_recount as
@@ -146,6 +155,11 @@ select brand_id, anonymous_id, coalesce(session_id, '') as session_id,
        min("timestamp") as started_at
 from cdp_events group by 1, 2, 3;
 
+create or replace view cdp_rollup_session_days_recount as
+select brand_id, (started_at at time zone 'UTC')::date as day, count(*) as sessions
+from cdp_rollup_sessions_recount
+group by 1, 2;
+
 create or replace view cdp_rollup_identities_recount as
 select brand_id, anonymous_id, min("timestamp") as identified_at
 from cdp_events
@@ -172,6 +186,8 @@ insert into cdp_rollup_visitor_days select * from cdp_rollup_visitor_days_recoun
 where not exists (select 1 from cdp_rollup_visitor_days);
 insert into cdp_rollup_sessions select * from cdp_rollup_sessions_recount
 where not exists (select 1 from cdp_rollup_sessions);
+insert into cdp_rollup_session_days select * from cdp_rollup_session_days_recount
+where not exists (select 1 from cdp_rollup_session_days);
 insert into cdp_rollup_identities select * from cdp_rollup_identities_recount
 where not exists (select 1 from cdp_rollup_identities);
 insert into cdp_rollup_ab select * from cdp_rollup_ab_recount
@@ -244,6 +260,30 @@ begin
     where d.brand_id = v.brand_id and d.anonymous_id = v.anonymous_id and d.day = l.day
       and (d.prev_at is distinct from l.prev_at or d.next_at is distinct from l.next_at);
 
+    -- Before the session rows change: a session the statement starts (or starts earlier)
+    -- counts on its new day and no longer on its old one.
+    with starts as (
+        select brand_id, anonymous_id, coalesce(session_id, '') as session_id,
+               min("timestamp") as started_at
+        from inserted group by 1, 2, 3
+    ), moved as (
+        select n.brand_id, n.started_at as new_at, o.started_at as old_at
+        from starts n
+        left join cdp_rollup_sessions o
+          on o.brand_id = n.brand_id and o.anonymous_id = n.anonymous_id
+         and o.session_id = n.session_id
+        where o.started_at is null or n.started_at < o.started_at
+    ), deltas as (
+        select brand_id, (new_at at time zone 'UTC')::date as day, 1 as d from moved
+        union all
+        select brand_id, (old_at at time zone 'UTC')::date, -1 from moved
+        where old_at is not null
+    )
+    insert into cdp_rollup_session_days as sd (brand_id, day, sessions)
+    select brand_id, day, sum(d) from deltas group by 1, 2 order by 1, 2
+    on conflict (brand_id, day) do update set sessions = sd.sessions + excluded.sessions;
+    delete from cdp_rollup_session_days where sessions = 0;
+
     insert into cdp_rollup_sessions as s (brand_id, anonymous_id, session_id, started_at)
     select brand_id, anonymous_id, coalesce(session_id, ''), min("timestamp")
     from inserted
@@ -291,5 +331,6 @@ alter table cdp_rollup_hourly enable row level security;
 alter table cdp_rollup_daily enable row level security;
 alter table cdp_rollup_visitor_days enable row level security;
 alter table cdp_rollup_sessions enable row level security;
+alter table cdp_rollup_session_days enable row level security;
 alter table cdp_rollup_identities enable row level security;
 alter table cdp_rollup_ab enable row level security;

@@ -65,6 +65,14 @@ create table if not exists cdp_rollup_sessions (
 create index if not exists cdp_rollup_sessions_started_idx
     on cdp_rollup_sessions (brand_id, started_at);
 
+-- Sessions started per UTC day (a late event that moves a session's start moves its count).
+create table if not exists cdp_rollup_session_days (
+    brand_id text    not null,
+    day      text    not null,
+    sessions integer not null,
+    primary key (brand_id, day)
+) without rowid;
+
 -- When each visitor was first identified: an event with a customer id, an email sign-up or
 -- an identify event.
 create table if not exists cdp_rollup_identities (
@@ -86,7 +94,8 @@ create table if not exists cdp_rollup_ab (
     converted_at text,
     primary key (brand_id, test_id, variant, anonymous_id)
 ) without rowid;
-create index if not exists cdp_rollup_ab_exposed_idx on cdp_rollup_ab (brand_id, exposed_at);
+create index if not exists cdp_rollup_ab_exposed_idx
+    on cdp_rollup_ab (brand_id, exposed_at, converted_at);
 
 -- The recounts: each rollup computed from cdp_events alone.
 drop view if exists cdp_rollup_hourly_recount;
@@ -132,6 +141,12 @@ create view cdp_rollup_sessions_recount as
 select brand_id, anonymous_id, coalesce(session_id, '') as session_id, min("timestamp") as started_at
 from cdp_events group by 1, 2, 3;
 
+drop view if exists cdp_rollup_session_days_recount;
+create view cdp_rollup_session_days_recount as
+select brand_id, substr(started_at, 1, 10) as day, count(*) as sessions
+from cdp_rollup_sessions_recount
+group by 1, 2;
+
 drop view if exists cdp_rollup_identities_recount;
 create view cdp_rollup_identities_recount as
 select brand_id, anonymous_id, min("timestamp") as identified_at
@@ -161,6 +176,8 @@ insert into cdp_rollup_visitor_days select * from cdp_rollup_visitor_days_recoun
 where not exists (select 1 from cdp_rollup_visitor_days);
 insert into cdp_rollup_sessions select * from cdp_rollup_sessions_recount
 where not exists (select 1 from cdp_rollup_sessions);
+insert into cdp_rollup_session_days select * from cdp_rollup_session_days_recount
+where not exists (select 1 from cdp_rollup_session_days);
 insert into cdp_rollup_identities select * from cdp_rollup_identities_recount
 where not exists (select 1 from cdp_rollup_identities);
 insert into cdp_rollup_ab select * from cdp_rollup_ab_recount
@@ -240,6 +257,28 @@ end;
 drop trigger if exists cdp_events_rollup_sessions;
 create trigger cdp_events_rollup_sessions after insert on cdp_events for each row
 begin
+    -- Before the session row changes: an earlier event moves the session's start, so its old
+    -- day loses it (and is dropped at zero), and the event's day gains it unless the session
+    -- already started at or before the event.
+    update cdp_rollup_session_days set sessions = sessions - 1
+    where brand_id = new.brand_id
+      and day = (select substr(s.started_at, 1, 10) from cdp_rollup_sessions s
+                 where s.brand_id = new.brand_id and s.anonymous_id = new.anonymous_id
+                   and s.session_id = coalesce(new.session_id, '')
+                   and s.started_at > new."timestamp");
+    delete from cdp_rollup_session_days
+    where brand_id = new.brand_id and sessions = 0
+      and day = (select substr(s.started_at, 1, 10) from cdp_rollup_sessions s
+                 where s.brand_id = new.brand_id and s.anonymous_id = new.anonymous_id
+                   and s.session_id = coalesce(new.session_id, '')
+                   and s.started_at > new."timestamp");
+    insert into cdp_rollup_session_days (brand_id, day, sessions)
+    select new.brand_id, substr(new."timestamp", 1, 10), 1
+    where not exists (select 1 from cdp_rollup_sessions s
+                      where s.brand_id = new.brand_id and s.anonymous_id = new.anonymous_id
+                        and s.session_id = coalesce(new.session_id, '')
+                        and s.started_at <= new."timestamp")
+    on conflict (brand_id, day) do update set sessions = sessions + 1;
     insert into cdp_rollup_sessions (brand_id, anonymous_id, session_id, started_at)
     values (new.brand_id, new.anonymous_id, coalesce(new.session_id, ''), new."timestamp")
     on conflict (brand_id, anonymous_id, session_id) do update set started_at = excluded.started_at

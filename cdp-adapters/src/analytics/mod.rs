@@ -177,11 +177,12 @@ pub struct RollupDifference {
 }
 
 /// The rollup tables, each with a `<table>_recount` view.
-pub const ROLLUP_TABLES: [&str; 6] = [
+pub const ROLLUP_TABLES: [&str; 7] = [
     "cdp_rollup_hourly",
     "cdp_rollup_daily",
     "cdp_rollup_visitor_days",
     "cdp_rollup_sessions",
+    "cdp_rollup_session_days",
     "cdp_rollup_identities",
     "cdp_rollup_ab",
 ];
@@ -422,6 +423,54 @@ impl Split {
     }
 }
 
+/// A window as whole UTC days plus the partial days before and after them (when no whole day
+/// fits, all of it is the head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaySplit {
+    /// Whole days (empty when `start == end`).
+    pub days: Window,
+    /// The partial day before them.
+    pub head: Window,
+    /// The partial day after them.
+    pub tail: Window,
+}
+
+impl DaySplit {
+    /// Splits `w` at UTC midnights.
+    pub fn of(w: Window) -> DaySplit {
+        let mut first = floor_day(w.start);
+        if first < w.start {
+            first += Duration::days(1);
+        }
+        let last = floor_day(w.end);
+        let none = Window {
+            start: w.end,
+            end: w.end,
+        };
+        if first >= last {
+            return DaySplit {
+                days: none,
+                head: w,
+                tail: none,
+            };
+        }
+        DaySplit {
+            days: Window {
+                start: first,
+                end: last,
+            },
+            head: Window {
+                start: w.start,
+                end: first,
+            },
+            tail: Window {
+                start: last,
+                end: w.end,
+            },
+        }
+    }
+}
+
 /// The UTC days `[first, end)` whose rows can hold events of `w`: from the day of its start to
 /// the day after its end.
 pub fn day_span(w: Window) -> (DateTime<Utc>, DateTime<Utc>) {
@@ -538,6 +587,26 @@ mod tests {
             .iter()
             .chain(&aligned.raw)
             .all(|p| p.start == p.end));
+    }
+
+    #[test]
+    fn day_splits() {
+        let s = DaySplit::of(w("2026-03-01T12:30:00Z", "2026-03-08T12:30:00Z"));
+        assert_eq!(s.days, w("2026-03-02T00:00:00Z", "2026-03-08T00:00:00Z"));
+        assert_eq!(s.head, w("2026-03-01T12:30:00Z", "2026-03-02T00:00:00Z"));
+        assert_eq!(s.tail, w("2026-03-08T00:00:00Z", "2026-03-08T12:30:00Z"));
+        let short = DaySplit::of(w("2026-03-01T12:30:00Z", "2026-03-02T12:30:00Z"));
+        assert_eq!(
+            short.head,
+            w("2026-03-01T12:30:00Z", "2026-03-02T12:30:00Z")
+        );
+        assert_eq!(
+            (
+                short.days.start == short.days.end,
+                short.tail.start == short.tail.end
+            ),
+            (true, true)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! transaction pooler.
 
 use super::{
-    day_span, AbCount, AnalyticsError, EventCounts, HourCount, MetricCounts, Resolution,
+    day_span, AbCount, AnalyticsError, DaySplit, EventCounts, HourCount, MetricCounts, Resolution,
     RollupDifference, SearchCount, Split, StateCount, StreamQuery, TunnelCount, TypeCount,
     VisitorCounts, Window, ROLLUP_TABLES,
 };
@@ -87,8 +87,12 @@ impl Sql {
                     (select count(*) from {s}.cdp_rollup_visitor_days \
                      where $6 and brand_id = $1 and day >= $2 and day < $3 and first_at < $5 \
                        and last_at >= $4 and (prev_at is null or prev_at < $4 or first_at < $4)), \
-                    (select count(*) from {s}.cdp_rollup_sessions \
-                     where brand_id = $1 and started_at >= $4 and started_at < $5), \
+                    (select coalesce(sum(sessions), 0)::bigint from {s}.cdp_rollup_session_days \
+                     where brand_id = $1 and day >= $7 and day < $8) \
+                    + (select count(*) from {s}.cdp_rollup_sessions \
+                       where brand_id = $1 and started_at >= $9 and started_at < $10) \
+                    + (select count(*) from {s}.cdp_rollup_sessions \
+                       where brand_id = $1 and started_at >= $11 and started_at < $12), \
                     (select count(*) from {s}.cdp_rollup_identities \
                      where brand_id = $1 and identified_at >= $4 and identified_at < $5)"
             ),
@@ -398,6 +402,9 @@ async fn distinct_counts(
     let e = |err| pg_err(op, err);
     let (day_start, day_end) = day_span(w);
     let (day_start, day_end) = (date(day_start), date(day_end));
+    // Sessions: whole days from the per-day counts, the partial days from the sessions.
+    let split = DaySplit::of(w);
+    let days = (date(split.days.start), date(split.days.end));
     let row = tx
         .query_typed(
             &sql.visitors,
@@ -408,6 +415,12 @@ async fn distinct_counts(
                 (&w.start, Type::TIMESTAMPTZ),
                 (&w.end, Type::TIMESTAMPTZ),
                 (&with_visitors, Type::BOOL),
+                (&days.0, Type::DATE),
+                (&days.1, Type::DATE),
+                (&split.head.start, Type::TIMESTAMPTZ),
+                (&split.head.end, Type::TIMESTAMPTZ),
+                (&split.tail.start, Type::TIMESTAMPTZ),
+                (&split.tail.end, Type::TIMESTAMPTZ),
             ],
         )
         .await

@@ -4,7 +4,7 @@
 //! an hour key is its first 13 characters and a day key its first 10, as in migration 0002.
 
 use super::{
-    day_span, AbCount, AnalyticsError, EventCounts, HourCount, MetricCounts, Resolution,
+    day_span, AbCount, AnalyticsError, DaySplit, EventCounts, HourCount, MetricCounts, Resolution,
     RollupDifference, SearchCount, Split, StateCount, StreamQuery, TunnelCount, TypeCount,
     VisitorCounts, Window, ROLLUP_TABLES,
 };
@@ -344,13 +344,24 @@ fn distinct_counts(
     let op = "metric_counts";
     let (day_start, day_end) = day_span(w);
     let (s, e) = (codec::ts_text(w.start), codec::ts_text(w.end));
+    // Sessions: whole days from the per-day counts, the partial days from the sessions.
+    let split = DaySplit::of(w);
+    let (d0, d1) = if split.days.start < split.days.end {
+        (day_key(split.days.start), day_key(split.days.end))
+    } else {
+        (String::new(), String::new())
+    };
     c.prepare_cached(
         "select \
             (select count(*) from cdp_rollup_visitor_days \
              where ?6 and brand_id = ?1 and day >= ?2 and day < ?3 and first_at < ?5 \
                and last_at >= ?4 and (prev_at is null or prev_at < ?4 or first_at < ?4)), \
-            (select count(*) from cdp_rollup_sessions \
-             where brand_id = ?1 and started_at >= ?4 and started_at < ?5), \
+            (select coalesce(sum(sessions), 0) from cdp_rollup_session_days \
+             where brand_id = ?1 and day >= ?7 and day < ?8) \
+            + (select count(*) from cdp_rollup_sessions \
+               where brand_id = ?1 and started_at >= ?9 and started_at < ?10) \
+            + (select count(*) from cdp_rollup_sessions \
+               where brand_id = ?1 and started_at >= ?11 and started_at < ?12), \
             (select count(*) from cdp_rollup_identities \
              where brand_id = ?1 and identified_at >= ?4 and identified_at < ?5)",
     )
@@ -362,7 +373,13 @@ fn distinct_counts(
                 day_key(day_end),
                 s,
                 e,
-                with_visitors
+                with_visitors,
+                d0,
+                d1,
+                codec::ts_text(split.head.start),
+                codec::ts_text(split.head.end),
+                codec::ts_text(split.tail.start),
+                codec::ts_text(split.tail.end),
             ],
             |r| {
                 Ok(VisitorCounts {
