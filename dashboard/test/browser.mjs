@@ -1,14 +1,18 @@
-//! Real Chromium for the dashboard tests, the site they open, and the helpers every test file
-//! shares: opening the dashboard with a fixed clock, reading figures off the page, screenshots.
-//! Each test gets a fresh browser context (its own cookies and storage) in UTC and en-US, so the
-//! page's dates and numbers read the same on every machine.
+//! Real Chromium for the dashboard tests, the server they open, and the helpers every test file
+//! shares: opening the dashboard, reading figures off the page next to the API's own answers,
+//! screenshots. Each test file gets its own real `cdp serve` (see cdp-serve.mjs): seeded through
+//! `/collect`, empty, or on Postgres behind a proxy the test can cut; only `formats.test.mjs` uses
+//! the fixture server in site.mjs. Each test gets a fresh browser context (its own cookies and
+//! storage) in UTC and en-US, so the page's dates and numbers read the same on every machine.
 
+import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach } from 'node:test';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { openSite } from './site.mjs';
+import { openFixtureSite } from './site.mjs';
+import { assertServesCurrentDashboard, freshPostgres, seed, startCdpServe } from './cdp-serve.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -28,25 +32,47 @@ const FIXTURE_NOW = new Date('2026-03-08T12:00:30.000Z');
 
 export const VIEWPORT = { width: 1440, height: 1000 };
 
-/** Registers the hooks of a test file; the returned object is filled in as they run. */
-export function useHarness() {
-  const h = { site: null, browser: null, contexts: [] };
-  before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`no Chromium at ${CHROMIUM}: run 'apt-get install -y chromium' (or set CHROMIUM_PATH)`);
-    }
-    h.site = await openSite();
-    h.browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
-  });
+/**
+ * Registers the hooks of a test file; the returned object is filled in as they run. `kind` is the
+ * server the file runs against:
+ * - `seeded`: a real `cdp serve` (embedded SQLite) seeded through `/collect` by `cdp demo`;
+ * - `empty`: a real `cdp serve` that has never received an event;
+ * - `postgres`: a real `cdp serve` on a fresh Postgres database reached through a TCP proxy
+ *   (`h.pg.proxy.cut()` / `.restore()`), seeded like `seeded`;
+ * - `fixtures`: the fixture server (site.mjs), for figures no real traffic produces on demand.
+ */
+export function useHarness(kind) {
+  const h = { kind, site: null, server: null, pg: null, seededEvents: 0, browser: null, contexts: [] };
+  before(
+    async () => {
+      if (!existsSync(CHROMIUM)) {
+        throw new Error(`no Chromium at ${CHROMIUM}: run 'apt-get install -y chromium' (or set CHROMIUM_PATH)`);
+      }
+      if (kind === 'fixtures') {
+        h.site = await openFixtureSite();
+      } else {
+        if (!['seeded', 'empty', 'postgres'].includes(kind)) throw new Error(`no server kind '${kind}'`);
+        if (kind === 'postgres') h.pg = await freshPostgres();
+        h.server = await startCdpServe({ databaseUrl: h.pg?.url ?? null });
+        await assertServesCurrentDashboard(h.server);
+        if (kind !== 'empty') h.seededEvents = await seed(h.server);
+        h.site = { fixtures: false, origin: h.server.origin, token: h.server.token, api: h.server.api };
+      }
+      h.browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      });
+    },
+    { timeout: 180_000 },
+  );
   after(async () => {
     await h.browser?.close();
-    await h.site?.close();
+    await h.site?.close?.();
+    await h.server?.close();
+    await h.pg?.drop();
   });
   beforeEach(() => {
-    if (h.site?.fixtures) h.site.use(null, 'seeded');
+    h.pg?.proxy.restore();
   });
   afterEach(async () => {
     for (const context of h.contexts.splice(0)) await context.close();
@@ -82,9 +108,50 @@ export async function openDashboard(h, { auth = true, hash = '', beforeLoad = nu
   return { page, errors, requests };
 }
 
+/** Answer fields that name the moment an answer was made rather than what it counts. */
+const MOMENT = new Set(['generated_at', 'window', 'as_of', 'age_hours']);
+
+/** `body` without the fields in MOMENT, at any depth. */
+export function figuresOf(body) {
+  if (Array.isArray(body)) return body.map(figuresOf);
+  if (body === null || typeof body !== 'object') return body;
+  return Object.fromEntries(Object.entries(body).filter(([k]) => !MOMENT.has(k)).map(([k, v]) => [k, figuresOf(v)]));
+}
+
+/**
+ * Reads the API `paths` (with the admin token), runs `look` (which reads the page), and reads the
+ * API again. A real server's windows end "now", so an event can leave a window while the test
+ * looks; when the two reads differ the whole look is repeated (at most three times). Returns the
+ * API bodies, in `paths` order, and what `look` returned, which were taken while the API answered
+ * the same figures throughout.
+ */
+export async function consistentRead(h, paths, look) {
+  const read = () => Promise.all(paths.map((p) => h.site.api(p)));
+  for (let attempt = 1; ; attempt++) {
+    const first = await read();
+    const seen = await look();
+    const second = await read();
+    const same = JSON.stringify(first.map((r) => figuresOf(r.body))) === JSON.stringify(second.map((r) => figuresOf(r.body)));
+    if (same) {
+      for (const [i, r] of first.entries()) {
+        if (r.status !== 200) throw new Error(`${paths[i]} answered ${r.status}: ${JSON.stringify(r.body)}`);
+      }
+      return { bodies: first.map((r) => r.body), seen };
+    }
+    if (attempt === 3) throw new Error(`the API kept changing while the test read the page: ${paths.join(', ')}`);
+  }
+}
+
 /** Waits until the page has left the loading state and is in `state`. */
 export async function waitForState(page, state) {
   await page.locator(`main[data-state="${state}"]`).waitFor({ timeout: 15000 });
+}
+
+/** What the page must not show when it has no figures to show. */
+export async function assertNoFigures(page) {
+  for (const selector of ['[data-testid="figures"]', '[data-testid^="kpi-"]', '[data-testid="stream-row"]', '[data-testid="funnel-row"]', '[data-testid="loading"]']) {
+    assert.equal(await page.locator(selector).count(), 0, `no ${selector}`);
+  }
 }
 
 /** The trimmed text of every element matching `selector`, in page order. */

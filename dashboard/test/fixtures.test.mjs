@@ -1,5 +1,5 @@
-//! The fixtures stand in for the API until the browser tests run against a real server, so they
-//! must be answers the API could give: derived figures agree with the figures they come from
+//! The fixtures stand in for the API in `formats.test.mjs` (figures real traffic does not produce
+//! on demand), so they must be answers the API could give: derived figures agree with the figures they come from
 //! (shares, cumulative funnel, conversions, deltas, click rates, the z-test, persona points and
 //! confidence), stages follow the configured ladder, and personas carry their configured labels.
 
@@ -32,8 +32,7 @@ function erfc(x) {
 
 const metricsFiles = readdirSync(join(FIXTURES, 'seeded'))
   .filter((f) => f.startsWith('metrics.'))
-  .map((f) => ['seeded', f])
-  .concat([['empty', 'metrics.json']]);
+  .map((f) => ['seeded', f]);
 
 describe('fixtures', () => {
   test('the configured ladder and personas are what the fixtures use', () => {

@@ -1,9 +1,8 @@
-//! The server the browser tests open the dashboard on. By default a small Node HTTP server that
-//! serves the built `dist/` at `/admin/cdp/` and answers the dashboard API from the fixture JSON
-//! under `test/fixtures/<scenario>/`. Set `CDP_DASHBOARD_URL` to the origin of a real `cdp serve`
-//! (and `CDP_ADMIN_TOKEN` when it needs one) to run the same tests against it; then
-//! `CDP_DASHBOARD_STATE` (`seeded`, `empty` or `offline`) says which state that server is in, and
-//! tests that need another state are skipped with a message saying so.
+//! The fixture server: a small Node HTTP server that serves the built `dist/` at `/admin/cdp/` and
+//! answers the dashboard API from the fixture JSON under `test/fixtures/seeded/`. Only
+//! `formats.test.mjs` uses it, for figures that real traffic does not produce on demand (a fall, a
+//! flat 0.0 %, a significant A/B test); every other browser test runs against a real `cdp serve`
+//! (cdp-serve.mjs).
 
 import { createServer } from 'node:http';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -14,8 +13,6 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const DIST = resolve(HERE, '../dist');
 export const FIXTURES = resolve(HERE, 'fixtures');
 
-/** The states a test can ask for; each is a folder of fixtures. */
-export const SCENARIOS = ['seeded', 'empty', 'offline', 'unauthorized'];
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -26,45 +23,12 @@ const TYPES = {
   '.png': 'image/png',
 };
 
-/** Opens the fixture server, or describes the real server named by the environment. */
-export async function openSite() {
-  const url = process.env.CDP_DASHBOARD_URL;
-  if (url) return remoteSite(url);
-  return fixtureSite();
-}
-
-function remoteSite(url) {
-  const origin = new URL(url).origin;
-  const token = process.env.CDP_ADMIN_TOKEN || null;
-  const state = process.env.CDP_DASHBOARD_STATE || 'seeded';
-  if (!['seeded', 'empty', 'offline'].includes(state)) {
-    throw new Error(`CDP_DASHBOARD_STATE must be seeded, empty or offline, not '${state}'`);
-  }
-  return {
-    fixtures: false,
-    origin,
-    token,
-    /** Whether the server is in `scenario`; skips the test (with the reason) when it is not. */
-    use(t, scenario) {
-      if (scenario === 'unauthorized') {
-        if (token) return true;
-        t.skip('the server needs an admin token for a 401: set CDP_ADMIN_TOKEN');
-        return false;
-      }
-      if (scenario === state) return true;
-      t.skip(`needs a server in state '${scenario}' (this one is '${state}', from CDP_DASHBOARD_STATE)`);
-      return false;
-    },
-    api: (path) => getJson(origin, path, token),
-    async close() {},
-  };
-}
-
-async function fixtureSite() {
+/** Opens the fixture server on an ephemeral loopback port. */
+export async function openFixtureSite() {
   if (!existsSync(join(DIST, 'index.html'))) {
     throw new Error(`no build at ${DIST}: run 'npm run build' first (npm test does)`);
   }
-  let scenario = 'seeded';
+  const scenario = 'seeded';
   const server = createServer((request, response) => {
     try {
       answer(scenario, request, response);
@@ -72,18 +36,12 @@ async function fixtureSite() {
       send(response, 500, 'text/plain; charset=utf-8', `fixture server: ${error.stack || error}`);
     }
   });
-  // A fixed port (`CDP_FIXTURE_PORT`) keeps the origin in screenshots the same from run to run.
-  await new Promise((done) => server.listen(Number(process.env.CDP_FIXTURE_PORT || 0), '127.0.0.1', done));
+  await new Promise((done) => server.listen(0, '127.0.0.1', done));
   const origin = `http://127.0.0.1:${server.address().port}`;
   return {
     fixtures: true,
     origin,
     token: null,
-    use(_t, name) {
-      if (!SCENARIOS.includes(name)) throw new Error(`no fixture scenario '${name}'`);
-      scenario = name;
-      return true;
-    },
     api: (path) => getJson(origin, path, null),
     close: () => new Promise((done) => server.close(done)),
   };
@@ -103,13 +61,8 @@ function answer(scenario, request, response) {
   send(response, 404, 'text/plain; charset=utf-8', 'not found');
 }
 
-/** The API from fixtures. A scenario with `api-answer.json` answers every API call with it. */
+/** The API from fixtures. */
 function answerApi(scenario, url, response) {
-  const fixed = join(FIXTURES, scenario, 'api-answer.json');
-  if (existsSync(fixed)) {
-    const { http_status, body } = JSON.parse(readFileSync(fixed, 'utf8'));
-    return sendJson(response, http_status, body);
-  }
   const endpoint = url.pathname.slice('/api/cdp/'.length);
   const range = url.searchParams.get('range');
   if (endpoint === 'metrics' || endpoint === 'searches') {

@@ -1,23 +1,19 @@
-//! The states other than "ready": an empty store (setup checklist), a store that is down (offline
-//! banner and no figures, also when it goes down after figures were shown), and a signed-out
-//! browser (a link to the login page).
+//! A real `cdp serve` that has never received an event: the empty state ("No events recorded yet"
+//! with the setup checklist and live health), and what happens to that page when the session ends
+//! (a link to the login page) or the server stops answering (offline, no figures). The store going
+//! down under a page with figures is offline.test.mjs, on Postgres.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { openDashboard, screenshot, text, useHarness, waitForState } from './browser.mjs';
+import { assertNoFigures, openDashboard, screenshot, text, useHarness, waitForState } from './browser.mjs';
 
-const h = useHarness();
+const h = useHarness('empty');
 
-/** What the page must not show when it has no figures to show. */
-async function assertNoFigures(page) {
-  for (const selector of ['[data-testid="figures"]', '[data-testid^="kpi-"]', '[data-testid="stream-row"]', '[data-testid="funnel-row"]', '[data-testid="loading"]']) {
-    assert.equal(await page.locator(selector).count(), 0, `no ${selector}`);
-  }
-}
-
-describe('empty', () => {
-  test('an empty store shows "No events recorded yet" with the setup checklist and live health', async (t) => {
-    if (!h.site.use(t, 'empty')) return;
+describe('empty (real cdp serve, no events)', () => {
+  test('an empty store shows "No events recorded yet" with the setup checklist and live health', async () => {
+    const { status, body: metrics } = await h.site.api('/api/cdp/metrics?range=7d');
+    assert.equal(status, 200);
+    assert.equal(metrics.status, 'empty', 'the API says empty (200), not offline');
     const { page, errors } = await openDashboard(h);
     await waitForState(page, 'empty');
     const origin = h.site.origin;
@@ -26,6 +22,7 @@ describe('empty', () => {
     assert.equal(await text(page, '[data-testid="collector-url"]'), `${origin}/collect`);
     assert.equal(await page.locator('[data-testid="health-link"]').getAttribute('href'), '/health');
     const { body: health } = await h.site.api('/health');
+    assert.equal(health.status, 'ok');
     assert.equal(await page.locator('[data-testid="health"]').getAttribute('data-status'), health.status);
     assert.match(await text(page, '[data-testid="health"]'), new RegExp(`store ${health.store}`));
     await assertNoFigures(page);
@@ -35,46 +32,35 @@ describe('empty', () => {
   });
 });
 
-describe('offline', () => {
-  test('a 503 from the API shows the "CDP offline" banner with its reason and no figures', async (t) => {
-    if (!h.site.use(t, 'offline')) return;
+describe('signed out', () => {
+  test('without the token the server redirects the page to /admin/login and the API answers 401', async () => {
+    const page = await (await h.browser.newContext()).newPage();
+    const response = await fetch(`${h.site.origin}/api/cdp/metrics?range=7d`);
+    assert.equal(response.status, 401);
+    await page.goto(`${h.site.origin}/admin/cdp/`);
+    assert.equal(new URL(page.url()).pathname, '/admin/login');
+    await page.context().close();
+  });
+
+  test('a session that ends under an open page shows a Sign in link and no figures', async () => {
     const { page, errors } = await openDashboard(h);
-    await waitForState(page, 'offline');
-    const { status, body } = await h.site.api('/api/cdp/metrics?range=7d');
-    assert.equal(status, 503);
-    assert.equal(body.status, 'offline');
-    assert.match(await text(page, '[data-testid="offline"]'), /^CDP offline/);
-    assert.equal(await text(page, '[data-testid="offline-reason"]'), body.reason);
-    assert.equal(await page.locator('[data-testid="health"]').getAttribute('data-status'), 'degraded');
+    await waitForState(page, 'empty');
+    // The token stops reaching the server, as when the login cookie expires: the API answers 401.
+    await page.context().setExtraHTTPHeaders({});
+    await page.locator('[data-testid="refresh"]').click();
+    await waitForState(page, 'unauthorized');
+    const link = page.locator('[data-testid="sign-in"] a');
+    assert.equal(await link.textContent(), 'Sign in');
+    assert.equal(await link.getAttribute('href'), '/admin/login');
     await assertNoFigures(page);
-    assert.match(await text(page, '[data-testid="last-updated"]'), /^Last checked /);
     assert.deepEqual(errors, []);
-    await screenshot(page, 'offline', { height: 400 });
   });
+});
 
-  test('a store that goes down after a good load takes its figures off the page', async (t) => {
-    if (!h.site.use(t, 'seeded')) return;
+describe('no answer', () => {
+  test('a server that does not answer at all is offline, with no figures', async () => {
     const { page } = await openDashboard(h);
-    await waitForState(page, 'ready');
-    const reason = 'store unreachable: the test stopped it';
-    await page.route('**/api/cdp/**', (route) =>
-      route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ status: 'offline', reason }) }),
-    );
-    await page.locator('[data-testid="refresh"]').click();
-    await waitForState(page, 'offline');
-    assert.equal(await text(page, '[data-testid="offline-reason"]'), reason);
-    await assertNoFigures(page);
-
-    await page.unroute('**/api/cdp/**');
-    await page.locator('[data-testid="refresh"]').click();
-    await waitForState(page, 'ready');
-    assert.equal(await page.locator('[data-testid="offline"]').count(), 0, 'the banner goes when the store is back');
-  });
-
-  test('a server that does not answer at all is offline too, with no stale figures', async (t) => {
-    if (!h.site.use(t, 'seeded')) return;
-    const { page } = await openDashboard(h);
-    await waitForState(page, 'ready');
+    await waitForState(page, 'empty');
     await page.route('**/api/cdp/**', (route) => route.abort('connectionrefused'));
     await page.route('**/health', (route) => route.abort('connectionrefused'));
     await page.locator('[data-testid="refresh"]').click();
@@ -82,18 +68,5 @@ describe('offline', () => {
     assert.match(await text(page, '[data-testid="offline-reason"]'), /^the server did not answer/);
     assert.equal(await page.locator('[data-testid="health"]').getAttribute('data-status'), 'unreachable');
     await assertNoFigures(page);
-  });
-});
-
-describe('signed out', () => {
-  test('a 401 shows a Sign in link to the login page and no figures', async (t) => {
-    if (!h.site.use(t, 'unauthorized')) return;
-    const { page, errors } = await openDashboard(h, { auth: false });
-    await waitForState(page, 'unauthorized');
-    const link = page.locator('[data-testid="sign-in"] a');
-    assert.equal(await link.textContent(), 'Sign in');
-    assert.equal(await link.getAttribute('href'), '/admin/login');
-    await assertNoFigures(page);
-    assert.deepEqual(errors, []);
   });
 });
