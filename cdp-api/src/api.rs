@@ -5,7 +5,7 @@
 //! which the dashboard shows as such; no events is a 200 with `status: "empty"`.
 
 use crate::figures::{self, iso, Kpis, Range, Windows};
-use crate::reply::{AppError, Problem};
+use crate::reply::{AppError, Problem, Refusal};
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -366,7 +366,7 @@ pub fn profile_body(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<ProfileBody, AppError> {
     let (explanation, stage) = profile.explain(cfg, now);
-    let mut view = serde_json::to_value(profile).map_err(|_| AppError::Internal)?;
+    let mut view = serde_json::to_value(profile).map_err(|_| Refusal::Internal)?;
     if let Value::Object(map) = &mut view {
         map.remove("recent_event_ids");
         map.remove("recent_sessions");

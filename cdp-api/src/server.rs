@@ -6,7 +6,7 @@
 
 use crate::access::{self, Access};
 use crate::clock::Clock;
-use crate::reply::AppError;
+use crate::reply::{AppError, Refusal};
 use crate::settings::{Origins, Settings, StoreSettings};
 use crate::writer::{Writers, WritersShutdown};
 use crate::{api, collect, dashboard, health, tracker};
@@ -219,7 +219,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(cors)
         .layer(CatchPanicLayer::custom(|_| {
-            AppError::Internal.into_response()
+            AppError::from(Refusal::Internal).into_response()
         }))
         .layer(TraceLayer::new_for_http())
 }
@@ -241,9 +241,9 @@ fn cors_layer(origins: &Origins) -> CorsLayer {
 }
 
 async fn not_found() -> Response {
-    AppError::NotFound("route".into()).into_response()
+    AppError::from(Refusal::NotFound("route".into())).into_response()
 }
 
 async fn method_not_allowed() -> Response {
-    AppError::MethodNotAllowed.into_response()
+    AppError::from(Refusal::MethodNotAllowed).into_response()
 }

@@ -194,6 +194,9 @@ pub struct LoadArgs {
     /// Writer linger of the measured servers, in ms (default: `cdp serve`'s).
     #[arg(long)]
     pub writer_linger_ms: Option<u64>,
+    /// Most events per commit of the measured servers (default: `cdp serve`'s).
+    #[arg(long)]
+    pub writer_batch_events: Option<usize>,
 }
 
 /// Flags of `cdp bench-metrics`.
@@ -277,24 +280,7 @@ pub struct WriterSettings {
     pub profile_flush: Duration,
 }
 
-/// The browser origins allowed to call the collector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origins {
-    /// Any origin (`*`).
-    Any,
-    /// Exactly these, as `scheme://host[:port]`.
-    List(Vec<String>),
-}
-
-impl Origins {
-    /// Whether a request's `Origin` header value is allowed.
-    pub fn allows(&self, origin: &str) -> bool {
-        match self {
-            Origins::Any => true,
-            Origins::List(list) => list.iter().any(|o| o == origin),
-        }
-    }
-}
+pub use cdp_core::intake::Origins;
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -450,30 +436,13 @@ impl StoreArgs {
 }
 
 fn parse_origins(text: &str, problems: &mut Vec<String>) -> Origins {
-    let items: Vec<&str> = text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if items == ["*"] {
-        return Origins::Any;
-    }
-    let mut list = Vec::new();
-    for item in items {
-        let rest = item
-            .strip_prefix("https://")
-            .or_else(|| item.strip_prefix("http://"));
-        match rest {
-            Some(host) if !host.is_empty() && !host.contains('/') && !host.contains('*') => {
-                list.push(item.to_owned());
-            }
-            _ => problems.push(format!(
-                "--allowed-origins / CDP_ALLOWED_ORIGINS: `{item}` must be scheme://host[:port] \
-                 with no path, or `*` alone"
-            )),
-        }
-    }
-    Origins::List(list)
+    Origins::parse(text).unwrap_or_else(|bad| {
+        problems.extend(
+            bad.into_iter()
+                .map(|p| format!("--allowed-origins / CDP_ALLOWED_ORIGINS: {p}")),
+        );
+        Origins::List(Vec::new())
+    })
 }
 
 #[cfg(test)]

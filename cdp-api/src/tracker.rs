@@ -1,7 +1,7 @@
 //! `GET /cdp.js`: serves the browser tracker embedded at build time (see `build.rs`), or a JSON
 //! 404 when the tracker was not built before the server.
 
-use crate::reply::AppError;
+use crate::reply::{AppError, Refusal};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
@@ -11,9 +11,9 @@ pub const SCRIPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cdp.js"));
 /// The handler.
 pub async fn script() -> Response {
     if SCRIPT.is_empty() {
-        return AppError::NotFound(
+        return AppError::from(Refusal::NotFound(
             "cdp.js (build the tracker with `npm run build` in tracker/, then rebuild cdp)".into(),
-        )
+        ))
         .into_response();
     }
     (
