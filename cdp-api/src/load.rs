@@ -295,6 +295,9 @@ fn serve_settings(
     if let Some(ms) = args.writer_linger_ms {
         argv.extend(["--writer-linger-ms".to_owned(), ms.to_string()]);
     }
+    if let Some(n) = args.writer_batch_events {
+        argv.extend(["--writer-batch-events".to_owned(), n.to_string()]);
+    }
     match Cli::try_parse_from(argv).map(|c| c.command) {
         Ok(Command::Serve(a)) => Ok(a.validate()?),
         _ => Err(LoadError::Settings(SettingsError {

@@ -94,14 +94,18 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CDP_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
-    /// Writer tasks (events are sharded by visitor); 0 picks 1 for SQLite and 4 otherwise.
+    /// Writer tasks (events are sharded by visitor); 0 picks 4 for Supabase REST, whose round
+    /// trips are long, and 1 otherwise: SQLite has one write connection, and on Postgres the
+    /// rollup trigger's counters serialise concurrent commits, so one pipelined writer with
+    /// large batches costs Postgres about half the CPU per event of four.
     #[arg(long, env = "CDP_WRITER_SHARDS", default_value_t = 0)]
     pub writer_shards: usize,
     /// Most events committed in one transaction.
-    #[arg(long, env = "CDP_WRITER_BATCH_EVENTS", default_value_t = 1000)]
+    #[arg(long, env = "CDP_WRITER_BATCH_EVENTS", default_value_t = 4000)]
     pub writer_batch_events: usize,
-    /// How long a writer waits for more events before committing a partial batch, in ms.
-    #[arg(long, env = "CDP_WRITER_LINGER_MS", default_value_t = 2)]
+    /// How long a writer waits for more events before committing a partial batch, in ms. The
+    /// pipeline already batches whatever arrives during a commit, so waiting only adds latency.
+    #[arg(long, env = "CDP_WRITER_LINGER_MS", default_value_t = 0)]
     pub writer_linger_ms: u64,
     /// Profiles kept in memory per writer.
     #[arg(long, env = "CDP_PROFILE_CACHE", default_value_t = 100_000)]
@@ -363,8 +367,8 @@ impl ServeArgs {
         match (listen, store) {
             (Some(listen), Some(store)) if problems.is_empty() => {
                 let shards = match (self.writer_shards, &store.target) {
-                    (0, StoreTarget::Sqlite { .. }) => 1,
-                    (0, _) => 4,
+                    (0, StoreTarget::Supabase(_)) => 4,
+                    (0, _) => 1,
                     (n, _) => n,
                 };
                 Ok(Settings {

@@ -3,10 +3,12 @@
 //!
 //! Validated events travel over a channel to one writer task per shard (a visitor always maps
 //! to the same shard), each with a oneshot for the answer. A writer takes every request queued
-//! while its previous commit ran (up to `batch_events` events, waiting at most `linger` for
-//! more), applies them with [`cdp_core::apply`] in arrival order, writes every row in ONE
-//! transaction, and only then answers. Many concurrent requests therefore share one commit, and
-//! per-visitor updates are serialised without locks.
+//! (up to `batch_events` events, waiting at most `linger` for more), applies them with
+//! [`cdp_core::apply`] in arrival order, writes every row in ONE transaction, and only then
+//! answers. Many concurrent requests therefore share one commit, and per-visitor updates are
+//! serialised without locks. Commits are pipelined one deep: while batch N commits, batch N+1
+//! is gathered and applied, and its commit starts when N's ends (commits of one writer never
+//! overlap, so rows are stored in the order they were applied).
 //!
 //! Duplicates are decided by the store, in the same statement that inserts: a row the store
 //! already holds (or that another collector stored first) comes back `Duplicate`. Replays
@@ -290,6 +292,60 @@ impl Stats {
     }
 }
 
+/// What a commit task gives back: the rows it wrote and the store's answer.
+type Committed = (
+    Vec<cdp_core::EventRow>,
+    Result<Vec<WriteOutcome>, StoreError>,
+);
+
+/// A commit task's end: what it gave back, or how the task itself failed.
+type CommitResult = Result<Committed, tokio::task::JoinError>;
+
+/// A gathered batch, applied to the cache, waiting for the commit in flight to land.
+struct Staged {
+    batch: Vec<WriteRequest>,
+    prepared: Prepared,
+}
+
+impl Staged {
+    /// Appends a batch applied after this one (its requests and rows come after ours).
+    fn absorb(&mut self, later: Staged) {
+        let offset = self.batch.len();
+        let p = later.prepared;
+        self.batch.extend(later.batch);
+        self.prepared.rows.extend(p.rows);
+        self.prepared
+            .row_of
+            .extend(p.row_of.into_iter().map(|(g, i)| (g + offset, i)));
+        self.prepared.statuses.extend(p.statuses);
+        self.prepared.touched.extend(p.touched);
+        self.prepared.now = self.prepared.now.max(p.now);
+    }
+}
+
+/// A batch whose commit is running.
+struct InFlight {
+    batch: Vec<WriteRequest>,
+    /// Everything but the rows, which the commit task holds.
+    prepared: Prepared,
+    task: JoinHandle<Committed>,
+    started: Instant,
+}
+
+/// Waits for the commit in flight (forever when there is none; the caller guards on that).
+async fn landing(inflight: &mut Option<InFlight>) -> (InFlight, CommitResult) {
+    match inflight {
+        Some(f) => {
+            let result = (&mut f.task).await;
+            match inflight.take() {
+                Some(f) => (f, result),
+                None => std::future::pending().await,
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// A batch applied to the cache and waiting to be written.
 struct Prepared {
     rows: Vec<cdp_core::EventRow>,
@@ -318,7 +374,15 @@ struct ShardWriter {
 }
 
 impl ShardWriter {
+    /// The commit pipeline: while batch N commits (a task of its own), the next requests are
+    /// gathered and applied to the cache as batch N+1, whose commit starts the moment N's
+    /// ends. Commits never overlap, so a visitor's rows are stored in the order they were
+    /// applied, and N+1 is answered only after its own commit. When N fails, N+1 was applied
+    /// on top of events that are not stored: both batches' visitors are dropped from the cache
+    /// and both go through [`ShardWriter::commit`] again, one after the other.
     async fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>, mut stop: watch::Receiver<bool>) {
+        let mut inflight: Option<InFlight> = None;
+        let mut staged: Option<Staged> = None;
         loop {
             let until_snapshot = self
                 .settings
@@ -326,10 +390,41 @@ impl ShardWriter {
                 .saturating_sub(self.last_snapshot.elapsed());
             tokio::select! {
                 biased;
-                msg = rx.recv() => match msg {
+                (flight, result) = landing(&mut inflight), if inflight.is_some() => {
+                    match self.land(flight, result) {
+                        Ok(stale) => inflight = self.next_flight(staged.take(), &stale).await,
+                        Err(failed) => {
+                            if let Some(s) = staged.take() {
+                                self.forget(&s.prepared.touched);
+                                self.commit(failed).await;
+                                self.commit(s.batch).await;
+                            } else {
+                                self.commit(failed).await;
+                            }
+                        }
+                    }
+                }
+                msg = rx.recv(), if self.room(&staged) > 0 => match msg {
                     Some(first) => {
-                        let batch = self.gather(first, &mut rx).await;
-                        self.commit(batch).await;
+                        let limit = self.room(&staged);
+                        let batch = self.gather(first, &mut rx, limit).await;
+                        match (self.stage(batch).await, staged.take()) {
+                            // The staged batch grows until the commit in flight lands, so
+                            // batches stay as large as without the pipeline.
+                            (Ok(s), Some(mut waiting)) => {
+                                waiting.absorb(s);
+                                staged = Some(waiting);
+                            }
+                            (Ok(s), None) if inflight.is_none() => {
+                                inflight = Some(self.launch(s));
+                            }
+                            (Ok(s), None) => staged = Some(s),
+                            (Err(batch), waiting) => {
+                                // Let what is applied land first, so the retry reads its rows.
+                                self.drain(inflight.take(), waiting).await;
+                                self.commit(batch).await;
+                            }
+                        }
                     }
                     None => break,
                 },
@@ -337,8 +432,9 @@ impl ShardWriter {
                     if changed.is_err() || *stop.borrow() {
                         // Take what is queued, refuse new requests, then drain.
                         rx.close();
+                        self.drain(inflight.take(), staged.take()).await;
                         while let Some(first) = rx.recv().await {
-                            let batch = self.gather(first, &mut rx).await;
+                            let batch = self.gather(first, &mut rx, self.settings.batch_events).await;
                             self.commit(batch).await;
                         }
                         break;
@@ -349,16 +445,169 @@ impl ShardWriter {
             if self.stats.since.elapsed() >= STATS_EVERY {
                 std::mem::take(&mut self.stats).log(self.shard, "writer stats");
             }
-            // Between commits every applied event is committed: a safe moment for snapshots.
             if self.last_snapshot.elapsed() >= self.settings.profile_flush
                 || self.evicted_dirty.len() >= EVICTED_DIRTY_MAX
             {
-                self.offer_snapshot();
+                // Visitors with events not yet committed stay dirty for the next round.
+                let mut uncommitted = BTreeSet::new();
+                for p in [
+                    inflight.as_ref().map(|f| &f.prepared),
+                    staged.as_ref().map(|s| &s.prepared),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    uncommitted.extend(p.touched.iter().cloned());
+                }
+                self.offer_snapshot(&uncommitted);
             }
         }
-        let last = self.take_snapshot();
+        self.drain(inflight.take(), staged.take()).await;
+        let last = self.take_snapshot(&BTreeSet::new());
         self.snapshots.send(last).await;
         self.stats.log(self.shard, "writer stopped");
+    }
+
+    /// Applies a gathered batch to the cache, ready to be committed. On failure (a cache
+    /// miss could not be loaded) the batch comes back untouched for [`ShardWriter::commit`].
+    async fn stage(&mut self, batch: Vec<WriteRequest>) -> Result<Staged, Vec<WriteRequest>> {
+        let started = Instant::now();
+        let groups: Vec<&[ValidEvent]> = batch.iter().map(|r| r.events.as_slice()).collect();
+        let result = self.prepare(&groups).await;
+        drop(groups);
+        self.stats.prepare_time += started.elapsed();
+        match result {
+            Ok(prepared) => Ok(Staged { batch, prepared }),
+            Err((e, touched)) => {
+                tracing::warn!(shard = self.shard, error = %e, "loading profiles failed");
+                self.forget(&touched);
+                Err(batch)
+            }
+        }
+    }
+
+    /// Events the staged batch may still take.
+    fn room(&self, staged: &Option<Staged>) -> usize {
+        let held = staged.as_ref().map_or(0, |s| s.prepared.rows.len());
+        self.settings.batch_events.saturating_sub(held)
+    }
+
+    /// Starts a staged batch's commit as a task of its own.
+    fn launch(&mut self, staged: Staged) -> InFlight {
+        let Staged {
+            batch,
+            mut prepared,
+        } = staged;
+        let rows = std::mem::take(&mut prepared.rows);
+        let store = self.store.clone();
+        let task = tokio::spawn(async move {
+            let result = if rows.is_empty() {
+                Ok(Vec::new())
+            } else {
+                store.write_events(&rows).await
+            };
+            (rows, result)
+        });
+        InFlight {
+            batch,
+            prepared,
+            task,
+            started: Instant::now(),
+        }
+    }
+
+    /// Launches the staged batch after a landing, unless the landing dropped from the cache a
+    /// visitor the staged batch was applied on: then the staged batch is applied again from
+    /// the store (which now holds the landed rows) and committed on its own.
+    async fn next_flight(
+        &mut self,
+        staged: Option<Staged>,
+        dropped: &BTreeSet<AnonymousId>,
+    ) -> Option<InFlight> {
+        let s = staged?;
+        if s.prepared.touched.iter().any(|id| dropped.contains(id)) {
+            self.forget(&s.prepared.touched);
+            self.commit(s.batch).await;
+            None
+        } else {
+            Some(self.launch(s))
+        }
+    }
+
+    /// Answers a landed commit and returns the visitors it dropped from the cache. On failure
+    /// its visitors are dropped from the cache and its requests come back, to be committed
+    /// again on their own.
+    fn land(
+        &mut self,
+        flight: InFlight,
+        result: CommitResult,
+    ) -> Result<BTreeSet<AnonymousId>, Vec<WriteRequest>> {
+        let InFlight {
+            batch,
+            prepared,
+            started,
+            ..
+        } = flight;
+        match result {
+            Ok((rows, Ok(outcomes))) => {
+                if !rows.is_empty() {
+                    self.stats.commit_time += started.elapsed();
+                    self.stats.commits += 1;
+                    self.stats.events += rows.len() as u64;
+                }
+                let (statuses, dropped) = self.settle(prepared, &rows, outcomes);
+                for (req, st) in batch.into_iter().zip(statuses) {
+                    let _ = req.reply.send(Ok(st));
+                }
+                Ok(dropped)
+            }
+            Ok((_, Err(e))) => {
+                tracing::warn!(shard = self.shard, error = %e,
+                    "commit failed; trying its requests again");
+                self.forget(&prepared.touched);
+                Err(batch)
+            }
+            Err(e) => {
+                tracing::error!(shard = self.shard, error = %e, "commit task ended abnormally");
+                self.forget(&prepared.touched);
+                Err(batch)
+            }
+        }
+    }
+
+    /// Lands the commit in flight and then the staged batch, each retried on its own when it
+    /// fails: nothing is left half done.
+    async fn drain(&mut self, inflight: Option<InFlight>, staged: Option<Staged>) {
+        let mut staged = staged;
+        if let Some(mut f) = inflight {
+            let result = (&mut f.task).await;
+            match self.land(f, result) {
+                Ok(dropped) => {
+                    if let Some(mut f) = self.next_flight(staged.take(), &dropped).await {
+                        let result = (&mut f.task).await;
+                        if let Err(batch) = self.land(f, result) {
+                            self.commit(batch).await;
+                        }
+                    }
+                }
+                Err(failed) => {
+                    if let Some(s) = staged.take() {
+                        self.forget(&s.prepared.touched);
+                        self.commit(failed).await;
+                        self.commit(s.batch).await;
+                    } else {
+                        self.commit(failed).await;
+                    }
+                }
+            }
+        }
+        if let Some(s) = staged {
+            let mut f = self.launch(s);
+            let result = (&mut f.task).await;
+            if let Err(batch) = self.land(f, result) {
+                self.commit(batch).await;
+            }
+        }
     }
 
     /// Takes every queued request, up to `batch_events` events. When the queue runs dry it
@@ -369,12 +618,13 @@ impl ShardWriter {
         &self,
         first: WriteRequest,
         rx: &mut mpsc::Receiver<WriteRequest>,
+        limit: usize,
     ) -> Vec<WriteRequest> {
         let mut events = first.events.len();
         let mut batch = vec![first];
         let deadline = Instant::now() + self.settings.linger;
         let mut yields = 0;
-        while events < self.settings.batch_events {
+        while events < limit {
             let next = match rx.try_recv() {
                 Ok(m) => Some(m),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
@@ -497,42 +747,57 @@ impl ShardWriter {
         };
         let written = Instant::now();
         self.stats.prepare_time += written - started;
-        let Prepared {
-            rows,
-            row_of,
-            mut statuses,
-            touched,
-            now,
-        } = prepared;
+        let mut prepared = prepared;
+        let rows = std::mem::take(&mut prepared.rows);
         if rows.is_empty() {
-            return Ok(statuses);
+            return Ok(prepared.statuses);
         }
         let outcomes = match self.store.write_events(&rows).await {
             Ok(o) => o,
             Err(e) => {
-                self.forget(&touched);
+                self.forget(&prepared.touched);
                 return Err(e);
             }
         };
         self.stats.commit_time += written.elapsed();
         self.stats.commits += 1;
         self.stats.events += rows.len() as u64;
+        Ok(self.settle(prepared, &rows, outcomes).0)
+    }
+
+    /// Each event's status once its rows are committed, and the visitors dropped from the
+    /// cache: those whose row the store did not take from us (a duplicate stored by someone
+    /// else, a dead-lettered row), as their profiles applied an event that is not ours to
+    /// count.
+    fn settle(
+        &mut self,
+        prepared: Prepared,
+        rows: &[cdp_core::EventRow],
+        outcomes: Vec<WriteOutcome>,
+    ) -> (Vec<Vec<WriteStatus>>, BTreeSet<AnonymousId>) {
+        let Prepared {
+            row_of,
+            mut statuses,
+            now,
+            ..
+        } = prepared;
         let mut stale: BTreeSet<AnonymousId> = BTreeSet::new();
-        for (((g, i), outcome), row) in row_of.into_iter().zip(outcomes).zip(&rows) {
+        for (((g, i), outcome), row) in row_of.into_iter().zip(outcomes).zip(rows) {
             statuses[g][i] = match outcome {
                 WriteOutcome::Inserted => WriteStatus::Accepted,
                 WriteOutcome::Duplicate => WriteStatus::Duplicate,
                 WriteOutcome::DeadLettered => WriteStatus::DeadLettered,
             };
             if outcome != WriteOutcome::Inserted {
-                // The profile applied an event the store did not take from us.
                 stale.insert(row.anonymous_id.clone());
             }
         }
         self.forget(&stale);
-        self.last_event_at
-            .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
-        Ok(statuses)
+        if !rows.is_empty() {
+            self.last_event_at
+                .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
+        }
+        (statuses, stale)
     }
 
     /// Loads the batch's new visitors and applies every event in arrival order. On failure,
@@ -649,22 +914,32 @@ impl ShardWriter {
         }
     }
 
-    /// Every changed profile, which is then clean.
-    fn take_snapshot(&mut self) -> Vec<Profile> {
-        let mut out: Vec<Profile> = self.evicted_dirty.drain().map(|(_, p)| p).collect();
-        out.extend(
-            self.dirty
-                .drain()
-                .filter_map(|id| self.profiles.peek(&id).cloned()),
-        );
+    /// Every changed profile but those of `uncommitted` visitors (whose cached profiles hold
+    /// events not yet durable, which a snapshot must never contain); the rest are then clean.
+    fn take_snapshot(&mut self, uncommitted: &BTreeSet<AnonymousId>) -> Vec<Profile> {
+        let mut out = Vec::new();
+        for (id, p) in std::mem::take(&mut self.evicted_dirty) {
+            if uncommitted.contains(&id) {
+                self.evicted_dirty.insert(id, p);
+            } else {
+                out.push(p);
+            }
+        }
+        for id in std::mem::take(&mut self.dirty) {
+            if uncommitted.contains(&id) {
+                self.dirty.insert(id);
+            } else if let Some(p) = self.profiles.peek(&id) {
+                out.push(p.clone());
+            }
+        }
         out
     }
 
     /// Hands changed profiles to the write-behind without waiting; when its queue is full they
     /// stay dirty for the next round.
-    fn offer_snapshot(&mut self) {
+    fn offer_snapshot(&mut self, uncommitted: &BTreeSet<AnonymousId>) {
         self.last_snapshot = Instant::now();
-        let snapshot = self.take_snapshot();
+        let snapshot = self.take_snapshot(uncommitted);
         if let Err(back) = self.snapshots.offer(snapshot) {
             tracing::debug!(
                 shard = self.shard,
