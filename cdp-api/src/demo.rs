@@ -224,11 +224,12 @@ pub fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32
                 json!({"persona": kit.id, "source": "decision_engine"}),
             );
         }
-        if rng.chance(0.3) {
+        let exposed = rng.chance(0.3).then(|| *rng.pick(&["a", "b"]));
+        if let Some(variant) = exposed {
             ev.push(
                 "ab_test_exposure",
                 "/",
-                json!({"test_id": "hero-copy-2026", "variant": *rng.pick(&["a", "b"])}),
+                json!({"test_id": "hero-copy-2026", "variant": variant}),
             );
         }
         for _ in 0..1 + rng.below(3) {
@@ -292,13 +293,17 @@ pub fn visitor_events(rng: &mut Rng, index: usize, now: DateTime<Utc>, days: u32
             if rng.chance(0.5) {
                 bought = true;
                 ev.push("purchase", "/checkout/thank-you", json!({"order_id": format!("demo-{}", rng.below(1_000_000)), "products": [product], "value": 20 + rng.below(180), "currency": "USD"}));
-                if rng.chance(0.1) {
-                    ev.push(
-                        "ab_test_conversion",
-                        "/checkout/thank-you",
-                        json!({"test_id": "hero-copy-2026", "variant": "b"}),
-                    );
-                }
+            }
+        }
+        // The hero copy under test converts (a click through to the shop) a little better in
+        // variant b, so the dashboard's A/B table has a real difference to test.
+        if let Some(variant) = exposed {
+            if rng.chance(if variant == "b" { 0.16 } else { 0.10 }) {
+                ev.push(
+                    "ab_test_conversion",
+                    "/",
+                    json!({"test_id": "hero-copy-2026", "variant": variant}),
+                );
             }
         }
         if bought && rng.chance(0.2) {

@@ -87,7 +87,11 @@ async function loadSnapshot(range: Range, signal: AbortSignal): Promise<Snapshot
     }
   }
   if (metrics.kind !== 'ok' || stream.kind !== 'ok' || searches.kind !== 'ok') throw new Error('unreachable');
-  if (metrics.data.status === 'empty') return { kind: 'empty', metrics: metrics.data, health, at };
+  // "empty" from the API means no events in this window; the setup checklist is only for a
+  // store that has never seen an event. Older data shows as a window of zeros instead.
+  if (metrics.data.status === 'empty' && metrics.data.last_event_at == null) {
+    return { kind: 'empty', metrics: metrics.data, health, at };
+  }
   return { kind: 'ready', metrics: metrics.data, stream: stream.data, searches: searches.data, at };
 }
 

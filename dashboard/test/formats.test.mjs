@@ -43,7 +43,7 @@ describe('formats (fixture server)', () => {
     const { page } = await openDashboard(h);
     await waitForState(page, 'ready');
     await page.locator('[data-testid="range"] button', { hasText: '24h' }).click();
-    await page.locator('[data-testid="persona-chart"] >> text=Visitors per hour').waitFor();
+    await page.locator('[data-testid="persona-chart"] >> text=Events per hour').waitFor();
     await waitForState(page, 'ready');
     assert.equal(await text(page, '[data-testid="kpi-sessions"] [data-testid="delta"]'), '0.0%');
     assert.deepEqual((await texts(page, '[data-testid="persona-chart"] .tremor-Legend-legendItem')).sort(), [

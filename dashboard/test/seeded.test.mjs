@@ -136,7 +136,7 @@ describe('seeded (real cdp serve)', () => {
       ({ page, requests } = await openDashboard(h));
       await waitForState(page, 'ready');
       await page.locator('[data-testid="range"] button', { hasText: '24h' }).click();
-      await page.locator('[data-testid="persona-chart"] >> text=Visitors per hour').waitFor();
+      await page.locator('[data-testid="persona-chart"] >> text=Events per hour').waitFor();
       await waitForState(page, 'ready');
       return readPage(page);
     });

@@ -16,7 +16,7 @@ export function PersonaChart({ rows, personas, per }: { rows: ChartRow[]; person
   return (
     <Card data-testid="persona-chart" className="h-full">
       <Title>Personas over time</Title>
-      <Text>Visitors per {per}, by predicted persona (times in UTC).</Text>
+      <Text>Events per {per}, by the persona predicted at each event (times in UTC).</Text>
       {rows.length === 0 ? (
         <Text className="mt-6">No activity in this range.</Text>
       ) : (
