@@ -21,7 +21,6 @@ pub mod openapi;
 pub mod rebuild;
 pub mod replay;
 pub mod reply;
-pub mod sampling;
 pub mod server;
 pub mod settings;
 pub mod tracker;

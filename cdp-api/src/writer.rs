@@ -26,9 +26,9 @@
 //! truth. When a commit fails, the visitors it touched are dropped from the cache, so their
 //! next event reloads them from the store.
 
-use crate::sampling::fnv1a;
 use crate::write_behind::{self, Snapshots};
 use cdp_adapters::{EventSink, ProfileStore, Store, StoreError, WriteOutcome};
+use cdp_core::sampling::fnv1a;
 use cdp_core::{apply, AnonymousId, Config, EventType, Outcome, Profile, ValidEvent};
 use chrono::{DateTime, SubsecRound, Utc};
 use lru::LruCache;
