@@ -37,6 +37,12 @@ macro_rules! string_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// Whether both ids are the same interned allocation (a cheap, partial equality:
+            /// `false` says nothing about the text).
+            pub fn shares_allocation(&self, other: &Self) -> bool {
+                Arc::ptr_eq(&self.0, &other.0)
+            }
         }
 
         impl fmt::Display for $name {

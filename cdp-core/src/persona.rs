@@ -107,25 +107,45 @@ pub fn explain(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Explanat
 /// Scores signals as of `now`. This is the hot path of every event, so it builds no
 /// explanation; [`explain`] does.
 pub fn score(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Scores {
+    let sorted = signals.windows(2).all(|w| w[0].at <= w[1].at);
+    score_with(cfg, signals, sorted, now)
+}
+
+/// [`score`] for signals the caller keeps in time order (a profile's window), skipping the
+/// order check.
+pub(crate) fn score_in_time_order(cfg: &Config, signals: &[Signal], now: DateTime<Utc>) -> Scores {
+    debug_assert!(signals.windows(2).all(|w| w[0].at <= w[1].at));
+    score_with(cfg, signals, true, now)
+}
+
+fn score_with(cfg: &Config, signals: &[Signal], sorted: bool, now: DateTime<Utc>) -> Scores {
     // Indexed by declaration order: this runs over every signal on every event, so it avoids
-    // map lookups and allocation.
+    // map lookups and allocation. Persona ids handed out by the configuration share one
+    // allocation, so a pointer comparison finds them; text is the fallback for ids that were
+    // deserialised from storage.
     let personas = cfg.personas();
     let mut points = vec![0.0_f64; personas.len()];
     let mut latest: Vec<Option<DateTime<Utc>>> = vec![None; personas.len()];
     let clock = decay::DecayClock::new(cfg, now);
     let mut add = |s: &Signal, factor: f64| {
-        if let Some(i) = personas.iter().position(|p| p.id == s.persona) {
+        let found = personas
+            .iter()
+            .position(|p| p.id.shares_allocation(&s.persona))
+            .or_else(|| personas.iter().position(|p| p.id == s.persona));
+        if let Some(i) = found {
             points[i] += s.weight * factor;
-            latest[i] = latest[i].max(Some(s.at));
+            if latest[i].is_none_or(|t| s.at > t) {
+                latest[i] = Some(s.at);
+            }
         }
     };
-    if signals.windows(2).all(|w| w[0].at <= w[1].at) {
-        // Profiles keep signals in time order, so each decay band is one contiguous run found
-        // by binary search, and no signal needs its own date arithmetic.
+    if sorted {
+        // Each decay band is one contiguous run found by binary search, and no signal needs
+        // its own date arithmetic. Newest first, so `latest` is set by a persona's first hit.
         let mut end = signals.len();
         for (cutoff, factor) in clock.bands() {
             let start = cutoff.map_or(0, |c| signals[..end].partition_point(|s| s.at <= c));
-            for s in &signals[start..end] {
+            for s in signals[start..end].iter().rev() {
                 add(s, *factor);
             }
             end = start;

@@ -9,7 +9,7 @@ use crate::contract::ValidEvent;
 use crate::event_type::EventType;
 use crate::ids::{AnonymousId, BrandId, PersonaId, SessionId};
 use crate::journey::{detect_stage, JourneyFacts, Stage, StageResult};
-use crate::persona::{explain, score, Explanation};
+use crate::persona::{explain, score_in_time_order, Explanation};
 use crate::signal::{extract, HintSource, Signal};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -364,7 +364,7 @@ pub fn apply(
     let excess = p.signals.len().saturating_sub(cfg.max_signals());
     p.signals.drain(..excess);
 
-    let scores = score(cfg, &p.signals, now);
+    let scores = score_in_time_order(cfg, &p.signals, now);
     p.persona_scores = scores.probabilities;
     p.predicted_persona = scores.predicted;
     p.persona_confidence = scores.confidence;
