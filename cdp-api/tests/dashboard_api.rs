@@ -5,6 +5,8 @@
 //! empty store, the store going offline, access control, bad parameters, the profile view and
 //! the OpenAPI document (every answer is validated against its schema).
 
+mod support;
+
 use cdp_adapters::{EventSink, PostgresTarget, ProfileStore, Store, StoreTarget};
 use cdp_api::clock::Clock;
 use cdp_api::server::{self, Running};
@@ -17,33 +19,11 @@ use clap::Parser;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
+use support::{on_every_backend, pg_url, Backend, Proxy};
 use uuid::Uuid;
 
 const NOW: &str = "2026-03-08T12:00:00Z";
 const TOKEN: &str = "dashboard-test-admin-token-0123";
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
 
 on_every_backend!(
     metrics_match_the_hand_worked_fixture,
@@ -62,16 +42,6 @@ fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|e| panic!("{s}: {e}"))
-}
-
-fn pg_url() -> String {
-    match std::env::var("CDP_TEST_DATABASE_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => panic!(
-            "CDP_TEST_DATABASE_URL must point at a reachable Postgres, such as \
-             postgres://postgres@127.0.0.1:5432/test (the Postgres tests never skip)"
-        ),
-    }
 }
 
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
@@ -1362,47 +1332,6 @@ async fn answers_match_the_openapi_document(b: Backend) {
         &s.ok("/api/cdp/profiles/p-2").await,
     );
     s.finish().await;
-}
-
-/// A TCP proxy to Postgres that the test can cut, to take the store down under a running server.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    accept: JoinHandle<()>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let c = conns.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                c.lock().await.push(tokio::spawn(async move {
-                    if let Ok(mut out) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                }));
-            }
-        });
-        Proxy {
-            addr,
-            accept,
-            conns,
-        }
-    }
-
-    /// Closes every connection and stops listening: the database is now unreachable.
-    async fn cut(&self) {
-        self.accept.abort();
-        for c in self.conns.lock().await.drain(..) {
-            c.abort();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

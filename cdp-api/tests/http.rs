@@ -3,6 +3,8 @@
 //! in the database at `CDP_TEST_DATABASE_URL`, which must be set and reachable: the Postgres
 //! half fails loudly otherwise, it never skips).
 
+mod support;
+
 use cdp_adapters::{EventSink, PostgresTarget, ProfileStore, Store, StoreTarget};
 use cdp_api::server::{self, Running};
 use cdp_api::settings::{Cli, Command, Settings};
@@ -12,30 +14,8 @@ use clap::Parser;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
+use support::{on_every_backend, pg_url, Backend, Proxy, PG_HINT};
 use uuid::Uuid;
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Generates one `#[tokio::test]` per backend for each listed test body.
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
 
 on_every_backend!(
     accepts_one_json_event_and_stores_it,
@@ -49,16 +29,6 @@ on_every_backend!(
     cors_allows_only_listed_origins,
     unknown_routes_and_methods_answer_json,
 );
-
-const PG_HINT: &str = "CDP_TEST_DATABASE_URL must point at a reachable Postgres, such as \
-                       postgres://postgres@127.0.0.1:5432/test (the Postgres tests never skip)";
-
-fn pg_url() -> String {
-    match std::env::var("CDP_TEST_DATABASE_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ => panic!("{PG_HINT}"),
-    }
-}
 
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
@@ -748,47 +718,6 @@ async fn unknown_routes_and_methods_answer_json(b: Backend) {
     assert_eq!(r.status().as_u16(), 405);
     assert!(r.json::<Value>().await.is_ok());
     s.finish().await;
-}
-
-/// A TCP proxy to Postgres that the test can cut, to take the store down under a running server.
-struct Proxy {
-    addr: std::net::SocketAddr,
-    accept: JoinHandle<()>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let c = conns.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                c.lock().await.push(tokio::spawn(async move {
-                    if let Ok(mut out) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                }));
-            }
-        });
-        Proxy {
-            addr,
-            accept,
-            conns,
-        }
-    }
-
-    /// Closes every connection and stops listening: the database is now unreachable.
-    async fn cut(&self) {
-        self.accept.abort();
-        for c in self.conns.lock().await.drain(..) {
-            c.abort();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,8 @@
 //! every visitor to the same profiles. Every test runs on SQLite (a temp dir) and on Postgres
 //! (a schema of its own at `CDP_TEST_DATABASE_URL`, which must be set: it never skips).
 
+mod support;
+
 use cdp_adapters::{PostgresTarget, ProfileStore, Store, StoreTarget};
 use cdp_api::rebuild::{self, Visitors};
 use cdp_api::writer::{WriteStatus, WriterSettings, Writers};
@@ -13,25 +15,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Clone, Copy, Debug)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-macro_rules! on_every_backend {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await })*
-        }
-    };
-}
+use support::{on_every_backend, Backend};
 
 on_every_backend!(
     a_crash_before_any_profile_save_loses_nothing,
