@@ -1,6 +1,6 @@
 -- cdp-events.sql: the CDP tables (cdp_events, cdp_searches, cdp_profiles) for Postgres and
--- Supabase. This file is migration 0001 of cdp-adapters (cdp-adapters/migrations/postgres/
--- 0001_init.sql); docs/schemas/cdp-events.sql is the same text, and a test keeps them equal.
+-- Supabase. This file is migration 0001 of cdp-adapters: `cdp migrate` embeds this very file
+-- (cdp-adapters/src/migrate.rs), so what is published here is what runs.
 --
 -- How to apply: `cdp migrate --database-url postgres://...` records it in schema_migrations, or
 -- paste this file into the Supabase SQL editor. It is safe to run twice: every statement is

@@ -1,6 +1,5 @@
 -- cdp-rollups.sql: the dashboard rollups for Postgres and Supabase. This file is migration 0002
--- of cdp-adapters (cdp-adapters/migrations/postgres/0002_rollups.sql); docs/schemas/
--- cdp-rollups.sql is the same text, and a test keeps them equal. Apply it after
+-- of cdp-adapters: `cdp migrate` embeds this very file (cdp-adapters/src/migrate.rs). Apply it after
 -- cdp-events.sql, with `cdp migrate` or in the Supabase SQL editor; running it twice is safe.
 --
 -- The dashboard reads these small tables instead of aggregating cdp_events. One statement-level

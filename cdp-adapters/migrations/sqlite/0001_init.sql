@@ -1,5 +1,5 @@
 -- The CDP tables for the embedded SQLite store: the same tables, columns, unique constraints
--- and indexes as migrations/postgres/0001_init.sql, in SQLite's types.
+-- and indexes as docs/schemas/cdp-events.sql, in SQLite's types.
 --
 -- Timestamps are TEXT in one fixed RFC 3339 form (UTC, microseconds, `Z`), so text order is
 -- time order and comparisons in SQL are correct. JSON columns are TEXT holding JSON. `seq` is

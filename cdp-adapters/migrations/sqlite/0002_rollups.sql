@@ -1,5 +1,5 @@
 -- Dashboard rollups for the embedded SQLite store: the same tables, views and rules as
--- migrations/postgres/0002_rollups.sql, maintained by row triggers on cdp_events, so every
+-- docs/schemas/cdp-rollups.sql, maintained by row triggers on cdp_events, so every
 -- rollup changes in the same transaction as the event insert that caused it. Rows skipped by
 -- `on conflict do nothing` (duplicates) fire no trigger and are never counted.
 --
