@@ -1336,26 +1336,8 @@ async fn answers_match_the_openapi_document(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_offline_is_503_offline_not_empty() {
-    let url = pg_url();
-    let cfg: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".to_owned(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let proxy = Proxy::start(format!("{host}:{port}")).await;
-    let user = cfg.get_user().unwrap_or("postgres");
-    let password = cfg
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    let db = cfg.get_dbname().unwrap_or("postgres");
-    let s = start(
-        Backend::Postgres,
-        &[],
-        Some(format!("postgres://{user}{password}@{}/{db}", proxy.addr)),
-    )
-    .await;
+    let (proxy, via) = Proxy::before_test_postgres().await;
+    let s = start(Backend::Postgres, &[], Some(via)).await;
     seed(&s).await;
     assert_eq!(s.ok("/api/cdp/metrics").await["status"], "ok");
 

@@ -722,22 +722,8 @@ async fn unknown_routes_and_methods_answer_json(b: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_gives_503_with_retry_after_and_degraded_health() {
-    let url = pg_url();
-    let cfg: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
-    let host = match cfg.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "127.0.0.1".to_owned(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let proxy = Proxy::start(format!("{host}:{port}")).await;
-    let user = cfg.get_user().unwrap_or("postgres");
-    let password = cfg
-        .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
-        .unwrap_or_default();
-    let db = cfg.get_dbname().unwrap_or("postgres");
-    let via_proxy = format!("postgres://{user}{password}@{}/{db}", proxy.addr);
-    let s = start_at(Backend::Postgres, &[], Some(via_proxy)).await;
+    let (proxy, via) = Proxy::before_test_postgres().await;
+    let s = start_at(Backend::Postgres, &[], Some(via)).await;
 
     let anon = visitor();
     let (status, _) = s.post_json(&page_view(&anon)).await;

@@ -55,6 +55,26 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// A proxy in front of the test Postgres, and the database URL that goes through it.
+    pub async fn before_test_postgres() -> (Proxy, String) {
+        let url = pg_url();
+        let cfg: tokio_postgres::Config = url.parse().unwrap_or_else(|e| panic!("{e}"));
+        let host = match cfg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let proxy = Proxy::start(format!("{host}:{port}")).await;
+        let user = cfg.get_user().unwrap_or("postgres");
+        let password = cfg
+            .get_password()
+            .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+            .unwrap_or_default();
+        let db = cfg.get_dbname().unwrap_or("postgres");
+        let via = format!("postgres://{user}{password}@{}/{db}", proxy.addr);
+        (proxy, via)
+    }
+
     /// Listens on an ephemeral loopback port and forwards every connection to `upstream`.
     pub async fn start(upstream: String) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0")
