@@ -8,6 +8,7 @@
 import { MAX_EVENT_BYTES, eventBytes, split } from './batch';
 import type { TrackedEvent } from './event';
 import { append, clear, queued, remove } from './queue';
+import { jitter } from './uuid';
 
 export const FLUSH_DELAY_MS = 1000;
 export const FLUSH_AT_EVENTS = 10;
@@ -66,7 +67,7 @@ export function delivery(url: string): Delivery {
           failures = 0;
           flush();
         } else {
-          wait(retryDelayMs(++failures, Math.random()));
+          wait(retryDelayMs(++failures, jitter()));
         }
       })
       .catch(() => {

@@ -1,5 +1,6 @@
-//! Random UUID v4 for event, session and visitor ids. `crypto.randomUUID` only exists in secure
-//! contexts and recent browsers, so the same format is built from `getRandomValues` otherwise.
+//! Randomness from the platform's CSPRNG: UUID v4 for event, session and visitor ids, and the
+//! jitter of retry delays. `crypto.randomUUID` only exists in secure contexts and recent
+//! browsers, so the same format is built from `getRandomValues` otherwise.
 
 export function uuid(): string {
   const c = crypto;
@@ -13,4 +14,9 @@ export function uuid(): string {
     out += (i == 4 || i == 6 || i == 8 || i == 10 ? '-' : '') + (bytes[i] + 256).toString(16).slice(1);
   }
   return out;
+}
+
+/** A uniform number in [0, 1), for spreading retries of many visitors apart. */
+export function jitter(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0] / 4294967296;
 }
