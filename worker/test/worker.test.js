@@ -11,6 +11,7 @@ import { spawn, execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
@@ -135,9 +136,20 @@ let serve;
 let serveUrl;
 let serveDir;
 
+// A port the OS just handed out and released, so parallel runs never pick the same one.
+function freePort() {
+  return new Promise((done, fail) => {
+    const probe = createServer().once("error", fail);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => done(port));
+    });
+  });
+}
+
 async function startServe() {
   serveDir = mkdtempSync(join(tmpdir(), "cdp-serve-"));
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   serveUrl = `http://127.0.0.1:${port}`;
   serve = spawn(need("CDP_BIN"), ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", serveDir,
     "--allowed-origins", ORIGIN], { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, CDP_LOG: "warn" } });
