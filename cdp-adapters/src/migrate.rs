@@ -29,6 +29,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "rollups",
         sql: include_str!("../../docs/schemas/cdp-rollups.sql"),
     },
+    Migration {
+        version: 3,
+        name: "rollup-maintenance",
+        sql: include_str!("../../docs/schemas/cdp-rollup-maintenance.sql"),
+    },
 ];
 
 /// The SQLite migrations: the same tables in SQLite's types.

@@ -278,6 +278,19 @@ impl Store {
         delegate!(self, s => s.ping().await)
     }
 
+    /// Folds stored events into the dashboard rollups where that is deferred, and returns how
+    /// many it folded. Postgres keeps its rollups behind the event stream (migration 0003):
+    /// `cdp serve` calls this periodically and the dashboard queries call it before reading.
+    /// SQLite keeps its rollups in the insert's transaction, so there is nothing to fold; the
+    /// Supabase REST sink leaves folding to the database (a scheduled `cdp_rollup_flush()`)
+    /// or to a `cdp serve` whose dashboard reads the same database directly.
+    pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Postgres(s) => s.flush_rollups().await,
+            Store::Sqlite(_) | Store::Supabase(_) => Ok(0),
+        }
+    }
+
     /// The backend's name: `sqlite`, `postgres` or `supabase`.
     pub fn backend(&self) -> &'static str {
         match self {

@@ -17,6 +17,7 @@
 
 mod support;
 
+use cdp_adapters::analytics::Analytics;
 use cdp_adapters::supabase::RetryPolicy;
 use cdp_adapters::{
     EventSink, PostgresTarget, ServiceKey, Store, StoreError, StoreTarget, SupabaseTarget,
@@ -93,10 +94,18 @@ impl Inspect for Harness {
     }
 }
 
+/// Every Postgres migration's version, in order: what a fresh schema gets.
+fn postgres_versions() -> Vec<i64> {
+    cdp_adapters::migrate::POSTGRES
+        .iter()
+        .map(|m| m.version)
+        .collect()
+}
+
 async fn postgres_store(url: &str, schema: &Schema) -> Store {
     let target = StoreTarget::Postgres(PostgresTarget::new(url).with_schema(&schema.name));
     let store = Store::open(&target).await.expect("open postgres");
-    assert_eq!(store.migrate().await.expect("migrate"), vec![1, 2]);
+    assert_eq!(store.migrate().await.expect("migrate"), postgres_versions());
     assert!(
         store.migrate().await.expect("migrate again").is_empty(),
         "migrate is idempotent"
@@ -361,8 +370,115 @@ async fn postgres_concurrent_migrations_apply_once() {
     applied.sort_unstable();
     assert_eq!(
         applied,
-        vec![1, 2],
+        postgres_versions(),
         "exactly one run applies each migration"
+    );
+}
+
+/// Many visitors' events over several days: the fixture journeys, copied for `copies`
+/// visitors each (own ids, own visitor, shifted by whole days), in time order.
+fn many_visitors(copies: u32) -> Vec<cdp_core::EventRow> {
+    let base = support::data::fixtures().rows;
+    let mut rows = Vec::new();
+    for c in 0..copies {
+        for (i, r) in base.iter().enumerate() {
+            let mut r = r.clone();
+            r.event_id = uuid::Uuid::from_u128((u128::from(c) << 32) | i as u128 | (1 << 100));
+            r.anonymous_id = cdp_core::AnonymousId::new(format!("{}-{c}", r.anonymous_id));
+            r.timestamp += chrono::Duration::days(i64::from(c % 5));
+            rows.push(r);
+        }
+    }
+    rows.sort_by_key(|r| r.timestamp);
+    rows
+}
+
+/// Postgres keeps its rollups behind the writes (migration 0003): a write only queues its
+/// events, a fold takes each queued event exactly once even while writers and other folds run
+/// beside it, and what the folds built equals the recount from the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rollups_fold_each_event_once_beside_writers() {
+    let schema = Schema::create().await;
+    let store = postgres_store(&schema.url, &schema).await;
+    let client = pg::connect(&schema.url).await;
+    let count = |table: &'static str| {
+        let (client, name) = (&client, schema.name.clone());
+        async move {
+            let n: i64 = client
+                .query_one(&format!("select count(*) from \"{name}\".{table}"), &[])
+                .await
+                .expect("count")
+                .get(0);
+            n
+        }
+    };
+    let rows = many_visitors(12);
+    let (first, rest) = rows.split_at(40);
+    store.write_events(first).await.expect("write");
+    assert_eq!(
+        count("cdp_rollup_pending").await,
+        40,
+        "a write queues its events"
+    );
+    assert_eq!(
+        count("cdp_rollup_hourly").await,
+        0,
+        "and folds nothing itself"
+    );
+    assert_eq!(store.flush_rollups().await.expect("fold"), 40);
+    assert_eq!(
+        count("cdp_rollup_pending").await,
+        0,
+        "a fold empties the queue"
+    );
+    assert!(
+        count("cdp_rollup_hourly").await > 0,
+        "and fills the rollups"
+    );
+
+    // Two writers (the second half also re-sends some of the first: duplicates queue
+    // nothing) and two folders at once.
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let (a, b) = rest.split_at(rest.len() / 2);
+    let mut b = b.to_vec();
+    b.extend_from_slice(&a[..30]);
+    let write = |part: Vec<cdp_core::EventRow>| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for chunk in part.chunks(17) {
+                store.write_events(chunk).await.expect("write");
+            }
+        })
+    };
+    let fold = || {
+        let (store, writing) = (store.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut folded = 0;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                folded += store.flush_rollups().await.expect("fold");
+            }
+            folded
+        })
+    };
+    let folders = [fold(), fold()];
+    let (wa, wb) = tokio::join!(write(a.to_vec()), write(b));
+    wa.expect("writer a");
+    wb.expect("writer b");
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut folded = 0;
+    for f in folders {
+        folded += f.await.expect("folder");
+    }
+    folded += store.flush_rollups().await.expect("last fold");
+    assert_eq!(
+        folded,
+        rest.len() as u64,
+        "every stored event is folded exactly once"
+    );
+    let diffs = store.rollup_differences().await.expect("recount");
+    assert!(
+        diffs.is_empty(),
+        "rollups disagree with the recount: {diffs:?}"
     );
 }
 

@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod rebuild;
 pub mod replay;
 pub mod reply;
+pub mod rollups;
 pub mod server;
 pub mod settings;
 pub mod tracker;

@@ -1,12 +1,14 @@
 //! Assembles the collector: opens the store, starts the writers, binds the listener and routes
 //! `/collect`, `/health` and `/cdp.js` behind CORS, tracing and a panic guard, plus the
 //! dashboard (`/admin/cdp/`), its API (`/api/cdp/*`) and the login page behind the admin guard
-//! ([`crate::access`]). Shutdown stops accepting, finishes in-flight requests, then lets the
-//! writers drain and save profiles.
+//! ([`crate::access`]). On Postgres it also folds the rollups behind the event stream
+//! ([`crate::rollups`]). Shutdown stops accepting, finishes in-flight requests, then lets the
+//! writers drain and save profiles, and folds what is pending.
 
 use crate::access::{self, Access};
 use crate::clock::Clock;
 use crate::reply::{AppError, Refusal};
+use crate::rollups::Folder;
 use crate::settings::{Origins, Settings, StoreSettings};
 use crate::writer::{Writers, WritersShutdown};
 use crate::{api, collect, dashboard, health, tracker};
@@ -132,6 +134,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Runni
     })?;
     let cfg = Arc::new(settings.store.config.clone());
     let (writers, writers_stop) = Writers::spawn(store.clone(), cfg.clone(), settings.writer);
+    let store_for_folding = store.clone();
     let state = AppState {
         cfg,
         store,
@@ -160,7 +163,8 @@ pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Runni
         allowed_origins = ?settings.allowed_origins,
         "collector listening"
     );
-    let task = tokio::spawn(serve(listener, app, stop_rx, writers_stop));
+    let folder = Folder::spawn(store_for_folding);
+    let task = tokio::spawn(serve(listener, app, stop_rx, writers_stop, folder));
     Ok(Running { addr, stop, task })
 }
 
@@ -169,6 +173,7 @@ async fn serve(
     app: Router,
     stop: oneshot::Receiver<()>,
     writers: WritersShutdown,
+    folder: Option<Folder>,
 ) {
     let result = axum::serve(
         listener,
@@ -182,6 +187,9 @@ async fn serve(
         tracing::error!(error = %e, "server stopped with an error");
     }
     writers.shutdown().await;
+    if let Some(folder) = folder {
+        folder.shutdown().await;
+    }
     tracing::info!("collector stopped");
 }
 

@@ -766,3 +766,51 @@ async fn postgres_down_gives_503_with_retry_after_and_degraded_health() {
     assert!(stored.is_empty());
     s.finish().await;
 }
+
+/// On Postgres the collector's commits only queue events for the dashboard rollups; the server
+/// folds the queue on its own, without any dashboard read asking it to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_server_folds_the_rollups_behind_the_events() {
+    let s = start(Backend::Postgres).await;
+    let anon = visitor();
+    let batch: Vec<Value> = (0..20).map(|_| page_view(&anon)).collect();
+    let (status, body) = s.post_json(&Value::Array(batch)).await;
+    assert_eq!(status, 200, "{body}");
+    let Some((url, schema)) = s.pg.clone() else {
+        panic!("a Postgres server has a schema")
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{PG_HINT}: {e}"));
+    tokio::spawn(conn);
+    let scalar = |sql: String| {
+        let client = &client;
+        async move {
+            let n: i64 = client
+                .query_one(&sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .get(0);
+            n
+        }
+    };
+    let folded = |table: &str| {
+        scalar(format!(
+            "select coalesce(sum(events), 0)::bigint from {schema}.{table}"
+        ))
+    };
+    // The fold runs every half second; allow it ten rounds.
+    let deadline = std::time::Instant::now() + cdp_api::rollups::FOLD_EVERY * 10;
+    while folded("cdp_rollup_hourly").await < 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(cdp_api::rollups::FOLD_EVERY / 5).await;
+    }
+    assert_eq!(
+        folded("cdp_rollup_hourly").await,
+        20,
+        "the hourly counts took every event"
+    );
+    assert_eq!(folded("cdp_rollup_daily").await, 20);
+    let pending = scalar(format!("select count(*) from {schema}.cdp_rollup_pending")).await;
+    assert_eq!(pending, 0, "nothing is left queued");
+    s.finish().await;
+}

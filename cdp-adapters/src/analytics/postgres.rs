@@ -1,5 +1,6 @@
-//! The dashboard queries on Postgres: one pooled connection, one read-only repeatable-read
-//! transaction per request (one snapshot), the statements pipelined on it. Statements are
+//! The dashboard queries on Postgres: the pending events folded into the rollups first (see
+//! `docs/schemas/cdp-rollup-maintenance.sql`), then one pooled connection, one read-only
+//! repeatable-read transaction per request (one snapshot), the statements pipelined on it. Statements are
 //! unnamed and schema-qualified like the rest of the backend, so they work through a
 //! transaction pooler.
 
@@ -163,6 +164,9 @@ impl PostgresStore {
     ) -> Result<MetricCounts, AnalyticsError> {
         let op = "metric_counts";
         let brand = brand.as_str();
+        // The rollups trail the event stream by up to one flush; fold what is pending first,
+        // so the figures count every event stored before this request.
+        self.flush_rollups().await?;
         Ok(self
             .read(op, async |tx, sql| {
                 // Pipelined: the statements go out together and the answers come back in order.
@@ -262,6 +266,7 @@ impl PostgresStore {
     pub(crate) async fn rollup_differences(&self) -> Result<Vec<RollupDifference>, AnalyticsError> {
         let op = "rollup_differences";
         let s = ident(self.schema());
+        self.flush_rollups().await?;
         Ok(self
             .read(op, async |tx, _| {
                 let mut out = Vec::new();
