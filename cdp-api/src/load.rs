@@ -5,7 +5,10 @@
 //! concurrent connections for a fixed time per phase (single-event requests, then 50-event
 //! batches), and prints events/s with p50/p99 request latency. On Postgres it then `COPY`s the
 //! same kind of rows into the same table, with the same indexes and triggers, as the ceiling a
-//! batch insert can hope for. Durability is never relaxed: Postgres keeps its
+//! batch insert can hope for. Postgres folds its dashboard rollups behind the event stream
+//! (the server does it twice a second, during the phase, on the same cores), so each Postgres
+//! phase also reports what was left to fold when it ended and how long that took, and the
+//! `COPY` is reported with and without folding its rows. Durability is never relaxed: Postgres keeps its
 //! `synchronous_commit` (printed), SQLite keeps WAL with `synchronous = full`. All traffic
 //! stays on 127.0.0.1 and every loop is bounded in time and count.
 //!
@@ -99,6 +102,9 @@ pub struct Phase {
     pub errors: usize,
     /// Where the CPU went, when `/proc` could be read.
     pub cpu: Option<CpuShare>,
+    /// Postgres: the events still waiting to be folded into the rollups when the phase ended,
+    /// and how long folding them took (the fold runs during the phase, in the server).
+    pub rollup_backlog: Option<(u64, Duration)>,
 }
 
 /// Everything a run measured.
@@ -108,6 +114,8 @@ pub struct Report {
     pub phases: Vec<Phase>,
     /// `COPY` rows per second into the same Postgres table, when measured.
     pub copy_rows_per_sec: Option<f64>,
+    /// The same rows per second counting the fold of their rollups after the `COPY`.
+    pub copy_and_fold_rows_per_sec: Option<f64>,
     /// Postgres `synchronous_commit` during the run.
     pub synchronous_commit: Option<String>,
     /// Connections used.
@@ -166,6 +174,14 @@ impl fmt::Display for Report {
                 )?,
                 None => writeln!(f)?,
             }
+            if let Some((pending, fold)) = p.rollup_backlog {
+                writeln!(
+                    f,
+                    "{:<9}   rollups: {pending} events not yet folded when the phase ended, folded in {:.0} ms",
+                    "",
+                    fold.as_secs_f64() * 1000.0
+                )?;
+            }
         }
         if let Some(copy) = self.copy_rows_per_sec {
             writeln!(
@@ -173,6 +189,13 @@ impl fmt::Display for Report {
                 "{:<9} {:<14} {:>9.0} rows/s",
                 "postgres", "COPY ceiling", copy
             )?;
+            if let Some(folded) = self.copy_and_fold_rows_per_sec {
+                writeln!(
+                    f,
+                    "{:<9} {:<14} {:>9.0} rows/s (the COPY, then folding its rollups)",
+                    "postgres", "COPY + fold", folded
+                )?;
+            }
             if let Some(batch) = self
                 .phases
                 .iter()
@@ -251,7 +274,7 @@ pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
         report
             .shards
             .push(("postgres".into(), settings.writer.shards));
-        let result = measure_backend("postgres", &settings, args, Some(&admin)).await;
+        let result = measure_backend("postgres", &settings, args, Some((&admin, &schema))).await;
         let copy = match &result {
             Ok(phases) => {
                 let rows = phases
@@ -263,13 +286,15 @@ pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
                     .clamp(20_000, 300_000);
                 copy_ceiling(&admin, &schema, &cfg, rows, args.visitors).await
             }
-            Err(_) => Ok(0.0),
+            Err(_) => Ok((0.0, 0.0)),
         };
         let _ = admin
             .batch_execute(&format!("drop schema if exists {schema} cascade"))
             .await;
         report.phases.extend(result?);
-        report.copy_rows_per_sec = Some(copy?);
+        let (copy, copy_and_fold) = copy?;
+        report.copy_rows_per_sec = Some(copy);
+        report.copy_and_fold_rows_per_sec = Some(copy_and_fold);
     }
     Ok(report)
 }
@@ -310,8 +335,9 @@ async fn measure_backend(
     backend: &str,
     settings: &Settings,
     args: &LoadArgs,
-    admin: Option<&tokio_postgres::Client>,
+    postgres: Option<(&tokio_postgres::Client, &str)>,
 ) -> Result<Vec<Phase>, LoadError> {
+    let admin = postgres.map(|(admin, _)| admin);
     let running = server::start(settings).await?;
     let mut phases = Vec::new();
     for (name, per_request) in [("single-event", 1), ("batch of 50", BATCH_EVENTS)] {
@@ -319,7 +345,11 @@ async fn measure_backend(
             "{backend}: {name} for {}s with {} connections...",
             args.seconds, args.connections
         );
-        let phase = measure_phase(backend, name, running.addr, per_request, args, admin).await?;
+        let mut phase =
+            measure_phase(backend, name, running.addr, per_request, args, admin).await?;
+        if let Some((admin, schema)) = postgres {
+            phase.rollup_backlog = Some(fold_backlog(admin, schema).await?);
+        }
         phases.push(phase);
     }
     running.stop().await;
@@ -386,7 +416,29 @@ async fn measure_phase(
         requests: latencies.len(),
         errors: totals.errors,
         cpu,
+        rollup_backlog: None,
     })
+}
+
+/// The events a phase left pending for the rollups, and how long folding them takes.
+async fn fold_backlog(
+    admin: &tokio_postgres::Client,
+    schema: &str,
+) -> Result<(u64, Duration), LoadError> {
+    let pending: i64 = admin
+        .query_one(
+            &format!("select count(*) from {schema}.cdp_rollup_pending"),
+            &[],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    let started = Instant::now();
+    admin
+        .execute(&format!("select {schema}.cdp_rollup_flush()"), &[])
+        .await
+        .map_err(pg)?;
+    Ok((u64::try_from(pending).unwrap_or(0), started.elapsed()))
 }
 
 /// What the clients of a phase counted.
@@ -746,7 +798,7 @@ async fn copy_ceiling(
     cfg: &Config,
     rows: usize,
     visitors: usize,
-) -> Result<f64, LoadError> {
+) -> Result<(f64, f64), LoadError> {
     eprintln!("postgres: COPY of {rows} rows...");
     let now = Utc::now();
     let mut bodies = Bodies::new(0xc0b1, visitors.max(1) as u64);
@@ -799,8 +851,10 @@ async fn copy_ceiling(
     sink.send(std::io::Cursor::new(csv.into_bytes()))
         .await
         .map_err(pg)?;
-    let copied = sink.as_mut().finish().await.map_err(pg)?;
-    Ok(copied as f64 / started.elapsed().as_secs_f64().max(1e-9))
+    let copied = sink.as_mut().finish().await.map_err(pg)? as f64;
+    let copy = started.elapsed().as_secs_f64().max(1e-9);
+    let (_, fold) = fold_backlog(client, schema).await?;
+    Ok((copied / copy, copied / (copy + fold.as_secs_f64())))
 }
 
 #[cfg(test)]
