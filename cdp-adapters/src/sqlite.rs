@@ -128,9 +128,13 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     conn.execute_batch("pragma synchronous = full;")
         .map_err(|e| sql_err("open", e))?;
     // Checkpoints are the checkpointer's job, off the commit path; see [`Checkpointer`].
+    // Statement journals (what undoes one failed statement inside a transaction, written for
+    // every insert that fires the rollup triggers) stay in memory instead of temp files: they
+    // never hold committed data, so durability does not depend on them.
     conn.execute_batch(&format!(
         "pragma wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}; \
-         pragma cache_size = -{WRITER_CACHE_KIB};"
+         pragma cache_size = -{WRITER_CACHE_KIB}; \
+         pragma temp_store = memory;"
     ))
     .map_err(|e| sql_err("open", e))?;
     migrate_blocking(&mut conn)?;
