@@ -95,9 +95,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CDP_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Writer tasks (events are sharded by visitor); 0 picks 4 for Supabase REST, whose round
-    /// trips are long, and 1 otherwise: SQLite has one write connection, and on Postgres the
-    /// rollup trigger's counters serialise concurrent commits, so one pipelined writer with
-    /// large batches costs Postgres about half the CPU per event of four.
+    /// trips are long, 2 for Postgres, whose commits of different visitors share no rows (the
+    /// rollups are folded apart from them) and so overlap, and 1 for SQLite, which has one
+    /// write connection.
     #[arg(long, env = "CDP_WRITER_SHARDS", default_value_t = 0)]
     pub writer_shards: usize,
     /// Most events committed in one transaction.
@@ -368,7 +368,8 @@ impl ServeArgs {
             (Some(listen), Some(store)) if problems.is_empty() => {
                 let shards = match (self.writer_shards, &store.target) {
                     (0, StoreTarget::Supabase(_)) => 4,
-                    (0, _) => 1,
+                    (0, StoreTarget::Postgres(_)) => 2,
+                    (0, StoreTarget::Sqlite { .. }) => 1,
                     (n, _) => n,
                 };
                 Ok(Settings {
