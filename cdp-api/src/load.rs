@@ -90,7 +90,7 @@ pub struct Phase {
     pub backend: String,
     /// What was sent.
     pub name: String,
-    /// Events acknowledged per second.
+    /// Events accepted as new per second (duplicates and rejections are not counted).
     pub events_per_sec: f64,
     /// Median request latency.
     pub p50: Duration,
@@ -100,6 +100,8 @@ pub struct Phase {
     pub requests: usize,
     /// Requests not answered 200.
     pub errors: usize,
+    /// Events in answered requests that were not accepted as new.
+    pub not_accepted: usize,
     /// Where the CPU went, when `/proc` could be read.
     pub cpu: Option<CpuShare>,
     /// Postgres: the events still waiting to be folded into the rollups when the phase ended,
@@ -173,6 +175,13 @@ impl fmt::Display for Report {
                     per_event(c.postgres)
                 )?,
                 None => writeln!(f)?,
+            }
+            if p.not_accepted > 0 {
+                writeln!(
+                    f,
+                    "{:<9}   {} events were answered duplicate or rejected and are not counted",
+                    "", p.not_accepted
+                )?;
             }
             if let Some((pending, fold)) = p.rollup_backlog {
                 writeln!(
@@ -415,6 +424,7 @@ async fn measure_phase(
         p99: pct(0.99),
         requests: latencies.len(),
         errors: totals.errors,
+        not_accepted: totals.not_accepted,
         cpu,
         rollup_backlog: None,
     })
@@ -445,8 +455,12 @@ async fn fold_backlog(
 #[derive(Default)]
 struct Totals {
     latencies: Vec<Duration>,
+    /// Events the collector accepted as new.
     events: usize,
+    /// Requests not answered 200.
     errors: usize,
+    /// Events in 200 answers that were not accepted as new (duplicates or rejected).
+    not_accepted: usize,
 }
 
 /// Drives the collector from `connections` tasks until the phase time is up.
@@ -458,7 +472,7 @@ async fn drive(addr: SocketAddr, per_request: usize, args: &LoadArgs) -> Totals 
         let budget = budget.clone();
         let visitors = args.visitors.max(1) as u64;
         tasks.push(tokio::spawn(async move {
-            let mut bodies = Bodies::new(0x10ad ^ ((c as u64) << 20), visitors);
+            let mut bodies = Bodies::new(client_seed(c, per_request), visitors);
             let mut totals = Totals::default();
             let mut conn: Option<SendRequest<Full<Bytes>>> = None;
             while Instant::now() < deadline
@@ -468,12 +482,14 @@ async fn drive(addr: SocketAddr, per_request: usize, args: &LoadArgs) -> Totals 
             {
                 let body = bodies.next(per_request);
                 let t = Instant::now();
-                let ok = post(&mut conn, addr, body).await;
+                let answer = post(&mut conn, addr, body).await;
                 totals.latencies.push(t.elapsed());
-                if ok {
-                    totals.events += per_request;
-                } else {
-                    totals.errors += 1;
+                match answer {
+                    Some(accepted) => {
+                        totals.events += accepted;
+                        totals.not_accepted += per_request.saturating_sub(accepted);
+                    }
+                    None => totals.errors += 1,
                 }
             }
             totals
@@ -485,39 +501,61 @@ async fn drive(addr: SocketAddr, per_request: usize, args: &LoadArgs) -> Totals 
             all.latencies.extend(t.latencies);
             all.events += t.events;
             all.errors += t.errors;
+            all.not_accepted += t.not_accepted;
         }
     }
     all
 }
 
-/// Posts one body on the task's kept-alive connection (opening it when needed); true when
-/// the collector answered 200. A failed connection is dropped and reopened by the next post.
-async fn post(conn: &mut Option<SendRequest<Full<Bytes>>>, addr: SocketAddr, body: Bytes) -> bool {
+/// The seed of client `c`'s events in a phase of `per_request` events per request: every
+/// client and every phase draws its own event ids, so no phase re-sends another's events
+/// (duplicates cost the collector almost nothing and would flatter the figures).
+fn client_seed(c: usize, per_request: usize) -> u64 {
+    0x10ad ^ ((c as u64) << 20) ^ ((per_request as u64) << 40)
+}
+
+/// The `accepted` count at the start of a `/collect` answer (`{"accepted":N,...`).
+fn accepted_in(body: &[u8]) -> Option<usize> {
+    let rest = body.strip_prefix(b"{\"accepted\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// Posts one body on the task's kept-alive connection (opening it when needed); the events
+/// the collector accepted as new when it answered 200, `None` otherwise. A failed connection
+/// is dropped and reopened by the next post.
+async fn post(
+    conn: &mut Option<SendRequest<Full<Bytes>>>,
+    addr: SocketAddr,
+    body: Bytes,
+) -> Option<usize> {
     let sender = match conn {
         Some(s) if !s.is_closed() => s,
-        _ => match open(addr).await {
-            Some(s) => conn.insert(s),
-            None => return false,
-        },
+        _ => conn.insert(open(addr).await?),
     };
     let request = hyper::Request::post("/collect")
         .header(hyper::header::HOST, addr.to_string())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(body));
-    let Ok(request) = request else { return false };
+    let request = request.ok()?;
     if sender.ready().await.is_err() {
         *conn = None;
-        return false;
+        return None;
     }
     match sender.send_request(request).await {
         Ok(resp) => {
             let ok = resp.status() == hyper::StatusCode::OK;
             // Read the whole answer so the connection is ready for the next request.
-            ok & resp.into_body().collect().await.is_ok()
+            let body = resp.into_body().collect().await.ok()?.to_bytes();
+            if ok {
+                accepted_in(&body)
+            } else {
+                None
+            }
         }
         Err(_) => {
             *conn = None;
-            false
+            None
         }
     }
 }
@@ -876,6 +914,33 @@ mod tests {
         for e in &many {
             assert!(validate(&cfg, e, Utc::now()).is_ok(), "{e}");
         }
+    }
+
+    #[test]
+    fn phases_and_clients_draw_their_own_event_ids() {
+        let ids = |seed: u64| -> std::collections::HashSet<String> {
+            let mut bodies = Bodies::new(seed, 20);
+            let batch: Value = serde_json::from_slice(&bodies.next(50)).expect("JSON");
+            batch
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+                .collect()
+        };
+        let single = ids(client_seed(3, 1));
+        assert!(single.is_disjoint(&ids(client_seed(3, BATCH_EVENTS))));
+        assert!(single.is_disjoint(&ids(client_seed(4, 1))));
+    }
+
+    #[test]
+    fn the_accepted_count_is_read_from_the_answer() {
+        assert_eq!(
+            accepted_in(br#"{"accepted":48,"duplicate":2,"rejected":0,"events":[]}"#),
+            Some(48)
+        );
+        assert_eq!(accepted_in(br#"{"accepted":0,"duplicate":1}"#), Some(0));
+        assert_eq!(accepted_in(br#"{"error":"store_unavailable"}"#), None);
     }
 
     #[test]
