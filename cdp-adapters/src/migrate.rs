@@ -48,6 +48,11 @@ pub const SQLITE: &[Migration] = &[
         name: "rollups",
         sql: include_str!("../migrations/sqlite/0002_rollups.sql"),
     },
+    Migration {
+        version: 3,
+        name: "rollup-queue",
+        sql: include_str!("../migrations/sqlite/0003_rollup_queue.sql"),
+    },
 ];
 
 /// The advisory lock key every Postgres `migrate()` takes (an arbitrary constant: "cdpmigr").

@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use uuid::Uuid;
 
+/// The statements that fold the rollup queue into the rollups.
+const FOLD: &str = include_str!("sqlite_fold.sql");
 /// How long a statement waits for another process holding the write lock.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// How often the checkpointer copies committed WAL frames back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 /// WAL pages after which the writer checkpoints by itself: only a backstop for when the
 /// checkpointer cannot keep up, so the WAL stays bounded.
 const WRITER_CHECKPOINT_PAGES: u32 = 16_384;
@@ -76,6 +78,31 @@ impl SqliteStore {
     /// Applies pending migrations; running it again is a no-op.
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         self.run("migrate", migrate_blocking).await
+    }
+
+    /// Folds the queued events into the dashboard rollups in one transaction and returns how
+    /// many it folded (migration 0003; the statements are `sqlite_fold.sql`). It runs on the
+    /// writer's connection, so it waits for a commit in progress and holds up the next one
+    /// for as long as it takes.
+    pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
+        let op = "flush_rollups";
+        self.run(op, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| sql_err(op, e))?;
+            let pending: i64 = tx
+                .query_row("select count(*) from cdp_rollup_pending", [], |r| r.get(0))
+                .map_err(|e| sql_err(op, e))?;
+            if pending == 0 {
+                return Ok(0);
+            }
+            tx.execute_batch(FOLD).map_err(|e| sql_err(op, e))?;
+            tx.execute("delete from cdp_rollup_pending", [])
+                .map_err(|e| sql_err(op, e))?;
+            tx.commit().map_err(|e| sql_err(op, e))?;
+            Ok(u64::try_from(pending).unwrap_or(0))
+        })
+        .await
     }
 
     /// Whether the database answers.

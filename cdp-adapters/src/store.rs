@@ -278,16 +278,17 @@ impl Store {
         delegate!(self, s => s.ping().await)
     }
 
-    /// Folds stored events into the dashboard rollups where that is deferred, and returns how
-    /// many it folded. Postgres keeps its rollups behind the event stream (migration 0003):
-    /// `cdp serve` calls this periodically and the dashboard queries call it before reading.
-    /// SQLite keeps its rollups in the insert's transaction, so there is nothing to fold; the
-    /// Supabase REST sink leaves folding to the database (a scheduled `cdp_rollup_flush()`)
-    /// or to a `cdp serve` whose dashboard reads the same database directly.
+    /// Folds the events queued since the last fold into the dashboard rollups and returns how
+    /// many it folded. SQLite and Postgres keep their rollups behind the event stream
+    /// (migration 0003 of each): `cdp serve` calls this periodically and the dashboard queries
+    /// call it before reading. The Supabase REST sink leaves folding to the database (a
+    /// scheduled `cdp_rollup_flush()`) or to a `cdp serve` whose dashboard reads the same
+    /// database directly, so here it folds nothing.
     pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
         match self {
+            Store::Sqlite(s) => s.flush_rollups().await,
             Store::Postgres(s) => s.flush_rollups().await,
-            Store::Sqlite(_) | Store::Supabase(_) => Ok(0),
+            Store::Supabase(_) => Ok(0),
         }
     }
 

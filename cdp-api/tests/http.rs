@@ -799,10 +799,11 @@ async fn postgres_server_folds_the_rollups_behind_the_events() {
             "select coalesce(sum(events), 0)::bigint from {schema}.{table}"
         ))
     };
-    // The fold runs every half second; allow it ten rounds.
-    let deadline = std::time::Instant::now() + cdp_api::rollups::FOLD_EVERY * 10;
+    // Allow the fold ten rounds.
+    let every = cdp_api::rollups::fold_every(&s.store);
+    let deadline = std::time::Instant::now() + every * 10;
     while folded("cdp_rollup_hourly").await < 20 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(cdp_api::rollups::FOLD_EVERY / 5).await;
+        tokio::time::sleep(every / 5).await;
     }
     assert_eq!(
         folded("cdp_rollup_hourly").await,

@@ -88,6 +88,9 @@ impl SqliteStore {
     ) -> Result<MetricCounts, AnalyticsError> {
         let op = "metric_counts";
         let brand = brand.as_str().to_owned();
+        // The rollups trail the event stream by up to one fold; fold what is queued first, so
+        // the figures count every event stored before this request.
+        self.flush_rollups().await?;
         Ok(self
             .read(op, move |c| {
                 let states = visitor_states(c, &brand, current)?;
@@ -191,6 +194,7 @@ impl SqliteStore {
 
     pub(crate) async fn rollup_differences(&self) -> Result<Vec<RollupDifference>, AnalyticsError> {
         let op = "rollup_differences";
+        self.flush_rollups().await?;
         Ok(self
             .read(op, move |c| {
                 let mut out = Vec::new();

@@ -1,0 +1,146 @@
+-- Folds every queued event (cdp_rollup_pending) into the SQLite rollups. Run inside one write
+-- transaction on the writer's connection, which is the only writer: nothing is queued while it
+-- runs, so the queue it reads is the queue it empties. The same rules as the Postgres fold
+-- (docs/schemas/cdp-rollup-maintenance.sql) in SQLite's dialect; timestamps are RFC 3339 text,
+-- an hour is its first 13 characters and a day its first 10. `where true` keeps SQLite from
+-- reading an upsert's `on conflict` as a join constraint.
+
+create temp table if not exists cdp_fold_days (
+    brand_id text, day text, anonymous_id text, first_at text, last_at text,
+    predicted_persona text, explicit_persona text, current_stage text,
+    primary key (brand_id, day, anonymous_id)
+) without rowid;
+create temp table if not exists cdp_fold_relink (
+    brand_id text, anonymous_id text, primary key (brand_id, anonymous_id)
+) without rowid;
+create temp table if not exists cdp_fold_moved (
+    brand_id text, anonymous_id text, session_id text, new_at text, old_at text,
+    primary key (brand_id, anonymous_id, session_id)
+) without rowid;
+delete from temp.cdp_fold_days;
+delete from temp.cdp_fold_relink;
+delete from temp.cdp_fold_moved;
+
+insert into cdp_rollup_hourly (brand_id, hour, event_type, persona, tunnel, events)
+select brand_id, substr("timestamp", 1, 13), event_type, coalesce(predicted_persona, ''),
+       tunnel, count(*)
+from cdp_rollup_pending where true
+group by 1, 2, 3, 4, 5
+on conflict (brand_id, hour, event_type, persona, tunnel)
+do update set events = events + excluded.events;
+
+insert into cdp_rollup_daily (brand_id, day, event_type, persona, tunnel, events)
+select brand_id, substr("timestamp", 1, 10), event_type, coalesce(predicted_persona, ''),
+       tunnel, count(*)
+from cdp_rollup_pending where true
+group by 1, 2, 3, 4, 5
+on conflict (brand_id, day, event_type, persona, tunnel)
+do update set events = events + excluded.events;
+
+-- Each (visitor, day) of the queue: its span, and its latest event's persona and stage
+-- (latest by timestamp, then by storage order).
+insert into temp.cdp_fold_days
+select brand_id, day, anonymous_id, first_at, last_at, predicted_persona, explicit_persona,
+       current_stage
+from (
+    select brand_id, substr("timestamp", 1, 10) as day, anonymous_id,
+           min("timestamp") over w as first_at, max("timestamp") over w as last_at,
+           coalesce(predicted_persona, '') as predicted_persona, explicit_persona,
+           coalesce(current_stage, '') as current_stage,
+           row_number() over (w order by "timestamp" desc, seq desc) as n
+    from cdp_rollup_pending
+    window w as (partition by brand_id, substr("timestamp", 1, 10), anonymous_id)
+)
+where n = 1;
+
+-- Before the day rows change: the visitors whose neighbouring days can change (a new day, a
+-- day that starts earlier, or one that ends later while a later day exists).
+insert or ignore into temp.cdp_fold_relink
+select b.brand_id, b.anonymous_id
+from temp.cdp_fold_days b
+left join cdp_rollup_visitor_days o
+  on o.brand_id = b.brand_id and o.day = b.day and o.anonymous_id = b.anonymous_id
+where o.day is null
+   or b.first_at < o.first_at
+   or (b.last_at > o.last_at
+       and exists (select 1 from cdp_rollup_visitor_days x
+                   indexed by cdp_rollup_visitor_days_visitor_idx
+                   where x.brand_id = b.brand_id and x.anonymous_id = b.anonymous_id
+                     and x.day > b.day));
+
+insert into cdp_rollup_visitor_days (brand_id, day, anonymous_id, first_at, last_at,
+    predicted_persona, explicit_persona, current_stage)
+select brand_id, day, anonymous_id, first_at, last_at, predicted_persona, explicit_persona,
+       current_stage
+from temp.cdp_fold_days where true
+on conflict (brand_id, day, anonymous_id) do update set
+    first_at = min(first_at, excluded.first_at),
+    predicted_persona = case when excluded.last_at >= last_at
+                             then excluded.predicted_persona else predicted_persona end,
+    explicit_persona = case when excluded.last_at >= last_at
+                            then excluded.explicit_persona else explicit_persona end,
+    current_stage = case when excluded.last_at >= last_at
+                         then excluded.current_stage else current_stage end,
+    last_at = max(last_at, excluded.last_at);
+
+-- Re-link those visitors' days: each day's neighbours are the visitor's nearest other days.
+update cdp_rollup_visitor_days as d
+set prev_at = (select p.last_at from cdp_rollup_visitor_days p
+               indexed by cdp_rollup_visitor_days_visitor_idx
+               where p.brand_id = d.brand_id and p.anonymous_id = d.anonymous_id
+                 and p.day < d.day
+               order by p.day desc limit 1),
+    next_at = (select n.first_at from cdp_rollup_visitor_days n
+               indexed by cdp_rollup_visitor_days_visitor_idx
+               where n.brand_id = d.brand_id and n.anonymous_id = d.anonymous_id
+                 and n.day > d.day
+               order by n.day limit 1)
+where (d.brand_id, d.anonymous_id) in (select brand_id, anonymous_id from temp.cdp_fold_relink);
+
+-- Sessions the queue starts (or starts earlier): each counts on its new day and no longer on
+-- its old one, and its row takes the new start.
+insert into temp.cdp_fold_moved
+select n.brand_id, n.anonymous_id, n.session_id, n.started_at, o.started_at
+from (select brand_id, anonymous_id, coalesce(session_id, '') as session_id,
+             min("timestamp") as started_at
+      from cdp_rollup_pending group by 1, 2, 3) n
+left join cdp_rollup_sessions o
+  on o.brand_id = n.brand_id and o.anonymous_id = n.anonymous_id
+ and o.session_id = n.session_id
+where o.started_at is null or n.started_at < o.started_at;
+
+insert into cdp_rollup_session_days (brand_id, day, sessions)
+select brand_id, day, sum(d)
+from (select brand_id, substr(new_at, 1, 10) as day, 1 as d from temp.cdp_fold_moved
+      union all
+      select brand_id, substr(old_at, 1, 10), -1 from temp.cdp_fold_moved
+      where old_at is not null)
+where true
+group by 1, 2
+on conflict (brand_id, day) do update set sessions = sessions + excluded.sessions;
+delete from cdp_rollup_session_days where sessions = 0;
+
+insert into cdp_rollup_sessions (brand_id, anonymous_id, session_id, started_at)
+select brand_id, anonymous_id, session_id, new_at from temp.cdp_fold_moved where true
+on conflict (brand_id, anonymous_id, session_id) do update set started_at = excluded.started_at
+where excluded.started_at < started_at;
+
+insert into cdp_rollup_identities (brand_id, anonymous_id, identified_at)
+select brand_id, anonymous_id, min("timestamp")
+from cdp_rollup_pending
+where customer_id is not null or event_type in ('email_signup', 'identify')
+group by 1, 2
+on conflict (brand_id, anonymous_id) do update set identified_at = excluded.identified_at
+where excluded.identified_at < identified_at;
+
+insert into cdp_rollup_ab (brand_id, test_id, variant, anonymous_id, exposed_at, converted_at)
+select brand_id, test_id, variant, anonymous_id,
+       min(case when event_type = 'ab_test_exposure' then "timestamp" end),
+       min(case when event_type = 'ab_test_conversion' then "timestamp" end)
+from cdp_rollup_pending
+where test_id is not null and variant is not null
+group by 1, 2, 3, 4
+on conflict (brand_id, test_id, variant, anonymous_id) do update set
+    exposed_at = coalesce(min(exposed_at, excluded.exposed_at), exposed_at, excluded.exposed_at),
+    converted_at = coalesce(min(converted_at, excluded.converted_at), converted_at,
+                            excluded.converted_at);
