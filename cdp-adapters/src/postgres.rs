@@ -59,6 +59,7 @@ struct Statements {
     last_processed_at: String,
     existing_ids: String,
     flush_rollups: String,
+    vacuum_rollup_queue: String,
     ping: String,
 }
 
@@ -235,6 +236,7 @@ impl Statements {
                 "select event_id from {events} where brand_id = $1 and event_id = any($2)"
             ),
             flush_rollups: format!("select {s}.cdp_rollup_flush()"),
+            vacuum_rollup_queue: format!("vacuum {s}.cdp_rollup_pending"),
             ping: format!("select 1 from {events} limit 1"),
         }
     }
@@ -338,6 +340,18 @@ impl PostgresStore {
             .map_err(|e| pg_err(op, e))?;
         let folded: i64 = row.try_get(0).map_err(|e| pg_err(op, e))?;
         Ok(u64::try_from(folded).unwrap_or(0))
+    }
+
+    /// Vacuums the rollup queue: every event is inserted into it and deleted from it, and a
+    /// fold reads past the dead rows until they are vacuumed.
+    pub async fn vacuum_rollup_queue(&self) -> Result<(), StoreError> {
+        let op = "vacuum_rollup_queue";
+        let client = self.client(op).await?;
+        client
+            .simple_query(&self.sql.vacuum_rollup_queue)
+            .await
+            .map(drop)
+            .map_err(|e| pg_err(op, e))
     }
 
     /// Whether the server answers and the tables exist.

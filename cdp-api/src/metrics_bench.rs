@@ -233,7 +233,7 @@ async fn vacuum(url: &str) -> Result<(), BenchError> {
         .await
         .map_err(|e| BenchError::Failed(format!("postgres: {e}")))?;
     tokio::spawn(conn);
-    for table in ["cdp_events", "cdp_searches"]
+    for table in ["cdp_events", "cdp_searches", "cdp_rollup_pending"]
         .into_iter()
         .chain(cdp_adapters::analytics::ROLLUP_TABLES)
     {

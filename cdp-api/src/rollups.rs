@@ -48,8 +48,12 @@ impl Folder {
     }
 }
 
+/// Folded events after which the Postgres queue is vacuumed (its dead rows slow every fold).
+const VACUUM_AFTER: u64 = 100_000;
+
 async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut failing = false;
+    let mut since_vacuum = 0u64;
     loop {
         let stopping = tokio::select! {
             () = tokio::time::sleep(every) => false,
@@ -61,6 +65,13 @@ async fn run(store: Arc<Store>, every: Duration, mut stop: watch::Receiver<bool>
                 if failing {
                     tracing::info!("rollup folding works again");
                     failing = false;
+                }
+                since_vacuum += folded;
+                if let (Store::Postgres(pg), true) = (&*store, since_vacuum >= VACUUM_AFTER) {
+                    since_vacuum = 0;
+                    if let Err(e) = pg.vacuum_rollup_queue().await {
+                        tracing::warn!(error = %e, "vacuuming the rollup queue failed");
+                    }
                 }
                 if folded > 0 {
                     tracing::debug!(
