@@ -482,6 +482,41 @@ async fn postgres_rollups_fold_each_event_once_beside_writers() {
     );
 }
 
+/// The fold functions are the server's: a role that is not the schema's owner may not call
+/// them, even with every table privilege (what Supabase grants its anon and authenticated
+/// roles on new tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_fold_functions_refuse_other_roles() {
+    let schema = Schema::create().await;
+    let _store = postgres_store(&schema.url, &schema).await;
+    let client = pg::connect(&schema.url).await;
+    let (s, role) = (&schema.name, format!("{}_api", schema.name));
+    client
+        .batch_execute(&format!(
+            "create role \"{role}\" nologin; grant usage on schema \"{s}\" to \"{role}\"; \
+             grant all on all tables in schema \"{s}\" to \"{role}\""
+        ))
+        .await
+        .expect("create role");
+    let refused = client
+        .batch_execute(&format!(
+            "set role \"{role}\"; select \"{s}\".cdp_rollup_flush()"
+        ))
+        .await;
+    client
+        .batch_execute(&format!(
+            "reset role; drop owned by \"{role}\"; drop role \"{role}\""
+        ))
+        .await
+        .expect("drop role");
+    let err = refused.expect_err("another role called the fold");
+    assert!(
+        err.as_db_error()
+            .is_some_and(|e| e.code() == &tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_is_unavailable() {
     // Port 1 on loopback refuses connections.

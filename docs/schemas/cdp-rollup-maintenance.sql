@@ -271,6 +271,12 @@ create trigger cdp_events_rollup_enqueue
     referencing new table as inserted
     for each statement execute function cdp_rollup_enqueue();
 
+-- The functions are for the server's own role (and pg_cron), not for API callers: PostgREST
+-- exposes every function it can see as an RPC. (Row level security would already turn anon
+-- and authenticated away; this says so twice.)
+revoke execute on function cdp_rollup_flush() from public;
+revoke execute on function cdp_rollup_apply(cdp_rollup_pending[]) from public;
+
 -- Row level security on, no policies, as for every CDP table (server-only).
 alter table cdp_rollup_pending enable row level security;
 alter table cdp_rollup_flusher enable row level security;
