@@ -5,6 +5,10 @@
 -- an hour is its first 13 characters and a day its first 10. `where true` keeps SQLite from
 -- reading an upsert's `on conflict` as a join constraint.
 
+create temp table if not exists cdp_fold_hours (
+    brand_id text, hour text, event_type text, persona text, tunnel text, events integer,
+    primary key (brand_id, hour, event_type, persona, tunnel)
+) without rowid;
 create temp table if not exists cdp_fold_days (
     brand_id text, day text, anonymous_id text, first_at text, last_at text,
     predicted_persona text, explicit_persona text, current_stage text,
@@ -17,41 +21,42 @@ create temp table if not exists cdp_fold_moved (
     brand_id text, anonymous_id text, session_id text, new_at text, old_at text,
     primary key (brand_id, anonymous_id, session_id)
 ) without rowid;
+delete from temp.cdp_fold_hours;
 delete from temp.cdp_fold_days;
 delete from temp.cdp_fold_relink;
 delete from temp.cdp_fold_moved;
 
-insert into cdp_rollup_hourly (brand_id, hour, event_type, persona, tunnel, events)
+-- Events per hour, counted once; the days add up their hours.
+insert into temp.cdp_fold_hours
 select brand_id, substr("timestamp", 1, 13), event_type, coalesce(predicted_persona, ''),
        tunnel, count(*)
-from cdp_rollup_pending where true
-group by 1, 2, 3, 4, 5
+from cdp_rollup_pending
+group by 1, 2, 3, 4, 5;
+
+insert into cdp_rollup_hourly (brand_id, hour, event_type, persona, tunnel, events)
+select brand_id, hour, event_type, persona, tunnel, events from temp.cdp_fold_hours where true
 on conflict (brand_id, hour, event_type, persona, tunnel)
 do update set events = events + excluded.events;
 
 insert into cdp_rollup_daily (brand_id, day, event_type, persona, tunnel, events)
-select brand_id, substr("timestamp", 1, 10), event_type, coalesce(predicted_persona, ''),
-       tunnel, count(*)
-from cdp_rollup_pending where true
+select brand_id, substr(hour, 1, 10), event_type, persona, tunnel, sum(events)
+from temp.cdp_fold_hours where true
 group by 1, 2, 3, 4, 5
 on conflict (brand_id, day, event_type, persona, tunnel)
 do update set events = events + excluded.events;
 
 -- Each (visitor, day) of the queue: its span, and its latest event's persona and stage
--- (latest by timestamp, then by storage order).
+-- (latest by timestamp, then by storage order: the greatest timestamp-then-seq key, whose
+-- row is found again by its seq).
 insert into temp.cdp_fold_days
-select brand_id, day, anonymous_id, first_at, last_at, predicted_persona, explicit_persona,
-       current_stage
-from (
-    select brand_id, substr("timestamp", 1, 10) as day, anonymous_id,
-           min("timestamp") over w as first_at, max("timestamp") over w as last_at,
-           coalesce(predicted_persona, '') as predicted_persona, explicit_persona,
-           coalesce(current_stage, '') as current_stage,
-           row_number() over (w order by "timestamp" desc, seq desc) as n
-    from cdp_rollup_pending
-    window w as (partition by brand_id, substr("timestamp", 1, 10), anonymous_id)
-)
-where n = 1;
+select g.brand_id, g.day, g.anonymous_id, g.first_at, g.last_at,
+       coalesce(p.predicted_persona, ''), p.explicit_persona, coalesce(p.current_stage, '')
+from (select brand_id, substr("timestamp", 1, 10) as day, anonymous_id,
+             min("timestamp") as first_at, max("timestamp") as last_at,
+             cast(substr(max("timestamp" || printf('%020d', seq)), -20) as integer) as latest
+      from cdp_rollup_pending
+      group by 1, 2, 3) g
+join cdp_rollup_pending p on p.seq = g.latest;
 
 -- Before the day rows change: the visitors whose neighbouring days can change (a new day, a
 -- day that starts earlier, or one that ends later while a later day exists).

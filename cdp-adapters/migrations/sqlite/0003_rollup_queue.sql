@@ -7,8 +7,8 @@
 -- event inside the writer's transaction; a fold runs a dozen statements for thousands of events.
 
 create table if not exists cdp_rollup_pending (
+    seq               integer primary key,
     brand_id          text not null,
-    seq               integer not null,
     anonymous_id      text not null,
     customer_id       text,
     session_id        text,
