@@ -393,15 +393,7 @@ impl ShardWriter {
                 (flight, result) = landing(&mut inflight), if inflight.is_some() => {
                     match self.land(flight, result) {
                         Ok(stale) => inflight = self.next_flight(staged.take(), &stale).await,
-                        Err(failed) => {
-                            if let Some(s) = staged.take() {
-                                self.forget(&s.prepared.touched);
-                                self.commit(failed).await;
-                                self.commit(s.batch).await;
-                            } else {
-                                self.commit(failed).await;
-                            }
-                        }
+                        Err(failed) => self.retry_apart(failed, staged.take()).await,
                     }
                 }
                 msg = rx.recv(), if self.room(&staged) > 0 => match msg {
@@ -575,6 +567,18 @@ impl ShardWriter {
         }
     }
 
+    /// After a failed landing: commits its requests again on their own, then the staged batch
+    /// (applied on top of the failed one, so its visitors are dropped and it is applied afresh).
+    async fn retry_apart(&mut self, failed: Vec<WriteRequest>, staged: Option<Staged>) {
+        if let Some(s) = &staged {
+            self.forget(&s.prepared.touched);
+        }
+        self.commit(failed).await;
+        if let Some(s) = staged {
+            self.commit(s.batch).await;
+        }
+    }
+
     /// Lands the commit in flight and then the staged batch, each retried on its own when it
     /// fails: nothing is left half done.
     async fn drain(&mut self, inflight: Option<InFlight>, staged: Option<Staged>) {
@@ -590,15 +594,7 @@ impl ShardWriter {
                         }
                     }
                 }
-                Err(failed) => {
-                    if let Some(s) = staged.take() {
-                        self.forget(&s.prepared.touched);
-                        self.commit(failed).await;
-                        self.commit(s.batch).await;
-                    } else {
-                        self.commit(failed).await;
-                    }
-                }
+                Err(failed) => self.retry_apart(failed, staged.take()).await,
             }
         }
         if let Some(s) = staged {
