@@ -5,21 +5,19 @@
 //! Postgres database through a TCP proxy the test can cut (the store going down), and check it
 //! serves the current `dist/`.
 //!
-//! Adapted from `tracker/test/cdp-serve.mjs` (copied, not imported: each package stands alone).
-//! The binary is built by `cargo build -p cdp-api --bin cdp` at the repository root after
-//! `npm run build`, so it embeds the current `dist/`. `npm test` builds it once (test/run.mjs) and
-//! passes a private copy in `CDP_BIN`; a test file run on its own builds it itself. A failed build
-//! fails the run: nothing is skipped.
+//! The binary comes from scripts/cdp-test-binary.mjs at the repository root, built after `npm run
+//! build` so it embeds the current `dist/`: `npm test` builds it once (test/run.mjs) and passes a
+//! private copy in `CDP_BIN`; a test file run on its own builds it itself. A failed build fails
+//! the run: nothing is skipped.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cdpBinary as sharedBinary } from '../../scripts/cdp-test-binary.mjs';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIST_INDEX = new URL('../dist/index.html', import.meta.url);
 
 /** The Postgres the offline tests run against; a fresh database is created in it per server. */
@@ -28,57 +26,9 @@ export const POSTGRES_URL = process.env.CDP_TEST_POSTGRES_URL || 'postgres://pos
 /** The admin token every test server is started with (at least 16 characters). */
 export const ADMIN_TOKEN = `dashboard-test-${randomBytes(12).toString('hex')}`;
 
-/**
- * Runs `cargo build -p cdp-api --bin cdp` at the repository root and returns the path of a private
- * copy of the binary in `intoDir`. Throws when cargo is missing or the build fails. The copy
- * matters: `target/debug/cdp` is shared, and another build of the workspace may replace it while
- * the suite runs.
- */
-export function buildCdp(intoDir) {
-  if (!existsSync(DIST_INDEX)) throw new Error(`no dist/index.html: run 'npm run build' before building the server`);
-  const args = ['build', '-p', 'cdp-api', '--bin', 'cdp', '--message-format=json-render-diagnostics'];
-  console.error(`building the server: cargo ${args.join(' ')} (in ${REPO_ROOT})`);
-  const result = spawnSync('cargo', args, {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  if (result.error) throw new Error(`cannot run cargo to build the server: ${result.error.message}`);
-  if (result.status !== 0) {
-    throw new Error(`'cargo build -p cdp-api --bin cdp' failed (exit ${result.status}); the browser tests need the real server`);
-  }
-  let executable = null;
-  for (const line of result.stdout.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const message = JSON.parse(line);
-    if (message.reason === 'compiler-artifact' && message.target?.name === 'cdp' && message.executable) {
-      executable = message.executable;
-    }
-  }
-  if (!executable || !existsSync(executable)) {
-    throw new Error(`cargo built cdp-api but reported no 'cdp' executable (got ${executable})`);
-  }
-  const copy = path.join(intoDir, 'cdp');
-  copyFileSync(executable, copy);
-  return copy;
-}
-
-let binary = null;
-
-/** The server binary: `CDP_BIN` when set (it must exist), otherwise one built now. */
+/** The server binary: `CDP_BIN` when set, otherwise one built now (after `npm run build`). */
 export function cdpBinary() {
-  if (binary) return binary;
-  const given = process.env.CDP_BIN;
-  if (given) {
-    if (!existsSync(given)) throw new Error(`CDP_BIN=${given} does not exist`);
-    binary = given;
-  } else {
-    const dir = mkdtempSync(path.join(tmpdir(), 'cdp-dashboard-bin-'));
-    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-    binary = buildCdp(dir);
-  }
-  return binary;
+  return sharedBinary('dashboard', DIST_INDEX);
 }
 
 /** Every server this process started, so that none outlives a crashed test file. */

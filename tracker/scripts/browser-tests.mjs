@@ -1,34 +1,13 @@
-//! Runs the browser tests against the real collector: builds `cdp` once (`cargo build -p cdp-api
-//! --bin cdp` at the repository root, after `npm run build`, so that the binary embeds the current
-//! `dist/cdp.js`) and copies it aside, then runs `node --test` on the test files with `CDP_BIN`
-//! naming the copy. A failed build fails the run. Arguments, when given, replace the list of files.
+//! Runs the browser tests against the real collector: `npm test` builds `cdp` once (after `npm run
+//! build`, so the binary embeds the current `dist/cdp.js`), then runs every `test/*.test.mjs` with
+//! `CDP_BIN` naming it (see scripts/cdp-test-binary.mjs at the repository root). Arguments, when
+//! given, replace the list of files.
 
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { buildCdp } from '../test/cdp-serve.mjs';
+import { runBrowserTests } from '../../scripts/cdp-test-binary.mjs';
 
-const binDir = mkdtempSync(path.join(tmpdir(), 'cdp-tracker-bin-'));
-process.on('exit', () => rmSync(binDir, { recursive: true, force: true }));
-
-let bin;
-try {
-  bin = buildCdp(binDir);
-} catch (error) {
-  console.error(`\n${error.message}`);
-  process.exit(1);
-}
-console.error(`collector binary: ${bin}`);
-
-const files = process.argv.slice(2);
-if (!files.length) {
-  const dir = new URL('../test/', import.meta.url);
-  files.push(...readdirSync(dir).filter((name) => name.endsWith('.test.mjs')).sort().map((name) => `test/${name}`));
-}
-const run = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...files], {
+runBrowserTests({
+  label: 'tracker',
   cwd: new URL('..', import.meta.url),
-  stdio: 'inherit',
-  env: { ...process.env, CDP_BIN: bin },
+  testDir: new URL('../test/', import.meta.url),
+  files: process.argv.slice(2),
 });
-process.exit(run.status ?? 1);

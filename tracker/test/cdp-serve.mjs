@@ -3,71 +3,21 @@
 //! SQLite file) and `--allowed-origins` set to the test site's origin. A test can stop the process
 //! and start it again on the same port and data dir, which is what an outage looks like to a page.
 //!
-//! The binary is built by `cargo build -p cdp-api --bin cdp` at the repository root. `npm test`
-//! builds it once before the suite (scripts/browser-tests.mjs) and passes its path in `CDP_BIN`; a
-//! test file run on its own builds it itself. A failed build fails the run: nothing is skipped.
+//! The binary comes from scripts/cdp-test-binary.mjs at the repository root: `npm test` builds it
+//! once before the suite and passes its path in `CDP_BIN`; a test file run on its own builds it
+//! itself. A failed build fails the run: nothing is skipped.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cdpBinary as sharedBinary } from '../../scripts/cdp-test-binary.mjs';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DIST = new URL('../dist/cdp.js', import.meta.url);
 
-/**
- * Runs `cargo build -p cdp-api --bin cdp` at the repository root and returns the path of a private
- * copy of the binary it built, in `intoDir`. Throws when cargo is missing or the build fails.
- *
- * The copy matters: `target/debug/cdp` is shared, and another build of the workspace (from a
- * checkout without `tracker/dist`, say) may replace it with one that embeds no tracker while the
- * suite runs.
- */
-export function buildCdp(intoDir) {
-  const args = ['build', '-p', 'cdp-api', '--bin', 'cdp', '--message-format=json-render-diagnostics'];
-  console.error(`building the collector: cargo ${args.join(' ')} (in ${REPO_ROOT})`);
-  const result = spawnSync('cargo', args, {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 256 * 1024 * 1024,
-  });
-  if (result.error) throw new Error(`cannot run cargo to build the collector: ${result.error.message}`);
-  if (result.status !== 0) {
-    throw new Error(`'cargo build -p cdp-api --bin cdp' failed (exit ${result.status}); the browser tests need the real collector`);
-  }
-  let executable = null;
-  for (const line of result.stdout.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    const message = JSON.parse(line);
-    if (message.reason == 'compiler-artifact' && message.target?.name == 'cdp' && message.executable) {
-      executable = message.executable;
-    }
-  }
-  if (!executable || !existsSync(executable)) {
-    throw new Error(`cargo built cdp-api but reported no 'cdp' executable (got ${executable})`);
-  }
-  const copy = path.join(intoDir, 'cdp');
-  copyFileSync(executable, copy);
-  return copy;
-}
-
-let binary = null;
-
-/** The collector binary: `CDP_BIN` when set (it must exist), otherwise one built now. */
+/** The collector binary: `CDP_BIN` when set, otherwise one built now. */
 export function cdpBinary() {
-  if (binary) return binary;
-  const given = process.env.CDP_BIN;
-  if (given) {
-    if (!existsSync(given)) throw new Error(`CDP_BIN=${given} does not exist`);
-    binary = given;
-  } else {
-    const dir = mkdtempSync(path.join(tmpdir(), 'cdp-tracker-bin-'));
-    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-    binary = buildCdp(dir);
-  }
-  return binary;
+  return sharedBinary('tracker');
 }
 
 /** Every server this process started, so that none outlives a crashed test file. */
