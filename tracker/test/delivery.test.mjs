@@ -218,7 +218,10 @@ describe('delivery', () => {
       assertStoredAsSent(rows, [...before, pending]);
       assert.equal(rows[1].event_id, pending.event_id, 'the pending click is stored under its event_id');
       if (exit.endpoint(h) == proxy.endpoint) {
-        const carried = proxy.requests.filter((r) => r.events.some((e) => e.event_id == pending.event_id));
+        const carries = (r) => r.events.some((e) => e.event_id == pending.event_id);
+        // The row is stored before the server's answer is back through the proxy: wait for the answer.
+        await waitFor('the beacon answered', () => proxy.requests.some((r) => carries(r) && r.status));
+        const carried = proxy.requests.filter(carries);
         assert.deepEqual(
           carried.map((r) => [r.fetchMode, r.status]),
           [['no-cors', 200]],
