@@ -12,7 +12,7 @@ use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use uuid::Uuid;
@@ -143,6 +143,7 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         .map_err(|e| unavailable("open", format!("opening {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(|e| sql_err("open", e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which is
     // what makes an acknowledged batch durable. Never lower it.
     let mode: String = conn
@@ -261,23 +262,87 @@ const TIME_ORDERED_ID: &str =
     "printf('%012x', cast(round((julianday(?{processed_at}) - 2440587.5) \
      * 86400000) as integer)) || lower(hex(randomblob(10)))";
 
-static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+/// Most events one insert statement carries (21 parameters each, far below SQLite's 32,766).
+///
+/// Why several rows per statement: the insert fires the rollup-queue trigger, so SQLite keeps
+/// a statement journal for it, copying every page the statement changes before its first
+/// change. One statement per event copied the pages of every index it touched for every
+/// event; one per chunk copies a page once per chunk. It also makes far fewer calls into
+/// SQLite, which counts while the one write connection is the bottleneck.
+const EVENTS_PER_STATEMENT: usize = 256;
+
+/// How many rows each insert statement of a batch of `n` carries: full statements of
+/// [`EVENTS_PER_STATEMENT`], then the rest in powers of two, so a handful of statement shapes
+/// (each prepared once and cached) cover every batch size.
+fn statement_sizes(n: usize) -> Vec<usize> {
+    let mut sizes = vec![EVENTS_PER_STATEMENT; n / EVENTS_PER_STATEMENT];
+    let rest = n % EVENTS_PER_STATEMENT;
+    let mut bit = EVENTS_PER_STATEMENT;
+    while bit > 0 {
+        bit /= 2;
+        if rest & bit != 0 {
+            sizes.push(bit);
+        }
+    }
+    sizes
+}
+
+/// The insert of `rows` events, returning the key of each row it stored: a row that is
+/// already stored, or that comes again later in the same statement, is skipped by
+/// `do nothing` and not returned.
+fn build_insert_events_sql(rows: usize) -> String {
+    let n = EVENT_COLUMNS.len();
     let processed_at = EVENT_COLUMNS
         .iter()
         .position(|c| *c == "processed_at")
-        .map_or(EVENT_COLUMNS.len(), |i| i + 1);
+        .unwrap_or(n - 1);
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let first = r * n;
+            let params: Vec<String> = (1..=n).map(|i| format!("?{}", first + i)).collect();
+            let id =
+                TIME_ORDERED_ID.replace("{processed_at}", &(first + processed_at + 1).to_string());
+            format!("({id}, {})", params.join(", "))
+        })
+        .collect();
     format!(
-        "insert into cdp_events (id, {}) values ({}, {}) \
-         on conflict (brand_id, event_id) do nothing",
+        "insert into cdp_events (id, {}) values {} \
+         on conflict (brand_id, event_id) do nothing returning brand_id, event_id",
         quoted(&EVENT_COLUMNS),
-        TIME_ORDERED_ID.replace("{processed_at}", &processed_at.to_string()),
-        placeholders(EVENT_COLUMNS.len())
+        values.join(", ")
     )
+}
+
+/// The insert statement of each size [`statement_sizes`] uses (powers of two), built once.
+static INSERT_EVENTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut all = Vec::new();
+    let mut size = 1;
+    while size <= EVENTS_PER_STATEMENT {
+        all.push(build_insert_events_sql(size));
+        size *= 2;
+    }
+    all
 });
 
-const INSERT_SEARCH: &str = "insert into cdp_searches \
-    (brand_id, event_id, query, anonymous_id, results_count, page_url, searched_at) \
-    values (?1, ?2, ?3, ?4, ?5, ?6, ?7) on conflict (brand_id, event_id) do nothing";
+/// The insert of `rows` events; `rows` is a power of two up to [`EVENTS_PER_STATEMENT`].
+fn insert_events_sql(rows: usize) -> &'static str {
+    &INSERT_EVENTS[rows.trailing_zeros() as usize]
+}
+
+/// Prepared insert statements kept per connection: one per size [`statement_sizes`] uses,
+/// plus the other statements of this module.
+const STATEMENT_CACHE: usize = 32;
+
+/// A search row, its id time-ordered like an event's (by the search's time), so the primary
+/// key grows at its right edge too.
+static INSERT_SEARCH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "insert into cdp_searches \
+         (id, brand_id, event_id, query, anonymous_id, results_count, page_url, searched_at) \
+         values ({}, ?1, ?2, ?3, ?4, ?5, ?6, ?7) on conflict (brand_id, event_id) do nothing",
+        TIME_ORDERED_ID.replace("{processed_at}", "7")
+    )
+});
 
 fn upsert_profile_sql() -> String {
     let updates: Vec<String> = PROFILE_COLUMNS[2..]
@@ -296,9 +361,66 @@ fn json_text(v: &Value) -> String {
     v.to_string()
 }
 
-/// A row in its stored form, with its search row when it has one: built before the row goes
-/// to the blocking pool, so the rows are not copied twice.
-type RowColumns = (EventColumns, Option<SearchColumns>);
+/// A row in its stored form, with its search row when it has one: built before the write
+/// takes the connection, so the one writer spends its time in SQLite, not in formatting
+/// timestamps and JSON.
+struct RowColumns {
+    cols: EventColumns,
+    /// `timestamp`, `properties`, `persona_scores` and `processed_at` as stored.
+    texts: [String; 4],
+    search: Option<(SearchColumns, String)>,
+}
+
+impl RowColumns {
+    fn new(row: &EventRow) -> RowColumns {
+        let cols = EventColumns::from_row(row);
+        let texts = [
+            codec::ts_text(cols.timestamp),
+            json_text(&cols.properties),
+            json_text(&cols.persona_scores),
+            codec::ts_text(cols.processed_at),
+        ];
+        let search = row.search().as_ref().map(|s| {
+            let s = SearchColumns::from_row(s);
+            let at = codec::ts_text(s.searched_at);
+            (s, at)
+        });
+        RowColumns {
+            cols,
+            texts,
+            search,
+        }
+    }
+
+    /// The row's values in the order of [`EVENT_COLUMNS`].
+    fn values(&self) -> [&dyn rusqlite::ToSql; 21] {
+        let c = &self.cols;
+        let [timestamp, properties, scores, processed_at] = &self.texts;
+        [
+            &c.brand_id,
+            &c.event_id,
+            &c.event_type,
+            &c.anonymous_id,
+            &c.customer_id,
+            &c.session_id,
+            timestamp,
+            &c.page_url,
+            &c.page_title,
+            &c.referrer,
+            &c.utm_source,
+            &c.utm_medium,
+            &c.utm_campaign,
+            properties,
+            &c.predicted_persona,
+            &c.persona_confidence,
+            &c.explicit_persona,
+            &c.current_stage,
+            &c.stage_confidence,
+            scores,
+            processed_at,
+        ]
+    }
+}
 
 fn write_blocking(
     conn: &mut Connection,
@@ -311,51 +433,48 @@ fn write_blocking(
         .map_err(e)?;
     let mut out = Vec::with_capacity(rows.len());
     {
-        let mut insert = tx.prepare_cached(INSERT_EVENT.as_str()).map_err(e)?;
-        let mut search = tx.prepare_cached(INSERT_SEARCH).map_err(e)?;
-        for (c, s) in rows {
-            let n = insert
-                .execute(params![
-                    c.brand_id,
-                    c.event_id,
-                    c.event_type,
-                    c.anonymous_id,
-                    c.customer_id,
-                    c.session_id,
-                    codec::ts_text(c.timestamp),
-                    c.page_url,
-                    c.page_title,
-                    c.referrer,
-                    c.utm_source,
-                    c.utm_medium,
-                    c.utm_campaign,
-                    json_text(&c.properties),
-                    c.predicted_persona,
-                    c.persona_confidence,
-                    c.explicit_persona,
-                    c.current_stage,
-                    c.stage_confidence,
-                    json_text(&c.persona_scores),
-                    codec::ts_text(c.processed_at),
-                ])
-                .map_err(e)?;
-            out.push(if n == 1 {
-                WriteOutcome::Inserted
-            } else {
-                WriteOutcome::Duplicate
-            });
-            if let Some(s) = s {
-                search
-                    .execute(params![
-                        s.brand_id,
-                        s.event_id,
-                        s.query,
-                        s.anonymous_id,
-                        s.results_count,
-                        s.page_url,
-                        codec::ts_text(s.searched_at),
-                    ])
-                    .map_err(e)?;
+        let mut search = tx.prepare_cached(INSERT_SEARCH.as_str()).map_err(e)?;
+        let mut start = 0;
+        for size in statement_sizes(rows.len()) {
+            let chunk = &rows[start..start + size];
+            start += size;
+            let mut insert = tx.prepare_cached(insert_events_sql(size)).map_err(e)?;
+            let values: Vec<&dyn rusqlite::ToSql> =
+                chunk.iter().flat_map(RowColumns::values).collect();
+            // The keys the statement stored: event id, then the brands stored under it.
+            let mut stored: HashMap<String, Vec<String>> = HashMap::with_capacity(size);
+            let mut returned = insert.query(values.as_slice()).map_err(e)?;
+            while let Some(r) = returned.next().map_err(e)? {
+                let (brand, event): (String, String) = (r.get(0).map_err(e)?, r.get(1).map_err(e)?);
+                stored.entry(event).or_default().push(brand);
+            }
+            drop(returned);
+            for row in chunk {
+                let c = &row.cols;
+                // The first row of a key claims it: SQLite inserts the rows in order.
+                let brands = stored.get_mut(c.event_id.as_str());
+                let claimed = brands.and_then(|b| {
+                    let i = b.iter().position(|x| *x == c.brand_id)?;
+                    Some(b.swap_remove(i))
+                });
+                out.push(if claimed.is_some() {
+                    WriteOutcome::Inserted
+                } else {
+                    WriteOutcome::Duplicate
+                });
+                if let Some((s, searched_at)) = &row.search {
+                    search
+                        .execute(params![
+                            s.brand_id,
+                            s.event_id,
+                            s.query,
+                            s.anonymous_id,
+                            s.results_count,
+                            s.page_url,
+                            searched_at,
+                        ])
+                        .map_err(e)?;
+                }
             }
         }
     }
@@ -411,13 +530,7 @@ impl EventSink for SqliteStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<RowColumns> = rows
-            .iter()
-            .map(|r| {
-                let search = r.search().as_ref().map(SearchColumns::from_row);
-                (EventColumns::from_row(r), search)
-            })
-            .collect();
+        let rows: Vec<RowColumns> = rows.iter().map(RowColumns::new).collect();
         self.run("write_events", move |c| write_blocking(c, &rows))
             .await
     }
@@ -724,5 +837,47 @@ pub(crate) fn sql_err(op: &'static str, e: rusqlite::Error) -> StoreError {
             status: "SQLITE".into(),
             message: e.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_sizes_cover_a_batch_with_few_shapes() {
+        for n in 0..=3 * EVENTS_PER_STATEMENT + 7 {
+            let sizes = statement_sizes(n);
+            assert_eq!(sizes.iter().sum::<usize>(), n, "batch of {n}: {sizes:?}");
+            assert!(
+                sizes
+                    .iter()
+                    .all(|s| s.is_power_of_two() && *s <= EVENTS_PER_STATEMENT),
+                "batch of {n}: {sizes:?}"
+            );
+            assert!(
+                sizes.windows(2).all(|w| w[0] >= w[1]),
+                "largest first: {sizes:?}"
+            );
+            // Full statements, then at most one of each smaller size.
+            let rest: Vec<_> = sizes
+                .iter()
+                .filter(|s| **s < EVENTS_PER_STATEMENT)
+                .collect();
+            let distinct: HashSet<_> = rest.iter().collect();
+            assert_eq!(rest.len(), distinct.len(), "batch of {n}: {sizes:?}");
+        }
+    }
+
+    #[test]
+    fn every_statement_size_has_its_insert() {
+        for size in statement_sizes(2 * EVENTS_PER_STATEMENT - 1) {
+            let sql = insert_events_sql(size);
+            let rows = sql.matches("lower(hex(randomblob(10)))").count();
+            assert_eq!(rows, size, "the insert of {size} rows");
+            let last = size * EVENT_COLUMNS.len();
+            assert!(sql.contains(&format!("?{last})")));
+            assert!(!sql.contains(&format!("?{}", last + 1)));
+        }
     }
 }

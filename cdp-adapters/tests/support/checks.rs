@@ -136,9 +136,28 @@ pub async fn check_event_sink(store: &Store, inspect: &impl Inspect) {
     want.extend(vec![WriteOutcome::Duplicate; old.len()]);
     assert_eq!(got, want, "mixed batch outcomes");
 
+    // Large: more rows than one insert statement takes (SQLite splits a batch into several),
+    // with an event repeated within a statement and across statements, and one event id
+    // stored under a second brand as well.
+    let large = data::page_views("v-large-batch", 600, "2026-03-05T10:00:00Z").rows;
+    let mut batch = large.clone();
+    batch.insert(3, large[1].clone());
+    batch.push(large[10].clone());
+    let mut elsewhere = large[21].clone();
+    elsewhere.brand_id = BrandId::new("second-brand");
+    batch.insert(30, elsewhere);
+    let got = store.write_events(&batch).await.expect("write large");
+    assert_eq!(got, expected_first_write(&batch), "large batch outcomes");
+    assert_eq!(
+        sorted(stored(store, &large).await),
+        sorted(large.clone()),
+        "the large batch is stored once"
+    );
+
     // Searches: one row per search_performed event, none for anything else, none twice.
     let mut all = rows.clone();
     all.extend(more.iter().cloned());
+    all.extend(batch.iter().cloned());
     let hostile = data::hostile().rows;
     let got = store.write_events(&hostile).await.expect("hostile write");
     assert_eq!(got, vec![WriteOutcome::Inserted; hostile.len()]);
