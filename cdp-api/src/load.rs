@@ -20,7 +20,7 @@
 
 use crate::demo::Rng;
 use crate::server::{self, StartError};
-use crate::settings::{Cli, Command, LoadArgs, Settings, SettingsError};
+use crate::settings::{Cli, Command, EventIds, LoadArgs, Settings, SettingsError};
 use bytes::Bytes;
 use cdp_adapters::{PostgresTarget, StoreTarget};
 use cdp_core::{apply, validate, Config, EventRow};
@@ -124,6 +124,8 @@ pub struct Report {
     pub connections: usize,
     /// Writer shards per backend.
     pub shards: Vec<(String, usize)>,
+    /// The kind of event ids sent.
+    pub event_ids: Option<EventIds>,
 }
 
 impl fmt::Display for Report {
@@ -225,10 +227,11 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "durability: sqlite WAL + synchronous=full; postgres synchronous_commit={}; {} \
-             connections over loopback; writer shards: {}; cpu in % of all {} cores",
+             connections over loopback; writer shards: {}; event ids: {}; cpu in % of all {} cores",
             self.synchronous_commit.as_deref().unwrap_or("n/a"),
             self.connections,
             shards.join(", "),
+            self.event_ids.map_or("n/a".to_owned(), |k| k.to_string()),
             std::thread::available_parallelism().map_or(0, |n| n.get())
         )
     }
@@ -238,6 +241,7 @@ impl fmt::Display for Report {
 pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
     let mut report = Report {
         connections: args.connections,
+        event_ids: Some(args.event_ids),
         ..Report::default()
     };
     let cfg = Config::southland();
@@ -293,7 +297,7 @@ pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
                         (p.events_per_sec * args.seconds as f64) as usize
                     })
                     .clamp(20_000, 300_000);
-                copy_ceiling(&admin, &schema, &cfg, rows, args.visitors).await
+                copy_ceiling(&admin, &schema, &cfg, rows, args).await
             }
             Err(_) => Ok((0.0, 0.0)),
         };
@@ -471,8 +475,9 @@ async fn drive(addr: SocketAddr, per_request: usize, args: &LoadArgs) -> Totals 
     for c in 0..args.connections.max(1) {
         let budget = budget.clone();
         let visitors = args.visitors.max(1) as u64;
+        let ids = args.event_ids;
         tasks.push(tokio::spawn(async move {
-            let mut bodies = Bodies::new(client_seed(c, per_request), visitors);
+            let mut bodies = Bodies::new(client_seed(c, per_request), visitors, ids);
             let mut totals = Totals::default();
             let mut conn: Option<SendRequest<Full<Bytes>>> = None;
             while Instant::now() < deadline
@@ -587,13 +592,14 @@ const PRODUCTS: [&str; 6] = [
 struct Bodies {
     rng: Rng,
     visitors: u64,
+    ids: EventIds,
     buf: Vec<u8>,
     /// `(event type, the fields after the timestamp)` for each kind.
     kinds: Vec<(&'static str, String)>,
 }
 
 impl Bodies {
-    fn new(seed: u64, visitors: u64) -> Bodies {
+    fn new(seed: u64, visitors: u64, ids: EventIds) -> Bodies {
         let site = "https://www.southlandorganics.com";
         let tail = |path: &str, props: &str| {
             format!(
@@ -626,6 +632,7 @@ impl Bodies {
         Bodies {
             rng: Rng::new(seed),
             visitors,
+            ids,
             buf: Vec::with_capacity(64 * 1024),
             kinds,
         }
@@ -633,7 +640,9 @@ impl Bodies {
 
     /// A body of `events` events (a bare object for one), timestamped now.
     fn next(&mut self, events: usize) -> Bytes {
-        let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let now = Utc::now();
+        let timestamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let millis = now.timestamp_millis() as u64;
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         if events != 1 {
@@ -643,7 +652,7 @@ impl Bodies {
             if i > 0 {
                 buf.push(b',');
             }
-            self.write_event(&mut buf, &timestamp);
+            self.write_event(&mut buf, &timestamp, millis);
         }
         if events != 1 {
             buf.push(b']');
@@ -654,7 +663,7 @@ impl Bodies {
     }
 
     /// One event: a page view, a product view, a search or a tunnel view, a quarter each.
-    fn write_event(&mut self, buf: &mut Vec<u8>, timestamp: &str) {
+    fn write_event(&mut self, buf: &mut Vec<u8>, timestamp: &str, millis: u64) {
         let visitor = self.rng.below(self.visitors);
         let kind = match self.rng.below(4) {
             0 => 0,
@@ -666,10 +675,14 @@ impl Bodies {
         let bytes = ((u128::from(self.rng.next_u64()) << 64) | u128::from(self.rng.next_u64()))
             .to_be_bytes();
         let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let id = uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .hyphenated()
-            .encode_lower(&mut id);
+        let builder = match self.ids {
+            EventIds::V7 => {
+                let random: [u8; 10] = bytes[..10].try_into().unwrap_or_default();
+                uuid::Builder::from_unix_timestamp_millis(millis, &random)
+            }
+            EventIds::V4 => uuid::Builder::from_random_bytes(bytes),
+        };
+        let id = builder.into_uuid().hyphenated().encode_lower(&mut id);
         // Writing into a Vec cannot fail.
         let _ = write!(
             buf,
@@ -835,11 +848,11 @@ async fn copy_ceiling(
     schema: &str,
     cfg: &Config,
     rows: usize,
-    visitors: usize,
+    args: &LoadArgs,
 ) -> Result<(f64, f64), LoadError> {
     eprintln!("postgres: COPY of {rows} rows...");
     let now = Utc::now();
-    let mut bodies = Bodies::new(0xc0b1, visitors.max(1) as u64);
+    let mut bodies = Bodies::new(0xc0b1, args.visitors.max(1) as u64, args.event_ids);
     let enriched: Vec<EventRow> = (0..rows)
         .filter_map(|_| serde_json::from_slice::<Value>(&bodies.next(1)).ok())
         .filter_map(|raw| validate(cfg, &raw, now).ok())
@@ -902,7 +915,7 @@ mod tests {
     #[test]
     fn bodies_are_valid_events_with_fresh_ids() {
         let cfg = Config::southland();
-        let mut bodies = Bodies::new(7, 20);
+        let mut bodies = Bodies::new(7, 20, EventIds::V7);
         let one: Value = serde_json::from_slice(&bodies.next(1)).expect("one event is JSON");
         assert!(validate(&cfg, &one, Utc::now()).is_ok(), "{one}");
         let many: Value = serde_json::from_slice(&bodies.next(50)).expect("a batch is JSON");
@@ -918,19 +931,46 @@ mod tests {
 
     #[test]
     fn phases_and_clients_draw_their_own_event_ids() {
-        let ids = |seed: u64| -> std::collections::HashSet<String> {
-            let mut bodies = Bodies::new(seed, 20);
-            let batch: Value = serde_json::from_slice(&bodies.next(50)).expect("JSON");
-            batch
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
-                .collect()
-        };
-        let single = ids(client_seed(3, 1));
-        assert!(single.is_disjoint(&ids(client_seed(3, BATCH_EVENTS))));
-        assert!(single.is_disjoint(&ids(client_seed(4, 1))));
+        for kind in [EventIds::V7, EventIds::V4] {
+            let ids = |seed: u64| -> std::collections::HashSet<String> {
+                let mut bodies = Bodies::new(seed, 20, kind);
+                let batch: Value = serde_json::from_slice(&bodies.next(50)).expect("JSON");
+                batch
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+                    .collect()
+            };
+            let single = ids(client_seed(3, 1));
+            assert!(single.is_disjoint(&ids(client_seed(3, BATCH_EVENTS))));
+            assert!(single.is_disjoint(&ids(client_seed(4, 1))));
+        }
+    }
+
+    #[test]
+    fn event_ids_are_of_the_kind_asked_for() {
+        for (kind, version) in [(EventIds::V7, 7), (EventIds::V4, 4)] {
+            let mut bodies = Bodies::new(5, 20, kind);
+            let batch: Value = serde_json::from_slice(&bodies.next(10)).expect("JSON");
+            for e in batch.as_array().into_iter().flatten() {
+                let id = uuid::Uuid::parse_str(e["event_id"].as_str().unwrap_or_default())
+                    .expect("a UUID");
+                assert_eq!(id.get_version_num(), version, "{e}");
+                if kind == EventIds::V7 {
+                    // The id starts with the event's time, as the tracker's do.
+                    let at = chrono::DateTime::parse_from_rfc3339(
+                        e["timestamp"].as_str().unwrap_or_default(),
+                    )
+                    .expect("a timestamp");
+                    let (secs, nanos) = id.get_timestamp().expect("v7 has a time").to_unix();
+                    assert_eq!(
+                        secs as i64 * 1000 + i64::from(nanos / 1_000_000),
+                        at.timestamp_millis()
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use cdp_adapters::{ServiceKey, StoreTarget};
 use cdp_core::Config;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -201,6 +201,28 @@ pub struct LoadArgs {
     /// Most events per commit of the measured servers (default: `cdp serve`'s).
     #[arg(long)]
     pub writer_batch_events: Option<usize>,
+    /// The kind of event ids the generated events carry: `v7` (time-ordered, what the tracker
+    /// sends) or `v4` (random, what other producers may send).
+    #[arg(long, value_enum, default_value_t = EventIds::V7)]
+    pub event_ids: EventIds,
+}
+
+/// The UUID version of generated event ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventIds {
+    /// Time-ordered (RFC 9562 version 7), as the tracker sends them.
+    V7,
+    /// Random (version 4).
+    V4,
+}
+
+impl fmt::Display for EventIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventIds::V7 => "v7 (time-ordered)",
+            EventIds::V4 => "v4 (random)",
+        })
+    }
 }
 
 /// Flags of `cdp bench-metrics`.

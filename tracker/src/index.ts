@@ -10,7 +10,7 @@ import { anonymousId, customerId, forgetIdentity, rememberCustomerId } from './i
 import { forwardToPixel } from './pixel';
 import { type Session, touch, utmFromSearch } from './session';
 import { load, save } from './storage';
-import { uuid } from './uuid';
+import { eventId, uuid } from './uuid';
 
 const OPT_OUT_KEY = 'cdp_opt_out';
 const SESSION_KEY = 'cdp_session';
@@ -71,7 +71,7 @@ function start(host: Host, script: HTMLScriptElement | null): void {
         properties,
         Object.assign(
           {
-            event_id: uuid(),
+            event_id: eventId(now.getTime()),
             anonymous_id: anonymousId(),
             session_id: session.id,
             page_url: location.href,

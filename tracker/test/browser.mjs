@@ -18,6 +18,12 @@ import { storedRows } from './store.mjs';
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** The milliseconds a UUID v7 starts with. */
+export function uuid7Millis(id) {
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
 
 /**
  * Registers the hooks of a test file; the returned object is filled in as they run:

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { UUID_V4, openPage, sentEvents, sitePage, useHarness, waitForStored } from './browser.mjs';
+import { UUID_V4, UUID_V7, openPage, sentEvents, sitePage, useHarness, uuid7Millis, waitForStored } from './browser.mjs';
 import { asEvent, assertEnriched, assertStoredAsSent } from './store.mjs';
 
 const h = useHarness();
@@ -12,7 +12,8 @@ const h = useHarness();
 /** The fields that vary per run, checked for shape and then removed so the rest compares as data. */
 function stable(event) {
   const { event_id, anonymous_id, session_id, timestamp, ...rest } = event;
-  assert.match(event_id, UUID_V4);
+  assert.match(event_id, UUID_V7);
+  assert.equal(uuid7Millis(event_id), Date.parse(timestamp), 'the event id starts with the time it was tracked');
   assert.match(anonymous_id, UUID_V4);
   assert.match(session_id, UUID_V4);
   assert.equal(new Date(timestamp).toISOString(), timestamp);

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { UUID_V4, openPage, sentEvents, sitePage, sleep, useHarness, waitForStored } from './browser.mjs';
+import { UUID_V4, UUID_V7, openPage, sentEvents, sitePage, sleep, useHarness, waitForStored } from './browser.mjs';
 import { asEvent, assertEnriched, assertStoredAsSent, rowsPerEventId } from './store.mjs';
 
 const h = useHarness();
@@ -153,7 +153,7 @@ describe('identity', () => {
           ['product_clicked', { product_id: 'p1' }],
         ],
       );
-      for (const event of events) assert.match(event.event_id, UUID_V4);
+      for (const event of events) assert.match(event.event_id, UUID_V7);
       for (const row of rows) assertEnriched(row);
       assert.equal(new Set(events.map((e) => e.anonymous_id)).size, 1, 'one visitor across the reload');
       if (browser.stored) assert.equal(await browser.stored(page), events[0].anonymous_id);
