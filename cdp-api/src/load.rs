@@ -237,6 +237,115 @@ impl fmt::Display for Report {
     }
 }
 
+/// The medians of several runs: each phase's events/s and p99, the COPY ceiling, and the
+/// ratios that compare two things, taken within each run before the median.
+pub struct Summary<'a>(pub &'a [Report]);
+
+/// The median of `values` (the mean of the middle two for an even count); `None` when empty.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+impl Report {
+    fn phase(&self, backend: &str, prefix: &str) -> Option<&Phase> {
+        self.phases
+            .iter()
+            .find(|p| p.backend == backend && p.name.starts_with(prefix))
+    }
+
+    /// Batched events/s as a share of the COPY ceiling of the same run.
+    fn batch_share_of_copy(&self) -> Option<f64> {
+        let copy = self.copy_rows_per_sec.filter(|c| *c > 0.0)?;
+        Some(self.phase("postgres", "batch")?.events_per_sec / copy)
+    }
+
+    /// SQLite's events/s over Postgres' for a phase of the same run.
+    fn sqlite_over_postgres(&self, prefix: &str) -> Option<f64> {
+        let pg = self.phase("postgres", prefix)?.events_per_sec;
+        (pg > 0.0).then(|| self.phase("sqlite", prefix).map(|s| s.events_per_sec / pg))?
+    }
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let runs = self.0;
+        let Some(first) = runs.first() else {
+            return Ok(());
+        };
+        writeln!(f, "median of {} runs:", runs.len())?;
+        writeln!(
+            f,
+            "{:<9} {:<14} {:>9} {:>8}   events/s of each run",
+            "backend", "phase", "events/s", "p99 ms"
+        )?;
+        for p in &first.phases {
+            let same: Vec<&Phase> = runs
+                .iter()
+                .filter_map(|r| r.phase(&p.backend, &p.name))
+                .collect();
+            let rates: Vec<f64> = same.iter().map(|q| q.events_per_sec).collect();
+            let each: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+            writeln!(
+                f,
+                "{:<9} {:<14} {:>9.0} {:>8.2}   {}",
+                p.backend,
+                p.name,
+                median(rates).unwrap_or(0.0),
+                median(same.iter().map(|q| q.p99.as_secs_f64() * 1000.0).collect()).unwrap_or(0.0),
+                each.join(" ")
+            )?;
+        }
+        if let Some(copy) = median(runs.iter().filter_map(|r| r.copy_rows_per_sec).collect()) {
+            writeln!(
+                f,
+                "{:<9} {:<14} {:>9.0} rows/s",
+                "postgres", "COPY ceiling", copy
+            )?;
+        }
+        write_ratio(
+            f,
+            "postgres batched /collect / COPY ceiling",
+            runs.iter().map(Report::batch_share_of_copy).collect(),
+        )?;
+        write_ratio(
+            f,
+            "sqlite / postgres, single-event",
+            runs.iter()
+                .map(|r| r.sqlite_over_postgres("single"))
+                .collect(),
+        )?;
+        write_ratio(
+            f,
+            "sqlite / postgres, batch of 50",
+            runs.iter()
+                .map(|r| r.sqlite_over_postgres("batch"))
+                .collect(),
+        )
+    }
+}
+
+/// One ratio line of the summary: its median and each run's value (nothing when no run has it).
+fn write_ratio(f: &mut fmt::Formatter<'_>, name: &str, each: Vec<Option<f64>>) -> fmt::Result {
+    let each: Vec<f64> = each.into_iter().flatten().collect();
+    let listed: Vec<String> = each.iter().map(|r| format!("{:.0}%", r * 100.0)).collect();
+    match median(each) {
+        Some(m) => writeln!(
+            f,
+            "{name}: median {:.0}% (each run: {})",
+            m * 100.0,
+            listed.join(" ")
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Runs every phase and returns the figures.
 pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
     let mut report = Report {
@@ -971,6 +1080,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn run_of(sqlite: [f64; 2], postgres: [f64; 2], copy: f64) -> Report {
+        let phase = |backend: &str, name: &str, rate: f64| Phase {
+            backend: backend.into(),
+            name: name.into(),
+            events_per_sec: rate,
+            p50: Duration::from_millis(4),
+            p99: Duration::from_millis(rate as u64 / 1000),
+            requests: 1,
+            errors: 0,
+            not_accepted: 0,
+            cpu: None,
+            rollup_backlog: None,
+        };
+        Report {
+            phases: vec![
+                phase("sqlite", "single-event", sqlite[0]),
+                phase("sqlite", "batch of 50", sqlite[1]),
+                phase("postgres", "single-event", postgres[0]),
+                phase("postgres", "batch of 50", postgres[1]),
+            ],
+            copy_rows_per_sec: Some(copy),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN, 5.0]), Some(5.0));
+    }
+
+    #[test]
+    fn the_summary_takes_ratios_within_each_run_then_the_median() {
+        let runs = [
+            run_of([15_000.0, 30_000.0], [12_000.0, 25_000.0], 50_000.0),
+            run_of([10_000.0, 20_000.0], [10_000.0, 30_000.0], 40_000.0),
+            run_of([14_000.0, 33_000.0], [14_000.0, 30_000.0], 45_000.0),
+        ];
+        let text = Summary(&runs).to_string();
+        assert!(text.starts_with("median of 3 runs:"), "{text}");
+        assert!(
+            text.contains("sqlite    batch of 50        30000    30.00   30000 20000 33000"),
+            "{text}"
+        );
+        assert!(
+            text.contains("postgres  COPY ceiling       45000 rows/s"),
+            "{text}"
+        );
+        // 50%, 75%, 67%: the median of the ratios, not the ratio of the medians (30,000 / 45,000).
+        assert!(
+            text.contains(
+                "postgres batched /collect / COPY ceiling: median 67% (each run: 50% 75% 67%)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "sqlite / postgres, single-event: median 100% (each run: 125% 100% 100%)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("sqlite / postgres, batch of 50: median 110% (each run: 120% 67% 110%)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -67,8 +67,18 @@ async fn main() -> anyhow::Result<()> {
             println!("rebuilt {n} profiles");
         }
         Command::Load(args) => {
-            let report = load::run(&args).await?;
-            println!("{report}");
+            let mut reports = Vec::new();
+            for round in 1..=args.rounds {
+                if args.rounds > 1 {
+                    eprintln!("round {round} of {}", args.rounds);
+                }
+                let report = load::run(&args).await?;
+                println!("{report}");
+                reports.push(report);
+            }
+            if reports.len() > 1 {
+                println!("{}", load::Summary(&reports));
+            }
         }
         Command::BenchMetrics(args) => {
             for measured in metrics_bench::run(&args).await? {

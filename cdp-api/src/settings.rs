@@ -205,6 +205,11 @@ pub struct LoadArgs {
     /// sends) or `v4` (random, what other producers may send).
     #[arg(long, value_enum, default_value_t = EventIds::V7)]
     pub event_ids: EventIds,
+    /// Whole runs to make, one after another. With more than one, each run is printed, then
+    /// the median of each figure and of each run's ratios: on a shared machine one run's
+    /// figures can move by a tenth either way.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
 }
 
 /// The UUID version of generated event ids.
