@@ -346,6 +346,24 @@ fn write_ratio(f: &mut fmt::Formatter<'_>, name: &str, each: Vec<Option<f64>>) -
     }
 }
 
+/// Makes `args.rounds` whole runs one after another, handing each report to `each` as soon as
+/// it is measured; returns them all (for [`Summary`]).
+pub async fn run_rounds(
+    args: &LoadArgs,
+    mut each: impl FnMut(&Report),
+) -> Result<Vec<Report>, LoadError> {
+    let mut reports = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        if args.rounds > 1 {
+            eprintln!("round {round} of {}", args.rounds);
+        }
+        let report = run(args).await?;
+        each(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
 /// Runs every phase and returns the figures.
 pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
     let mut report = Report {

@@ -73,15 +73,7 @@ async fn main() -> anyhow::Result<()> {
             println!("rebuilt {n} profiles");
         }
         Command::Load(args) => {
-            let mut reports = Vec::new();
-            for round in 1..=args.rounds {
-                if args.rounds > 1 {
-                    eprintln!("round {round} of {}", args.rounds);
-                }
-                let report = load::run(&args).await?;
-                println!("{report}");
-                reports.push(report);
-            }
+            let reports = load::run_rounds(&args, |report| println!("{report}")).await?;
             if reports.len() > 1 {
                 println!("{}", load::Summary(&reports));
             }
