@@ -393,7 +393,7 @@ impl RowColumns {
     }
 
     /// The row's values in the order of [`EVENT_COLUMNS`].
-    fn values(&self) -> [&dyn rusqlite::ToSql; 21] {
+    fn values(&self) -> [&dyn rusqlite::ToSql; EVENT_COLUMNS.len()] {
         let c = &self.cols;
         let [timestamp, properties, scores, processed_at] = &self.texts;
         [

@@ -207,15 +207,11 @@ impl fmt::Display for Report {
                     "postgres", "COPY + fold", folded
                 )?;
             }
-            if let Some(batch) = self
-                .phases
-                .iter()
-                .find(|p| p.backend == "postgres" && p.name.starts_with("batch"))
-            {
+            if let Some(share) = self.batch_share_of_copy() {
                 writeln!(
                     f,
                     "postgres batched /collect = {:.0}% of the COPY ceiling",
-                    100.0 * batch.events_per_sec / copy
+                    100.0 * share
                 )?;
             }
         }
@@ -269,7 +265,8 @@ impl Report {
     /// SQLite's events/s over Postgres' for a phase of the same run.
     fn sqlite_over_postgres(&self, prefix: &str) -> Option<f64> {
         let pg = self.phase("postgres", prefix)?.events_per_sec;
-        (pg > 0.0).then(|| self.phase("sqlite", prefix).map(|s| s.events_per_sec / pg))?
+        let sqlite = self.phase("sqlite", prefix)?.events_per_sec;
+        (pg > 0.0).then_some(sqlite / pg)
     }
 }
 
