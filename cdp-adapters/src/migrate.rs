@@ -53,6 +53,11 @@ pub const SQLITE: &[Migration] = &[
         name: "rollup-queue",
         sql: include_str!("../migrations/sqlite/0003_rollup_queue.sql"),
     },
+    Migration {
+        version: 4,
+        name: "rollup-mark",
+        sql: include_str!("../migrations/sqlite/0004_rollup_mark.sql"),
+    },
 ];
 
 /// The advisory lock key every Postgres `migrate()` takes (an arbitrary constant: "cdpmigr").

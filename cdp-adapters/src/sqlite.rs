@@ -82,27 +82,36 @@ impl SqliteStore {
         self.run("migrate", migrate_blocking).await
     }
 
-    /// Folds the queued events into the dashboard rollups in one transaction and returns how
-    /// many it folded (migration 0003; the statements are `sqlite_fold.sql`). It runs on the
-    /// writer's connection, so it waits for a commit in progress and holds up the next one
-    /// for as long as it takes.
+    /// Folds the events stored since the last fold into the dashboard rollups in one
+    /// transaction and returns how many it folded (migration 0004; the statements are
+    /// `sqlite_fold.sql`). It runs on the writer's connection, so it waits for a commit in
+    /// progress and holds up the next one for as long as it takes.
     pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
         let op = "flush_rollups";
         self.run(op, move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| sql_err(op, e))?;
+            // Two seeks: the last stored event and the mark.
             let pending: i64 = tx
-                .query_row("select count(*) from cdp_rollup_pending", [], |r| r.get(0))
+                .query_row(
+                    "select coalesce((select max(seq) from cdp_events), 0) - folded_seq \
+                     from cdp_rollup_mark",
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(|e| sql_err(op, e))?;
-            if pending == 0 {
+            if pending <= 0 {
                 return Ok(0);
             }
             tx.execute_batch(FOLD).map_err(|e| sql_err(op, e))?;
-            tx.execute("delete from cdp_rollup_pending", [])
+            let folded: i64 = tx
+                .query_row("select count(*) from temp.cdp_fold_events", [], |r| {
+                    r.get(0)
+                })
                 .map_err(|e| sql_err(op, e))?;
             tx.commit().map_err(|e| sql_err(op, e))?;
-            Ok(u64::try_from(pending).unwrap_or(0))
+            Ok(u64::try_from(folded).unwrap_or(0))
         })
         .await
     }
@@ -159,8 +168,8 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         .map_err(|e| sql_err("open", e))?;
     // Checkpoints are the checkpointer's job, off the commit path; see [`Checkpointer`].
     // Statement journals (what undoes one failed statement inside a transaction, written for
-    // every insert that fires the rollup triggers) stay in memory instead of temp files: they
-    // never hold committed data, so durability does not depend on them.
+    // every multi-row insert) and the fold's work tables stay in memory instead of temp
+    // files: they never hold committed data, so durability does not depend on them.
     conn.execute_batch(&format!(
         "pragma wal_autocheckpoint = {WRITER_CHECKPOINT_PAGES}; \
          pragma cache_size = -{WRITER_CACHE_KIB}; \
@@ -264,11 +273,10 @@ const TIME_ORDERED_ID: &str =
 
 /// Most events one insert statement carries (21 parameters each, far below SQLite's 32,766).
 ///
-/// Why several rows per statement: the insert fires the rollup-queue trigger, so SQLite keeps
-/// a statement journal for it, copying every page the statement changes before its first
-/// change. One statement per event copied the pages of every index it touched for every
-/// event; one per chunk copies a page once per chunk. It also makes far fewer calls into
-/// SQLite, which counts while the one write connection is the bottleneck.
+/// Why several rows per statement: it makes far fewer calls into SQLite, which counts while the
+/// one write connection is the bottleneck. (While migration 0003's queue trigger fired on every
+/// insert, SQLite also kept a statement journal per statement, copying every page a statement
+/// changed before its first change; one statement per event paid that for every event.)
 const EVENTS_PER_STATEMENT: usize = 256;
 
 /// How many rows each insert statement of a batch of `n` carries: full statements of
@@ -879,5 +887,95 @@ mod tests {
             assert!(sql.contains(&format!("?{last})")));
             assert!(!sql.contains(&format!("?{}", last + 1)));
         }
+    }
+
+    fn migrated_to(conn: &Connection, version: i64) {
+        conn.execute_batch(SCHEMA_MIGRATIONS).expect("bookkeeping");
+        for m in migrate::SQLITE.iter().filter(|m| m.version <= version) {
+            conn.execute_batch(m.sql).expect(m.name);
+        }
+    }
+
+    fn store_events(conn: &Connection, n: usize) {
+        for i in 0..n {
+            conn.execute(
+                "insert into cdp_events (event_id, event_type, anonymous_id, \"timestamp\") \
+                 values (?1, 'page_viewed', 'a', '2026-11-01T10:00:00.000000Z')",
+                [format!("e{i}")],
+            )
+            .expect("insert");
+        }
+    }
+
+    #[test]
+    fn migration_4_puts_the_mark_below_what_the_queue_still_held() {
+        // (events stored under 0003, how many of them a fold had taken, the mark after 0004)
+        for (stored, folded, mark) in [(0, 0, 0), (5, 5, 5), (5, 2, 2), (5, 0, 0)] {
+            let conn = Connection::open_in_memory().expect("open");
+            migrated_to(&conn, 3);
+            store_events(&conn, stored);
+            // What a fold of the first `folded` events left of the queue.
+            conn.execute("delete from cdp_rollup_pending where seq <= ?1", [folded])
+                .expect("fold");
+            migrated_to(&conn, 4);
+            let got: i64 = conn
+                .query_row("select folded_seq from cdp_rollup_mark", [], |r| r.get(0))
+                .expect("mark");
+            assert_eq!(got, mark, "{stored} stored, {folded} folded");
+            let left: i64 = conn
+                .query_row(
+                    "select count(*) from sqlite_master \
+                     where name in ('cdp_rollup_pending', 'cdp_events_rollup_enqueue')",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("schema");
+            assert_eq!(left, 0, "the queue and its trigger are gone");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fold_takes_each_stored_event_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("cdp.db"))
+            .await
+            .expect("open");
+        assert_eq!(store.flush_rollups().await.expect("fold"), 0);
+        let write = |n| {
+            let store = store.clone();
+            async move {
+                store
+                    .run("test", move |c| {
+                        store_events(c, n);
+                        Ok(())
+                    })
+                    .await
+            }
+        };
+        write(3).await.expect("write");
+        assert_eq!(store.flush_rollups().await.expect("fold"), 3);
+        assert_eq!(store.flush_rollups().await.expect("fold"), 0, "nothing new");
+        store
+            .run("test", |c| {
+                c.execute(
+                    "insert into cdp_events (event_id, event_type, anonymous_id, \"timestamp\") \
+                     values ('late', 'page_viewed', 'b', '2026-11-01T11:00:00.000000Z')",
+                    [],
+                )
+                .map_err(|e| sql_err("test", e))
+            })
+            .await
+            .expect("write");
+        assert_eq!(store.flush_rollups().await.expect("fold"), 1);
+        let hourly: i64 = store
+            .run("test", |c| {
+                c.query_row("select sum(events) from cdp_rollup_hourly", [], |r| {
+                    r.get(0)
+                })
+                .map_err(|e| sql_err("test", e))
+            })
+            .await
+            .expect("hourly");
+        assert_eq!(hourly, 4, "each event counted once");
     }
 }

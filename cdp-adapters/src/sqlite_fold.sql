@@ -1,9 +1,33 @@
--- Folds every queued event (cdp_rollup_pending) into the SQLite rollups. Run inside one write
--- transaction on the writer's connection, which is the only writer: nothing is queued while it
--- runs, so the queue it reads is the queue it empties. The same rules as the Postgres fold
+-- Folds every event stored since the last fold (`seq` above `cdp_rollup_mark.folded_seq`,
+-- migration 0004) into the SQLite rollups and moves the mark past them. Run inside one write
+-- transaction on the writer's connection, which is the only writer: nothing is stored while it
+-- runs, so the events it takes are the events it marks. The same rules as the Postgres fold
 -- (docs/schemas/cdp-rollup-maintenance.sql) in SQLite's dialect; timestamps are RFC 3339 text,
 -- an hour is its first 13 characters and a day its first 10. `where true` keeps SQLite from
 -- reading an upsert's `on conflict` as a join constraint.
+
+-- The new events, with only the columns the rollups read (and the tunnel, test and variant
+-- out of the properties), taken once into memory (`temp_store = memory`).
+create temp table if not exists cdp_fold_events (
+    seq integer primary key, brand_id text, anonymous_id text, customer_id text,
+    session_id text, event_type text, "timestamp" text, predicted_persona text,
+    explicit_persona text, current_stage text, tunnel text, test_id text, variant text
+);
+delete from temp.cdp_fold_events;
+insert into temp.cdp_fold_events
+select seq, brand_id, anonymous_id, customer_id, session_id, event_type, "timestamp",
+       predicted_persona, explicit_persona, current_stage,
+       case when event_type in ('tunnel_viewed', 'hero_cta_clicked')
+            then coalesce(cast(json_extract(properties, '$.tunnel') as text), '')
+            else '' end,
+       case when event_type in ('ab_test_exposure', 'ab_test_conversion')
+             and json_extract(properties, '$.variant') is not null
+            then cast(json_extract(properties, '$.test_id') as text) end,
+       case when event_type in ('ab_test_exposure', 'ab_test_conversion')
+             and json_extract(properties, '$.test_id') is not null
+            then cast(json_extract(properties, '$.variant') as text) end
+from cdp_events
+where seq > (select folded_seq from cdp_rollup_mark);
 
 create temp table if not exists cdp_fold_hours (
     brand_id text, hour text, event_type text, persona text, tunnel text, events integer,
@@ -30,7 +54,7 @@ delete from temp.cdp_fold_moved;
 insert into temp.cdp_fold_hours
 select brand_id, substr("timestamp", 1, 13), event_type, coalesce(predicted_persona, ''),
        tunnel, count(*)
-from cdp_rollup_pending
+from temp.cdp_fold_events
 group by 1, 2, 3, 4, 5;
 
 insert into cdp_rollup_hourly (brand_id, hour, event_type, persona, tunnel, events)
@@ -54,9 +78,9 @@ select g.brand_id, g.day, g.anonymous_id, g.first_at, g.last_at,
 from (select brand_id, substr("timestamp", 1, 10) as day, anonymous_id,
              min("timestamp") as first_at, max("timestamp") as last_at,
              cast(substr(max("timestamp" || printf('%020d', seq)), -20) as integer) as latest
-      from cdp_rollup_pending
+      from temp.cdp_fold_events
       group by 1, 2, 3) g
-join cdp_rollup_pending p on p.seq = g.latest;
+join temp.cdp_fold_events p on p.seq = g.latest;
 
 -- Before the day rows change: the visitors whose neighbouring days can change (a new day, a
 -- day that starts earlier, or one that ends later while a later day exists).
@@ -108,7 +132,7 @@ insert into temp.cdp_fold_moved
 select n.brand_id, n.anonymous_id, n.session_id, n.started_at, o.started_at
 from (select brand_id, anonymous_id, coalesce(session_id, '') as session_id,
              min("timestamp") as started_at
-      from cdp_rollup_pending group by 1, 2, 3) n
+      from temp.cdp_fold_events group by 1, 2, 3) n
 left join cdp_rollup_sessions o
   on o.brand_id = n.brand_id and o.anonymous_id = n.anonymous_id
  and o.session_id = n.session_id
@@ -132,7 +156,7 @@ where excluded.started_at < started_at;
 
 insert into cdp_rollup_identities (brand_id, anonymous_id, identified_at)
 select brand_id, anonymous_id, min("timestamp")
-from cdp_rollup_pending
+from temp.cdp_fold_events
 where customer_id is not null or event_type in ('email_signup', 'identify')
 group by 1, 2
 on conflict (brand_id, anonymous_id) do update set identified_at = excluded.identified_at
@@ -142,10 +166,13 @@ insert into cdp_rollup_ab (brand_id, test_id, variant, anonymous_id, exposed_at,
 select brand_id, test_id, variant, anonymous_id,
        min(case when event_type = 'ab_test_exposure' then "timestamp" end),
        min(case when event_type = 'ab_test_conversion' then "timestamp" end)
-from cdp_rollup_pending
+from temp.cdp_fold_events
 where test_id is not null and variant is not null
 group by 1, 2, 3, 4
 on conflict (brand_id, test_id, variant, anonymous_id) do update set
     exposed_at = coalesce(min(exposed_at, excluded.exposed_at), exposed_at, excluded.exposed_at),
     converted_at = coalesce(min(converted_at, excluded.converted_at), converted_at,
                             excluded.converted_at);
+
+update cdp_rollup_mark set folded_seq = (select max(seq) from temp.cdp_fold_events)
+where exists (select 1 from temp.cdp_fold_events);

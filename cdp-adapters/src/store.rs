@@ -278,9 +278,9 @@ impl Store {
         delegate!(self, s => s.ping().await)
     }
 
-    /// Folds the events queued since the last fold into the dashboard rollups and returns how
+    /// Folds the events stored since the last fold into the dashboard rollups and returns how
     /// many it folded. SQLite and Postgres keep their rollups behind the event stream
-    /// (migration 0003 of each): `cdp serve` calls this periodically and the dashboard queries
+    /// (Postgres' migration 0003, SQLite's 0003 and 0004): `cdp serve` calls this periodically and the dashboard queries
     /// call it before reading. The Supabase REST sink leaves folding to the database (a
     /// scheduled `cdp_rollup_flush()`) or to a `cdp serve` whose dashboard reads the same
     /// database directly, so here it folds nothing.
