@@ -6,7 +6,7 @@
 //! batches), and prints events/s with p50/p99 request latency. On Postgres it then `COPY`s the
 //! same kind of rows into the same table, with the same indexes and triggers, as the ceiling a
 //! batch insert can hope for. Postgres folds its dashboard rollups behind the event stream
-//! (the server does it twice a second, during the phase, on the same cores), so each Postgres
+//! (the server does it every 2 s, during the phase, on the same cores), so each Postgres
 //! phase also reports what was left to fold when it ended and how long that took, and the
 //! `COPY` is reported with and without folding its rows. Durability is never relaxed: Postgres keeps its
 //! `synchronous_commit` (printed), SQLite keeps WAL with `synchronous = full`. All traffic

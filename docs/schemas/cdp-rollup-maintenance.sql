@@ -17,7 +17,7 @@
 -- * `select cdp_rollup_flush()` folds everything pending into the rollups in one transaction
 --   and returns how many events it folded. Flushes are serialised by a row lock on
 --   `cdp_rollup_flusher` (which also records the last flush), so two flushes never fold the
---   same visitor at once. `cdp serve` folds twice a second, and the dashboard queries fold
+--   same visitor at once. `cdp serve` folds every 2 seconds, and the dashboard queries fold
 --   before they read, so the dashboard never shows a pending event as missing. With Supabase
 --   REST writers and no `cdp serve`, schedule the flush (pg_cron: `select cron.schedule(
 --   'cdp-rollups', '5 seconds', 'select cdp_rollup_flush()')`) or let the dashboard reads do it.
