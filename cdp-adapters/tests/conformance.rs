@@ -528,6 +528,43 @@ async fn postgres_down_is_unavailable() {
     assert!(!err.to_string().contains("pw@"), "{err}");
 }
 
+/// A Postgres batch is first inserted as if every row were new; one stored row makes that
+/// fail as a whole, and the deduplicating insert then stores exactly the new rows. Each row
+/// gets a time-ordered (v7) id, ascending with `seq`, so the primary key grows at its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_batches_with_a_stored_row_keep_the_new_ones_and_ids_ascend() {
+    let schema = Schema::create().await;
+    let store = postgres_store(&schema.url, &schema).await;
+    let client = pg::connect(&schema.url).await;
+    let rows = support::data::page_views("v-ids", 6, "2026-03-04T10:00:00Z").rows;
+    let first = store.write_events(&rows[..2]).await.expect("first write");
+    assert_eq!(first, vec![WriteOutcome::Inserted; 2]);
+    // Stored, new, new, stored, new, new (plus a search-free repeat of the first row).
+    let mut batch = rows.clone();
+    batch.push(rows[0].clone());
+    let outcomes = store.write_events(&batch).await.expect("mixed write");
+    let mut want = vec![WriteOutcome::Duplicate; 2];
+    want.extend([WriteOutcome::Inserted; 4]);
+    want.push(WriteOutcome::Duplicate);
+    assert_eq!(outcomes, want);
+    let ids: Vec<uuid::Uuid> = client
+        .query(
+            &format!("select id from \"{}\".cdp_events order by seq", schema.name),
+            &[],
+        )
+        .await
+        .expect("ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids.len(), 6, "each event stored once");
+    assert!(
+        ids.iter().all(|id| id.get_version_num() == 7),
+        "time-ordered ids: {ids:?}"
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending: {ids:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rejections_carry_the_sqlstate() {
     let schema = Schema::create().await;

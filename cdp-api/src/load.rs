@@ -964,9 +964,10 @@ fn pg(e: tokio_postgres::Error) -> LoadError {
 const COPY_COLUMNS: &str =
     "brand_id, event_id, event_type, anonymous_id, session_id, \"timestamp\", \
      page_url, page_title, utm_source, properties, predicted_persona, persona_confidence, \
-     explicit_persona, current_stage, stage_confidence, persona_scores, processed_at";
+     explicit_persona, current_stage, stage_confidence, persona_scores, processed_at, id";
 
-/// Rows per second of one plain `COPY` of `rows` enriched rows into the schema's `cdp_events`.
+/// Rows per second of one plain `COPY` of `rows` enriched rows into the schema's `cdp_events`,
+/// with time-ordered ids as the collector writes them.
 async fn copy_ceiling(
     client: &tokio_postgres::Client,
     schema: &str,
@@ -984,7 +985,7 @@ async fn copy_ceiling(
         .collect();
     let mut csv = String::with_capacity(enriched.len() * 400);
     for r in &enriched {
-        let fields: [Option<String>; 17] = [
+        let fields: [Option<String>; 18] = [
             Some(r.brand_id.to_string()),
             Some(r.event_id.hyphenated().to_string()),
             Some(r.event_type.as_str().to_owned()),
@@ -1004,6 +1005,7 @@ async fn copy_ceiling(
             Some(r.stage_confidence.to_string()),
             serde_json::to_string(&r.persona_scores).ok(),
             Some(r.processed_at.to_rfc3339()),
+            Some(uuid::Uuid::now_v7().hyphenated().to_string()),
         ];
         let line: Vec<String> = fields
             .iter()
