@@ -58,7 +58,36 @@ pub const SQLITE: &[Migration] = &[
         name: "rollup-mark",
         sql: include_str!("../migrations/sqlite/0004_rollup_mark.sql"),
     },
+    Migration {
+        version: 5,
+        name: "rollups-apart",
+        sql: include_str!("../migrations/sqlite/0005_rollups_apart.sql"),
+    },
 ];
+
+/// Where the rollup tables' definitions end in the event file's migration 0002 (the recount
+/// views, the backfill and the triggers follow; they belong to the event file).
+const ROLLUP_TABLES_END: &str = "-- The recounts:";
+
+/// The migrations of SQLite's rollup file (the rollups kept apart from the events since the
+/// event file's 0005). Its tables are the ones the event file's 0002 defines, taken from that
+/// one text so the two cannot differ; then the fold mark.
+pub fn sqlite_rollups() -> [Migration; 2] {
+    let tables = SQLITE[1].sql;
+    let end = tables.find(ROLLUP_TABLES_END).unwrap_or(tables.len());
+    [
+        Migration {
+            version: 1,
+            name: "rollup-tables",
+            sql: &tables[..end],
+        },
+        Migration {
+            version: 2,
+            name: "fold-mark",
+            sql: include_str!("../migrations/sqlite-rollups/0002_fold_mark.sql"),
+        },
+    ]
+}
 
 /// The advisory lock key every Postgres `migrate()` takes (an arbitrary constant: "cdpmigr").
 pub const POSTGRES_LOCK_KEY: i64 = 0x0063_6470_6d69_6772;
@@ -92,8 +121,26 @@ mod tests {
     }
 
     #[test]
+    fn the_rollup_file_takes_only_the_tables_of_0002() {
+        let [tables, _] = sqlite_rollups();
+        for table in crate::analytics::ROLLUP_TABLES {
+            assert!(tables
+                .sql
+                .contains(&format!("create table if not exists {table} (")));
+        }
+        for other in [
+            "create view",
+            "create trigger",
+            "\nfrom cdp_events",
+            "insert into",
+        ] {
+            assert!(!tables.sql.contains(other), "{other}");
+        }
+    }
+
+    #[test]
     fn versions_ascend_without_gaps() {
-        for list in [POSTGRES, SQLITE] {
+        for list in [POSTGRES, SQLITE, &sqlite_rollups()] {
             for (i, m) in list.iter().enumerate() {
                 assert_eq!(m.version, i as i64 + 1, "{}", m.name);
             }

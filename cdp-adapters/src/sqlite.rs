@@ -2,6 +2,10 @@
 //! journal with `synchronous=FULL` (a committed batch survives power loss), every operation on
 //! one connection in one transaction, run on tokio's blocking pool so the async runtime never
 //! waits on disk. The caller's batch is the group commit: one fsync per `write_events` call.
+//!
+//! The dashboard rollups live in a second file beside it (the rollup file, see
+//! [`rollup_path`]), with a connection of their own that folds new events into them from a
+//! read snapshot of the event file, so a fold never holds the event file's write connection.
 
 use crate::codec::{
     self, EventColumns, ProfileColumns, SearchColumns, EVENT_COLUMNS, PROFILE_COLUMNS,
@@ -17,8 +21,27 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use uuid::Uuid;
 
-/// The statements that fold the rollup queue into the rollups.
-const FOLD: &str = include_str!("sqlite_fold.sql");
+/// Most events one fold transaction takes: a first fold after an upgrade recounts every
+/// stored event, and this bounds the memory its work tables take.
+const FOLD_EVENTS: usize = 100_000;
+
+/// The statements that fold new events into the rollups, with their bound of events.
+static FOLD: LazyLock<String> = LazyLock::new(|| {
+    include_str!("sqlite_fold.sql").replace("{fold_events}", &FOLD_EVENTS.to_string())
+});
+
+/// The rollup file of an event file: `cdp.sqlite3` keeps its rollups in `cdp.rollups.sqlite3`.
+pub fn rollup_path(events: &Path) -> PathBuf {
+    let stem = events
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cdp".to_owned());
+    let name = match events.extension() {
+        Some(ext) => format!("{stem}.rollups.{}", ext.to_string_lossy()),
+        None => format!("{stem}.rollups"),
+    };
+    events.with_file_name(name)
+}
 /// How long a statement waits for another process holding the write lock.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// How often the checkpointer copies committed WAL frames back into the database file.
@@ -37,6 +60,9 @@ const WRITER_CACHE_KIB: u32 = 64 * 1024;
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// The rollup file's connection, the only one that writes it, with the event file
+    /// attached (read only in practice: it only reads `cdp_events`).
+    folder: Arc<Mutex<Connection>>,
     /// A second, read-only connection for dashboard queries, opened on first use: in WAL mode
     /// it reads a consistent snapshot without holding up the writer's connection.
     pub(crate) reader: Arc<Mutex<Option<Connection>>>,
@@ -58,15 +84,17 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
         let p = path.clone();
-        let (conn, checkpointer) = tokio::task::spawn_blocking(move || {
+        let (conn, folder, checkpointer) = tokio::task::spawn_blocking(move || {
             let conn = open_blocking(&p)?;
-            Ok::<_, StoreError>((conn, Checkpointer::spawn(&p)?))
+            let folder = open_rollups_blocking(&p)?;
+            Ok::<_, StoreError>((conn, folder, Checkpointer::spawn(&p)?))
         })
         .await
         .map_err(|e| unavailable("open", e.to_string()))??;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            folder: Arc::new(Mutex::new(folder)),
             reader: Arc::default(),
             _checkpointer: Arc::new(checkpointer),
         })
@@ -77,43 +105,66 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The rollup file beside it.
+    pub fn rollup_path(&self) -> PathBuf {
+        rollup_path(&self.path)
+    }
+
     /// Applies pending migrations; running it again is a no-op.
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         self.run("migrate", migrate_blocking).await
     }
 
-    /// Folds the events stored since the last fold into the dashboard rollups in one
-    /// transaction and returns how many it folded (migration 0004; the statements are
-    /// `sqlite_fold.sql`). It runs on the writer's connection, so it waits for a commit in
-    /// progress and holds up the next one for as long as it takes.
+    /// Folds the events stored since the last fold into the dashboard rollups and returns how
+    /// many it folded (the statements are `sqlite_fold.sql`). It runs on the rollup file's
+    /// connection against a snapshot of the event file, so the writer's commits go on beside
+    /// it; each transaction takes at most [`FOLD_EVENTS`] events, and it repeats until it has
+    /// taken every event stored when it started.
     pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
         let op = "flush_rollups";
-        self.run(op, move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| sql_err(op, e))?;
-            // Two seeks: the last stored event and the mark.
-            let pending: i64 = tx
+        let folder = Arc::clone(&self.folder);
+        tokio::task::spawn_blocking(move || {
+            let mut c = folder
+                .lock()
+                .map_err(|_| unavailable(op, "fold connection lock poisoned by a panic".into()))?;
+            let e = |err| sql_err(op, err);
+            let last: i64 = c
                 .query_row(
-                    "select coalesce((select max(seq) from cdp_events), 0) - folded_seq \
-                     from cdp_rollup_mark",
+                    "select coalesce(max(seq), 0) from events.cdp_events",
                     [],
                     |r| r.get(0),
                 )
-                .map_err(|e| sql_err(op, e))?;
-            if pending <= 0 {
-                return Ok(0);
+                .map_err(e)?;
+            let mut folded = 0u64;
+            loop {
+                // Deferred: `begin immediate` would take the write lock of every attached
+                // file, the event file's too, and stop the writer for the whole fold. This
+                // connection is the rollup file's only writer, so its first write there
+                // never waits, and the event file is only read.
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Deferred)
+                    .map_err(e)?;
+                let mark: i64 = tx
+                    .query_row("select folded_seq from cdp_rollup_mark", [], |r| r.get(0))
+                    .map_err(e)?;
+                if mark >= last {
+                    return Ok(folded);
+                }
+                tx.execute_batch(&FOLD).map_err(e)?;
+                let n: i64 = tx
+                    .query_row("select count(*) from temp.cdp_fold_events", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(e)?;
+                tx.commit().map_err(e)?;
+                folded += u64::try_from(n).unwrap_or(0);
+                if n == 0 {
+                    return Ok(folded);
+                }
             }
-            tx.execute_batch(FOLD).map_err(|e| sql_err(op, e))?;
-            let folded: i64 = tx
-                .query_row("select count(*) from temp.cdp_fold_events", [], |r| {
-                    r.get(0)
-                })
-                .map_err(|e| sql_err(op, e))?;
-            tx.commit().map_err(|e| sql_err(op, e))?;
-            Ok(u64::try_from(folded).unwrap_or(0))
         })
         .await
+        .map_err(|e| unavailable(op, e.to_string()))?
     }
 
     /// Whether the database answers.
@@ -180,6 +231,42 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens (creating and migrating) the rollup file of the event file at `events`, and attaches
+/// the event file as `events`, whose tables the fold reads by their plain names.
+///
+/// The rollup file syncs at `synchronous = NORMAL`: its contents can always be recounted from
+/// the events, and a fold lost to a power cut only leaves the mark where the rollups are (both
+/// are in the same transaction), so the next fold takes those events again.
+fn open_rollups_blocking(events: &Path) -> Result<Connection, StoreError> {
+    let op = "open";
+    let path = rollup_path(events);
+    let mut conn = Connection::open(&path)
+        .map_err(|e| unavailable(op, format!("opening {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(|e| sql_err(op, e))?;
+    let mode: String = conn
+        .query_row("pragma journal_mode = wal", [], |r| r.get(0))
+        .map_err(|e| sql_err(op, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(unavailable(
+            op,
+            format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
+        ));
+    }
+    conn.execute_batch(&format!(
+        "pragma synchronous = normal; pragma cache_size = -{WRITER_CACHE_KIB}; \
+         pragma temp_store = memory;"
+    ))
+    .map_err(|e| sql_err(op, e))?;
+    apply_migrations(&mut conn, &migrate::sqlite_rollups())?;
+    conn.execute(
+        "attach database ?1 as events",
+        [events.to_string_lossy().as_ref()],
+    )
+    .map_err(|e| sql_err(op, e))?;
+    Ok(conn)
+}
+
 /// Copies committed WAL frames back into the database file from its own connection and
 /// thread, every [`CHECKPOINT_EVERY`]. Left to the writer, a checkpoint (with its fsync of the
 /// database file) would run inside whichever commit crossed the threshold and hold up every
@@ -218,6 +305,14 @@ impl Checkpointer {
 }
 
 fn migrate_blocking(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
+    apply_migrations(conn, migrate::SQLITE)
+}
+
+/// Applies the migrations of `list` not yet recorded in the file's `schema_migrations`.
+fn apply_migrations(
+    conn: &mut Connection,
+    list: &[migrate::Migration],
+) -> Result<Vec<i64>, StoreError> {
     let op = "migrate";
     // IMMEDIATE takes the write lock first, so two processes migrating at once serialise.
     let tx = conn
@@ -226,7 +321,7 @@ fn migrate_blocking(conn: &mut Connection) -> Result<Vec<i64>, StoreError> {
     tx.execute_batch(SCHEMA_MIGRATIONS)
         .map_err(|e| sql_err(op, e))?;
     let mut applied = Vec::new();
-    for m in migrate::SQLITE {
+    for m in list {
         let done: Option<i64> = tx
             .query_row(
                 "select version from schema_migrations where version = ?1",
@@ -968,14 +1063,54 @@ mod tests {
             .expect("write");
         assert_eq!(store.flush_rollups().await.expect("fold"), 1);
         let hourly: i64 = store
+            .folder
+            .lock()
+            .expect("fold connection")
+            .query_row("select sum(events) from cdp_rollup_hourly", [], |r| {
+                r.get(0)
+            })
+            .expect("hourly");
+        assert_eq!(hourly, 4, "each event counted once");
+    }
+
+    #[tokio::test]
+    async fn after_migration_5_the_rollup_file_recounts_every_stored_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cdp.sqlite3");
+        {
+            // A file as migration 0004 left it, its five events already folded there.
+            let conn = Connection::open(&path).expect("open");
+            migrated_to(&conn, 4);
+            store_events(&conn, 5);
+            conn.execute_batch(
+                "update cdp_rollup_mark set folded_seq = 5; \
+                 insert into schema_migrations (version, name) \
+                 values (1, 'init'), (2, 'rollups'), (3, 'rollup-queue'), (4, 'rollup-mark');",
+            )
+            .expect("mark");
+        }
+        let store = SqliteStore::open(&path).await.expect("open");
+        let left: i64 = store
             .run("test", |c| {
-                c.query_row("select sum(events) from cdp_rollup_hourly", [], |r| {
-                    r.get(0)
-                })
+                c.query_row(
+                    "select count(*) from sqlite_master where type = 'table' \
+                     and name like 'cdp_rollup_%'",
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(|e| sql_err("test", e))
             })
             .await
-            .expect("hourly");
-        assert_eq!(hourly, 4, "each event counted once");
+            .expect("schema");
+        assert_eq!(left, 0, "the event file keeps no rollup table");
+        assert_eq!(rollup_path(&path), dir.path().join("cdp.rollups.sqlite3"));
+        assert!(store.rollup_path().exists());
+        assert_eq!(
+            store.flush_rollups().await.expect("fold"),
+            5,
+            "all recounted"
+        );
+        let diffs = store.rollup_differences().await.expect("recount");
+        assert!(diffs.is_empty(), "{diffs:?}");
     }
 }

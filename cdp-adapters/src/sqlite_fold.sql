@@ -1,10 +1,13 @@
--- Folds every event stored since the last fold (`seq` above `cdp_rollup_mark.folded_seq`,
--- migration 0004) into the SQLite rollups and moves the mark past them. Run inside one write
--- transaction on the writer's connection, which is the only writer: nothing is stored while it
--- runs, so the events it takes are the events it marks. The same rules as the Postgres fold
--- (docs/schemas/cdp-rollup-maintenance.sql) in SQLite's dialect; timestamps are RFC 3339 text,
--- an hour is its first 13 characters and a day its first 10. `where true` keeps SQLite from
--- reading an upsert's `on conflict` as a join constraint.
+-- Folds the events stored since the last fold (`seq` above `cdp_rollup_mark.folded_seq`,
+-- in order, at most {fold_events} of them) into the SQLite rollups and moves the mark past
+-- them. Run in one write transaction of the rollup file's connection (cdp-adapters/src/
+-- sqlite.rs), where `cdp_events` is the attached event file, read from one snapshot. The
+-- event file has one writer and `seq` is its autoincrement rowid, so a snapshot holds every
+-- event up to its greatest `seq`: the events taken are exactly the next ones after the mark.
+-- The same rules as the Postgres fold (docs/schemas/cdp-rollup-maintenance.sql) in SQLite's
+-- dialect; timestamps are RFC 3339 text, an hour is its first 13 characters and a day its
+-- first 10. `where true` keeps SQLite from reading an upsert's `on conflict` as a join
+-- constraint.
 
 -- The new events, with only the columns the rollups read (and the tunnel, test and variant
 -- out of the properties), taken once into memory (`temp_store = memory`).
@@ -27,7 +30,9 @@ select seq, brand_id, anonymous_id, customer_id, session_id, event_type, "timest
              and json_extract(properties, '$.test_id') is not null
             then cast(json_extract(properties, '$.variant') as text) end
 from cdp_events
-where seq > (select folded_seq from cdp_rollup_mark);
+where seq > (select folded_seq from cdp_rollup_mark)
+order by seq
+limit {fold_events};
 
 create temp table if not exists cdp_fold_hours (
     brand_id text, hour text, event_type text, persona text, tunnel text, events integer,

@@ -122,7 +122,8 @@ pub enum StoreTarget {
 impl StoreTarget {
     /// Parses the `--database-url` value. `None` or `""` is the embedded default
     /// (`<data_dir>/cdp.sqlite3`); `sqlite:PATH` is a SQLite file (a PATH that is an existing
-    /// directory means `PATH/cdp.sqlite3`); `postgres://` and `postgresql://` are Postgres;
+    /// directory means `PATH/cdp.sqlite3`; the dashboard rollups go in a second file beside
+    /// it, `cdp.rollups.sqlite3`); `postgres://` and `postgresql://` are Postgres;
     /// `https://...` is Supabase REST and needs the service key. Rows Supabase refuses go to
     /// `<data_dir>/dead-letter/`.
     pub fn parse(
@@ -280,8 +281,8 @@ impl Store {
 
     /// Folds the events stored since the last fold into the dashboard rollups and returns how
     /// many it folded. SQLite and Postgres keep their rollups behind the event stream
-    /// (Postgres' migration 0003, SQLite's 0003 and 0004): `cdp serve` calls this periodically and the dashboard queries
-    /// call it before reading. The Supabase REST sink leaves folding to the database (a
+    /// (Postgres' migration 0003, SQLite's 0004 and 0005): `cdp serve` calls this
+    /// periodically and the dashboard queries call it before reading. The Supabase REST sink leaves folding to the database (a
     /// scheduled `cdp_rollup_flush()`) or to a `cdp serve` whose dashboard reads the same
     /// database directly, so here it folds nothing.
     pub async fn flush_rollups(&self) -> Result<u64, StoreError> {

@@ -436,10 +436,28 @@ async fn postgres_rollups_fold_each_event_once_beside_writers() {
         "and fills the rollups"
     );
 
-    // Two writers (the second half also re-sends some of the first: duplicates queue
-    // nothing) and two folders at once.
+    folds_beside_writers_take_each_event_once(&store, rest).await;
+}
+
+/// SQLite folds from its own connection into the rollup file while the writer commits to the
+/// event file: each event is still folded exactly once, and the rollups equal the recount.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rollups_fold_each_event_once_beside_writers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&StoreTarget::Sqlite {
+        path: dir.path().join("cdp.sqlite3"),
+    })
+    .await
+    .expect("open sqlite");
+    folds_beside_writers_take_each_event_once(&store, &many_visitors(12)).await;
+}
+
+/// Two writers (the second half also re-sends some of the first: duplicates are folded
+/// nothing) and two folders at once, then a last fold: every stored event is folded exactly
+/// once and the rollups equal the recount.
+async fn folds_beside_writers_take_each_event_once(store: &Store, rows: &[cdp_core::EventRow]) {
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let (a, b) = rest.split_at(rest.len() / 2);
+    let (a, b) = rows.split_at(rows.len() / 2);
     let mut b = b.to_vec();
     b.extend_from_slice(&a[..30]);
     let write = |part: Vec<cdp_core::EventRow>| {
@@ -472,7 +490,7 @@ async fn postgres_rollups_fold_each_event_once_beside_writers() {
     folded += store.flush_rollups().await.expect("last fold");
     assert_eq!(
         folded,
-        rest.len() as u64,
+        rows.len() as u64,
         "every stored event is folded exactly once"
     );
     let diffs = store.rollup_differences().await.expect("recount");

@@ -1,5 +1,5 @@
 //! Keeps the dashboard rollups caught up: SQLite and Postgres fold them behind the event
-//! stream (Postgres' migration 0003, SQLite's 0003 and 0004), so a task folds the events stored
+//! stream (Postgres' migration 0003, SQLite's 0004 and 0005), so a task folds the events stored
 //! since the last fold every [`fold_every`] of the backend; a fold takes thousands of events at
 //! once instead of a few dozen per commit, and the collector's commits do not touch the
 //! rollups. Dashboard reads fold before they read, so the figures never miss a stored event;
@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 
 /// How often stored events are folded into the rollups of this store.
 ///
-/// A SQLite fold holds the one write connection, so it runs often and stays short (about
-/// 10 ms for the ~1,200 events 100 ms of 12,000 events/s leave).
+/// A SQLite fold runs on the rollup file's own connection, beside the writer (the event
+/// file's migration 0005); it runs often so that each fold, and the one a dashboard read
+/// makes first, stays short.
 ///
 /// A Postgres fold runs beside the commits on its own connection. Much of its work is per
 /// visitor, not per event (each visitor-day row it touches is re-read, re-linked and

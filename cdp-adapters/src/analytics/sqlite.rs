@@ -48,6 +48,7 @@ impl SqliteStore {
     {
         let reader = std::sync::Arc::clone(&self.reader);
         let path = self.path().to_path_buf();
+        let rollups = self.rollup_path();
         tokio::task::spawn_blocking(move || {
             let mut guard = reader
                 .lock()
@@ -60,6 +61,13 @@ impl SqliteStore {
                 .map_err(|e| unavailable(op, format!("opening {}: {e}", path.display())))?;
                 conn.busy_timeout(std::time::Duration::from_millis(READ_BUSY_TIMEOUT_MS))
                     .map_err(|e| sql_err(op, e))?;
+                // The rollups, in their own file: read by their plain names, which the
+                // event file no longer has (its migration 0005).
+                conn.execute(
+                    "attach database ?1 as rollups",
+                    [rollups.to_string_lossy().as_ref()],
+                )
+                .map_err(|e| sql_err(op, e))?;
                 *guard = Some(conn);
             }
             let conn = guard
