@@ -5,7 +5,7 @@
 //! unnest($1, ...) RETURNING`, its searches inserted by a data-modifying CTE of the same
 //! statement, so a batch costs one round trip and one commit, not one per event or per table.
 //! When a row of the batch is already stored, the same statement with `ON CONFLICT (brand_id,
-//! event_id) DO NOTHING` runs instead (see [`Inserts`]).
+//! event_id) DO NOTHING` runs instead (see `Inserts`).
 //!
 //! Table names are qualified with the target's schema instead of relying on `search_path`,
 //! which a transaction pooler does not keep between transactions.

@@ -124,7 +124,7 @@ impl SqliteStore {
     /// Folds the events stored since the last fold into the dashboard rollups and returns how
     /// many it folded (the statements are `sqlite_fold.sql`). It runs on the rollup file's
     /// connection against a snapshot of the event file, so the writer's commits go on beside
-    /// it; each transaction takes at most [`FOLD_EVENTS`] events, and it repeats until it has
+    /// it; each transaction takes at most `FOLD_EVENTS` events, and it repeats until it has
     /// taken every event stored when it started.
     pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
         let op = "flush_rollups";
