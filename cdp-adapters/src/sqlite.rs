@@ -270,7 +270,40 @@ fn open_rollups_blocking(events: &Path) -> Result<Connection, StoreError> {
         [events.to_string_lossy().as_ref()],
     )
     .map_err(|e| sql_err(op, e))?;
+    recount_if_ahead(&mut conn)?;
     Ok(conn)
+}
+
+/// Empties the rollups and puts the mark back to 0 when it is past the last stored event: the
+/// event file is older than the rollup file (restored from a backup without it), so the
+/// rollups count events that file does not hold. The next fold recounts every stored event.
+/// Checked at open, before the collector can store anything new with those `seq`s.
+fn recount_if_ahead(conn: &mut Connection) -> Result<(), StoreError> {
+    let op = "open";
+    let e = |err| sql_err(op, err);
+    let tx = conn.transaction().map_err(e)?;
+    let (mark, last): (i64, i64) = tx
+        .query_row(
+            "select folded_seq, (select coalesce(max(seq), 0) from events.cdp_events) \
+             from cdp_rollup_mark",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(e)?;
+    if mark > last {
+        tracing::warn!(
+            folded_through = mark,
+            last_stored = last,
+            "the rollup file is ahead of the event file (restored separately?); recounting"
+        );
+        for table in crate::analytics::ROLLUP_TABLES {
+            tx.execute(&format!("delete from main.{table}"), [])
+                .map_err(e)?;
+        }
+        tx.execute("update cdp_rollup_mark set folded_seq = 0", [])
+            .map_err(e)?;
+    }
+    tx.commit().map_err(e)
 }
 
 /// Copies committed WAL frames back into the database file from its own connection and
@@ -1116,6 +1149,36 @@ mod tests {
             5,
             "all recounted"
         );
+        let diffs = store.rollup_differences().await.expect("recount");
+        assert!(diffs.is_empty(), "{diffs:?}");
+    }
+
+    #[tokio::test]
+    async fn an_event_file_older_than_its_rollups_is_recounted_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cdp.sqlite3");
+        {
+            let store = SqliteStore::open(&path).await.expect("open");
+            store
+                .run("test", |c| {
+                    store_events(c, 5);
+                    Ok(())
+                })
+                .await
+                .expect("write");
+            assert_eq!(store.flush_rollups().await.expect("fold"), 5);
+        }
+        {
+            // What restoring the event file from a copy taken after its second event does.
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "delete from cdp_events where seq > 2; \
+                 update sqlite_sequence set seq = 2 where name = 'cdp_events';",
+            )
+            .expect("restore");
+        }
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        assert_eq!(store.flush_rollups().await.expect("fold"), 2, "recounted");
         let diffs = store.rollup_differences().await.expect("recount");
         assert!(diffs.is_empty(), "{diffs:?}");
     }
