@@ -42,6 +42,7 @@ pub fn rollup_path(events: &Path) -> PathBuf {
     };
     events.with_file_name(name)
 }
+
 /// How long a statement waits for another process holding the write lock.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// How often the checkpointer copies committed WAL frames back into the database file. A
@@ -205,22 +206,10 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| unavailable("open", format!("creating {}: {e}", dir.display())))?;
     }
-    let mut conn = Connection::open(path)
-        .map_err(|e| unavailable("open", format!("opening {}: {e}", path.display())))?;
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
-        .map_err(|e| sql_err("open", e))?;
+    let mut conn = open_wal(path)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, which is
-    // what makes an acknowledged batch durable. Never lower it.
-    let mode: String = conn
-        .query_row("pragma journal_mode = wal", [], |r| r.get(0))
-        .map_err(|e| sql_err("open", e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(unavailable(
-            "open",
-            format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
-        ));
-    }
+    // FULL syncs the WAL on every commit, which is what makes an acknowledged batch durable.
+    // Never lower it.
     conn.execute_batch("pragma synchronous = full;")
         .map_err(|e| sql_err("open", e))?;
     // Checkpoints are the checkpointer's job, off the commit path; see [`Checkpointer`].
@@ -237,16 +226,11 @@ fn open_blocking(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Opens (creating and migrating) the rollup file of the event file at `events`, and attaches
-/// the event file as `events`, whose tables the fold reads by their plain names.
-///
-/// The rollup file syncs at `synchronous = NORMAL`: its contents can always be recounted from
-/// the events, and a fold lost to a power cut only leaves the mark where the rollups are (both
-/// are in the same transaction), so the next fold takes those events again.
-fn open_rollups_blocking(events: &Path) -> Result<Connection, StoreError> {
+/// Opens a SQLite file in WAL mode (readers run beside the writer), waiting up to
+/// [`BUSY_TIMEOUT_MS`] for another process's lock.
+fn open_wal(path: &Path) -> Result<Connection, StoreError> {
     let op = "open";
-    let path = rollup_path(events);
-    let mut conn = Connection::open(&path)
+    let conn = Connection::open(path)
         .map_err(|e| unavailable(op, format!("opening {}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
         .map_err(|e| sql_err(op, e))?;
@@ -259,6 +243,18 @@ fn open_rollups_blocking(events: &Path) -> Result<Connection, StoreError> {
             format!("{} cannot use WAL (journal_mode is {mode})", path.display()),
         ));
     }
+    Ok(conn)
+}
+
+/// Opens (creating and migrating) the rollup file of the event file at `events`, and attaches
+/// the event file as `events`, whose tables the fold reads by their plain names.
+///
+/// The rollup file syncs at `synchronous = NORMAL`: its contents can always be recounted from
+/// the events, and a fold lost to a power cut only leaves the mark where the rollups are (both
+/// are in the same transaction), so the next fold takes those events again.
+fn open_rollups_blocking(events: &Path) -> Result<Connection, StoreError> {
+    let op = "open";
+    let mut conn = open_wal(&rollup_path(events))?;
     conn.execute_batch(&format!(
         "pragma synchronous = normal; pragma cache_size = -{WRITER_CACHE_KIB}; \
          pragma temp_store = memory;"
