@@ -34,6 +34,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "rollup-maintenance",
         sql: include_str!("../../docs/schemas/cdp-rollup-maintenance.sql"),
     },
+    Migration {
+        version: 4,
+        name: "write-path",
+        sql: include_str!("../../docs/schemas/cdp-write-path.sql"),
+    },
 ];
 
 /// The SQLite migrations: the same tables in SQLite's types.

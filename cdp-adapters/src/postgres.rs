@@ -1,11 +1,13 @@
 //! The Postgres backend. Every statement is sent unnamed with its parameter types
 //! (`query_typed`) or as a simple query, never as a named prepared statement, so it works
 //! through Supabase's transaction pooler (and PgBouncer in transaction mode) as well as on a
-//! direct connection. A batch of events is one statement: an `INSERT ... SELECT FROM
-//! unnest($1, ...) RETURNING`, its searches inserted by a data-modifying CTE of the same
-//! statement, so a batch costs one round trip and one commit, not one per event or per table.
-//! When a row of the batch is already stored, the same statement with `ON CONFLICT (brand_id,
-//! event_id) DO NOTHING` runs instead (see `Inserts`).
+//! direct connection. A batch of events is one statement, a call of the function
+//! `cdp_write_events` (migration 0004, `docs/schemas/cdp-write-path.sql`) with one array per
+//! column, which inserts the events and their searches and returns the key of each stored row:
+//! one round trip and one commit per batch, not one per event or per table, and a plan that
+//! each server session keeps instead of planning the insert for every batch. It is called
+//! as a plain insert first; when a row of the batch is already stored, it is called again with
+//! `deduplicate` (see [`WRITE_EVENTS_ARGS`]).
 //!
 //! Table names are qualified with the target's schema instead of relying on `search_path`,
 //! which a transaction pooler does not keep between transactions.
@@ -49,9 +51,8 @@ impl std::fmt::Debug for PostgresStore {
 /// The statements, with table names qualified by the schema.
 struct Statements {
     schema: String,
-    /// The batch insert, as [`Inserts`]: events alone, and events with their searches.
-    insert_events: Inserts,
-    insert_events_and_searches: Inserts,
+    /// The batch insert: a call of `cdp_write_events` (see [`WRITE_EVENTS_ARGS`]).
+    write_events: String,
     upsert_profiles: String,
     load_profile: String,
     purge_expired: String,
@@ -66,29 +67,15 @@ struct Statements {
     ping: String,
 }
 
-/// Postgres types of the [`EVENT_COLUMNS`], in order.
-const EVENT_TYPES: [&str; 21] = [
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "timestamptz",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "jsonb",
-    "text",
-    "real",
-    "text",
-    "text",
-    "real",
-    "jsonb",
-    "timestamptz",
+/// Columns of `cdp_searches` the collector writes, in the order they are sent.
+const SEARCH_COLUMNS: [&str; 7] = [
+    "brand_id",
+    "event_id",
+    "query",
+    "anonymous_id",
+    "results_count",
+    "page_url",
+    "searched_at",
 ];
 
 /// Postgres types of the [`PROFILE_COLUMNS`], in order.
@@ -113,36 +100,15 @@ const PROFILE_TYPES: [&str; 18] = [
     "timestamptz",
 ];
 
-const SEARCH_COLUMNS: [&str; 7] = [
-    "brand_id",
-    "event_id",
-    "query",
-    "anonymous_id",
-    "results_count",
-    "page_url",
-    "searched_at",
-];
-const SEARCH_TYPES: [&str; 7] = [
-    "text",
-    "text",
-    "text",
-    "text",
-    "integer",
-    "text",
-    "timestamptz",
-];
-
-/// One batch insert in its two forms. `new` is a plain insert: it assumes every row is new
-/// and fails as a whole (unique violation) if one is not. `deduplicating` skips stored rows
-/// with `on conflict do nothing`, which costs Postgres a speculative insertion per row (a
-/// check of the unique index, then the insert, then a confirmation record); a plain insert
-/// of the same 20-row batches ran about a tenth faster (pgbench on the spec's schema).
-/// Duplicates are rare (a client's retry), so a batch is tried `new` first and again
-/// `deduplicating` only when that fails on a duplicate.
-struct Inserts {
-    new: String,
-    deduplicating: String,
-}
+/// Arguments of `cdp_write_events`: `deduplicate`, the [`EVENT_COLUMNS`] and `id`, the
+/// [`SEARCH_COLUMNS`]. With `deduplicate` false it is a plain insert: it assumes every row is new
+/// and fails as a whole (unique violation) if one is not. With `deduplicate` true it skips
+/// stored rows with `on conflict do nothing`, which costs Postgres a speculative insertion per
+/// row (a check of the unique index, then the insert, then a confirmation record); a plain
+/// insert of the same 20-row batches ran about a tenth faster (pgbench on the spec's schema).
+/// Duplicates are rare (a client's retry), so a batch is tried plainly first and again with
+/// `deduplicate` only when that fails on a duplicate.
+const WRITE_EVENTS_ARGS: usize = 1 + EVENT_COLUMNS.len() + 1 + SEARCH_COLUMNS.len();
 
 /// A quoted identifier.
 pub(crate) fn ident(name: &str) -> String {
@@ -154,17 +120,12 @@ pub(crate) fn col_list(cols: &[&str]) -> String {
 }
 
 /// `insert into T (cols) select cols from unnest($1::t1[], ...) with ordinality ... order by
-/// ord`: the ordinality keeps `seq` in input order.
+/// ord`: the ordinality keeps the rows in input order.
 fn unnest_insert(table: &str, cols: &[&str], types: &[&str]) -> String {
-    unnest_insert_from(table, cols, types, 1)
-}
-
-/// [`unnest_insert`] with its parameters numbered from `$first`.
-fn unnest_insert_from(table: &str, cols: &[&str], types: &[&str], first: usize) -> String {
     let args: Vec<String> = types
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("${}::{t}[]", i + first))
+        .map(|(i, t)| format!("${}::{t}[]", i + 1))
         .collect();
     format!(
         "insert into {table} ({cols}) select {cols} from unnest({args}) with ordinality \
@@ -183,48 +144,15 @@ impl Statements {
             .iter()
             .map(|c| format!("{0} = excluded.{0}", ident(c)))
             .collect();
-        // The event columns and, last, `id`: generated here, time-ordered (see
-        // `EventParams::ids`).
-        let event_cols: Vec<&str> = EVENT_COLUMNS.iter().copied().chain(["id"]).collect();
-        let event_types: Vec<&str> = EVENT_TYPES.iter().copied().chain(["uuid"]).collect();
-        let insert_events = |conflict: &str| {
-            format!(
-                "{}{conflict}",
-                unnest_insert(&events, &event_cols, &event_types)
-            )
-        };
-        let searches = |conflict: &str| {
-            format!(
-                "{}{conflict}",
-                unnest_insert_from(
-                    &format!("{s}.cdp_searches"),
-                    &SEARCH_COLUMNS,
-                    &SEARCH_TYPES,
-                    event_cols.len() + 1
-                )
-            )
-        };
-        // Data-modifying CTEs run once and to completion whatever the outer query reads, all in
-        // the statement's one implicit transaction.
-        let with_searches = |conflict: &str| {
-            format!(
-                "with inserted as ({} returning brand_id, event_id), searches as ({}) \
-                 select brand_id, event_id from inserted",
-                insert_events(conflict),
-                searches(conflict)
-            )
-        };
-        let skip = " on conflict (brand_id, event_id) do nothing";
         Statements {
             schema: schema.to_owned(),
-            insert_events: Inserts {
-                new: format!("{} returning brand_id, event_id", insert_events("")),
-                deduplicating: format!("{} returning brand_id, event_id", insert_events(skip)),
-            },
-            insert_events_and_searches: Inserts {
-                new: with_searches(""),
-                deduplicating: with_searches(skip),
-            },
+            write_events: format!(
+                "select stored_brand_id, stored_event_id from {s}.cdp_write_events({})",
+                (1..=WRITE_EVENTS_ARGS)
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             upsert_profiles: format!(
                 "{} on conflict (brand_id, anonymous_id) do update set {}",
                 unnest_insert(&profiles, &PROFILE_COLUMNS, &PROFILE_TYPES),
@@ -545,30 +473,23 @@ impl EventSink for PostgresStore {
         let count: Vec<i32> = searches.iter().map(|s| s.results_count).collect();
         let page = text(|s| s.page_url.clone());
         let at: Vec<DateTime<Utc>> = searches.iter().map(|s| s.searched_at).collect();
-        let mut all = params.params();
-        let statement = if searches.is_empty() {
-            &self.sql.insert_events
-        } else {
-            all.extend([
-                (&brand as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
-                (&event, Type::TEXT_ARRAY),
-                (&query, Type::TEXT_ARRAY),
-                (&anon, Type::TEXT_ARRAY),
-                (&count, Type::INT4_ARRAY),
-                (&page, Type::TEXT_ARRAY),
-                (&at, Type::TIMESTAMPTZ_ARRAY),
-            ]);
-            &self.sql.insert_events_and_searches
-        };
+        let mut all: Vec<(&(dyn ToSql + Sync), Type)> = vec![(&false, Type::BOOL)];
+        all.extend(params.params());
+        all.extend([
+            (&brand as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
+            (&event, Type::TEXT_ARRAY),
+            (&query, Type::TEXT_ARRAY),
+            (&anon, Type::TEXT_ARRAY),
+            (&count, Type::INT4_ARRAY),
+            (&page, Type::TEXT_ARRAY),
+            (&at, Type::TIMESTAMPTZ_ARRAY),
+        ]);
 
-        // One statement, so one round trip and one implicit transaction (committed, and
-        // durable, when it returns): no BEGIN and COMMIT round trips around it. A plain insert
-        // first; if a row of the batch is already stored (or comes twice), the whole statement
-        // fails and stores nothing, and the deduplicating form runs instead.
         let client = self.client(op).await?;
-        let inserted = match client.query_typed(&statement.new, &all).await {
+        let inserted = match client.query_typed(&self.sql.write_events, &all).await {
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                client.query_typed(&statement.deduplicating, &all).await
+                all[0] = (&true, Type::BOOL);
+                client.query_typed(&self.sql.write_events, &all).await
             }
             other => other,
         };
@@ -879,5 +800,100 @@ pub(crate) fn pg_err(op: &'static str, e: tokio_postgres::Error) -> StoreError {
             status,
             message,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Postgres types of the [`EVENT_COLUMNS`], in order.
+    const EVENT_TYPES: [&str; 21] = [
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "timestamptz",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "text",
+        "jsonb",
+        "text",
+        "real",
+        "text",
+        "text",
+        "real",
+        "jsonb",
+        "timestamptz",
+    ];
+
+    /// Postgres types of the [`SEARCH_COLUMNS`], in order.
+    const SEARCH_TYPES: [&str; 7] = [
+        "text",
+        "text",
+        "text",
+        "text",
+        "integer",
+        "text",
+        "timestamptz",
+    ];
+
+    /// `cdp_write_events`' arguments as its migration declares them: `(name, type)` pairs.
+    fn declared_write_events_args() -> Vec<(String, String)> {
+        let sql = migrate::POSTGRES
+            .iter()
+            .find(|m| m.name == "write-path")
+            .expect("the write-path migration")
+            .sql;
+        let start = sql
+            .find("create or replace function cdp_write_events(")
+            .expect("the function");
+        let rest = &sql[start..];
+        let args = &rest[rest.find('(').unwrap_or(0) + 1..rest.find(")\nreturns").unwrap_or(0)];
+        args.split(',')
+            .map(|a| {
+                let mut words = a.split_whitespace();
+                let name = words.next().unwrap_or_default().to_owned();
+                let ty = words.collect::<Vec<_>>().join(" ");
+                (name, ty)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_write_function_takes_the_columns_in_the_order_they_are_sent() {
+        let mut expected = vec![("deduplicate".to_owned(), "boolean".to_owned())];
+        let events = EVENT_COLUMNS
+            .iter()
+            .chain(&["id"])
+            .zip(EVENT_TYPES.iter().chain(&["uuid"]));
+        expected.extend(events.map(|(c, t)| (format!("e_{c}"), format!("{t}[]"))));
+        let searches = SEARCH_COLUMNS.iter().zip(SEARCH_TYPES);
+        expected.extend(searches.map(|(c, t)| (format!("s_{c}"), format!("{t}[]"))));
+        assert_eq!(declared_write_events_args(), expected);
+        assert_eq!(expected.len(), WRITE_EVENTS_ARGS);
+
+        // And the Rust side binds each event column with that column's array type.
+        let params = EventParams::default();
+        let sent: Vec<String> = params
+            .params()
+            .iter()
+            .map(|(_, t)| t.name().to_owned())
+            .collect();
+        let wanted: Vec<String> = EVENT_TYPES
+            .iter()
+            .chain(&["uuid"])
+            .map(|t| match *t {
+                "real" => "_float4".to_owned(),
+                "integer" => "_int4".to_owned(),
+                t => format!("_{t}"),
+            })
+            .collect();
+        assert_eq!(sent, wanted);
     }
 }

@@ -535,6 +535,67 @@ async fn postgres_fold_functions_refuse_other_roles() {
     );
 }
 
+/// On Supabase, new functions are granted to `anon` and `authenticated` by name (its default
+/// privileges), not through PUBLIC, and PostgREST offers each one they may execute as an RPC.
+/// The migrations must take those grants back from the server's functions. The roles are made
+/// here when the cluster lacks them, and the schema gets Supabase's default privileges before
+/// it is migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_server_functions_are_not_granted_to_supabase_api_roles() {
+    let schema = Schema::create().await;
+    let client = pg::connect(&schema.url).await;
+    let s = &schema.name;
+    client
+        .batch_execute(&format!(
+            "do $$ declare r text; begin
+                 foreach r in array array['anon', 'authenticated'] loop
+                     begin execute format('create role %I nologin', r);
+                     exception when duplicate_object or unique_violation then null; end;
+                 end loop;
+             end $$;
+             grant usage on schema \"{s}\" to anon, authenticated;
+             alter default privileges in schema \"{s}\"
+                 grant all on tables to anon, authenticated;
+             alter default privileges in schema \"{s}\"
+                 grant execute on functions to anon, authenticated;"
+        ))
+        .await
+        .expect("Supabase's roles and default privileges");
+    let _store = postgres_store(&schema.url, &schema).await;
+    let rows = client
+        .query(
+            "select p.proname::text, r.rolname::text, \
+                    has_function_privilege(r.oid, p.oid, 'execute') \
+             from pg_proc p cross join pg_roles r \
+             where p.pronamespace = $1::text::regnamespace \
+               and p.proname in ('cdp_write_events', 'cdp_rollup_flush', 'cdp_rollup_apply') \
+               and r.rolname in ('anon', 'authenticated', current_user) \
+             order by 1, 2",
+            &[&format!("\"{s}\"")],
+        )
+        .await
+        .expect("privileges");
+    let seen: Vec<(String, String, bool)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let owner: String = client
+        .query_one("select current_user::text", &[])
+        .await
+        .expect("current user")
+        .get(0);
+    let mut expected = Vec::new();
+    for f in ["cdp_rollup_apply", "cdp_rollup_flush", "cdp_write_events"] {
+        let mut roles = vec!["anon".to_owned(), "authenticated".to_owned(), owner.clone()];
+        roles.sort();
+        for r in roles {
+            let allowed = r == owner;
+            expected.push((f.to_owned(), r, allowed));
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_is_unavailable() {
     // Port 1 on loopback refuses connections.
@@ -588,12 +649,12 @@ async fn postgres_rejections_carry_the_sqlstate() {
     let schema = Schema::create().await;
     let target = StoreTarget::Postgres(PostgresTarget::new(&schema.url).with_schema(&schema.name));
     let store = Store::open(&target).await.expect("open");
-    // Not migrated: the table is missing (42P01).
+    // Not migrated: the write function is missing (42883, undefined_function).
     let rows = support::data::page_views("v-err", 1, "2026-03-04T10:00:00Z").rows;
     let err = store.write_events(&rows).await.expect_err("no tables");
     match err {
         StoreError::Rejected { op, status, .. } => {
-            assert_eq!((op, status.as_str()), ("write_events", "42P01"));
+            assert_eq!((op, status.as_str()), ("write_events", "42883"));
         }
         other => panic!("expected Rejected, got {other}"),
     }
