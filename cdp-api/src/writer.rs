@@ -49,6 +49,10 @@ const EVICTED_DIRTY_MAX: usize = 1024;
 /// Times a batch is retried when the store reports a transient conflict (a deadlock or a
 /// serialisation failure: nothing was stored, and the same batch can succeed).
 const CONFLICT_RETRIES: u32 = 3;
+/// Most events gathered and staged in one step. Staging is CPU work on the writer's own task,
+/// and a commit that lands during a step is answered (and the next commit started) only when
+/// the step ends; small steps keep that wait short while requests keep arriving.
+const STAGE_EVENTS: usize = 256;
 /// Times the gatherer yields to the runtime to let requests in flight reach the queue.
 const GATHER_YIELDS: usize = 4;
 /// How often a writer logs what it did (at debug level) and starts counting afresh.
@@ -398,7 +402,7 @@ impl ShardWriter {
                 }
                 msg = rx.recv(), if self.room(&staged) > 0 => match msg {
                     Some(first) => {
-                        let limit = self.room(&staged);
+                        let limit = self.room(&staged).min(STAGE_EVENTS);
                         let batch = self.gather(first, &mut rx, limit).await;
                         match (self.stage(batch).await, staged.take()) {
                             // The staged batch grows until the commit in flight lands, so
