@@ -660,6 +660,42 @@ async fn postgres_rejections_carry_the_sqlstate() {
     }
 }
 
+/// SQLite inserts a large batch in steps, each converted while the one before is inserted;
+/// the steps are still one transaction. A row refused in the last step (here by a trigger
+/// that stands in for any failure SQLite can report) leaves nothing of the batch stored, and
+/// the same batch is stored whole once the refusal is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_batch_refused_in_its_last_step_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cdp.sqlite3");
+    let store = Store::open(&StoreTarget::Sqlite { path: path.clone() })
+        .await
+        .expect("open");
+    let rows = support::data::page_views("v-refused-late", 600, "2026-03-04T10:00:00Z").rows;
+    let c = rusqlite::Connection::open(&path).expect("open");
+    c.execute_batch(&format!(
+        "create trigger refuse_one before insert on cdp_events \
+         when new.event_id = '{}' begin select raise(abort, 'refused'); end;",
+        rows[590].event_id.hyphenated()
+    ))
+    .expect("trigger");
+    let count = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("select count(*) from cdp_events", [], |r| r.get(0))
+            .expect("count")
+    };
+    store
+        .write_events(&rows)
+        .await
+        .expect_err("a row of the last step is refused");
+    assert_eq!(count(&c), 0, "nothing of the refused batch is stored");
+
+    c.execute_batch("drop trigger refuse_one")
+        .expect("drop trigger");
+    let again = store.write_events(&rows).await.expect("write again");
+    assert!(again.iter().all(|o| *o == WriteOutcome::Inserted));
+    assert_eq!(count(&c), 600);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_survives_reopen_and_is_durable_wal() {
     let dir = tempfile::tempdir().expect("tempdir");
