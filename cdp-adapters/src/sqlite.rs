@@ -406,15 +406,7 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
-/// The row id written with each event: the processing time in milliseconds (12 hex digits)
-/// then 80 random bits, 32 hex digits like the column's default. New ids sort after old ones,
-/// so the unique index on `id` grows at its right edge: a commit dirties a page or two of it
-/// instead of one random page per event, each of which a commit writes to the WAL in full.
-const TIME_ORDERED_ID: &str =
-    "printf('%012x', cast(round((julianday(?{processed_at}) - 2440587.5) \
-     * 86400000) as integer)) || lower(hex(randomblob(10)))";
-
-/// Most events one insert statement carries (21 parameters each, far below SQLite's 32,766).
+/// Most events one insert statement carries (22 parameters each, far below SQLite's 32,766).
 ///
 /// Why several rows per statement: it makes far fewer calls into SQLite, which counts while the
 /// one write connection is the bottleneck. (While migration 0003's queue trigger fired on every
@@ -442,18 +434,11 @@ fn statement_sizes(n: usize) -> Vec<usize> {
 /// already stored, or that comes again later in the same statement, is skipped by
 /// `do nothing` and not returned.
 fn build_insert_events_sql(rows: usize) -> String {
-    let n = EVENT_COLUMNS.len();
-    let processed_at = EVENT_COLUMNS
-        .iter()
-        .position(|c| *c == "processed_at")
-        .unwrap_or(n - 1);
+    let n = EVENT_COLUMNS.len() + 1;
     let values: Vec<String> = (0..rows)
         .map(|r| {
-            let first = r * n;
-            let params: Vec<String> = (1..=n).map(|i| format!("?{}", first + i)).collect();
-            let id =
-                TIME_ORDERED_ID.replace("{processed_at}", &(first + processed_at + 1).to_string());
-            format!("({id}, {})", params.join(", "))
+            let params: Vec<String> = (1..=n).map(|i| format!("?{}", r * n + i)).collect();
+            format!("({})", params.join(", "))
         })
         .collect();
     format!(
@@ -484,16 +469,19 @@ fn insert_events_sql(rows: usize) -> &'static str {
 /// plus the other statements of this module.
 const STATEMENT_CACHE: usize = 32;
 
-/// A search row, its id time-ordered like an event's (by the search's time), so the primary
-/// key grows at its right edge too.
-static INSERT_SEARCH: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "insert into cdp_searches \
-         (id, brand_id, event_id, query, anonymous_id, results_count, page_url, searched_at) \
-         values ({}, ?1, ?2, ?3, ?4, ?5, ?6, ?7) on conflict (brand_id, event_id) do nothing",
-        TIME_ORDERED_ID.replace("{processed_at}", "7")
-    )
-});
+/// A search row, its id time-ordered like an event's (see [`row_id`]), so the primary key
+/// grows at its right edge too.
+const INSERT_SEARCH: &str = "insert into cdp_searches \
+     (id, brand_id, event_id, query, anonymous_id, results_count, page_url, searched_at) \
+     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) on conflict (brand_id, event_id) do nothing";
+
+/// A new row id: a version 7 UUID (time-ordered, like the ids the Postgres adapter sends) in
+/// the form of the columns' default, 32 lower-case hex digits. New ids sort after old ones, so
+/// a unique index on `id` grows at its right edge: a commit dirties a page or two of it
+/// instead of one random page per row, each of which a commit writes to the WAL in full.
+fn row_id() -> String {
+    Uuid::now_v7().simple().to_string()
+}
 
 fn upsert_profile_sql() -> String {
     let updates: Vec<String> = PROFILE_COLUMNS[2..]
@@ -516,10 +504,13 @@ fn json_text(v: &Value) -> String {
 /// takes the connection, so the one writer spends its time in SQLite, not in formatting
 /// timestamps and JSON.
 struct RowColumns {
+    /// The row id, from [`row_id`].
+    id: String,
     cols: EventColumns,
     /// `timestamp`, `properties`, `persona_scores` and `processed_at` as stored.
     texts: [String; 4],
-    search: Option<(SearchColumns, String)>,
+    /// The search row: its id, its columns and `searched_at` as stored.
+    search: Option<(String, SearchColumns, String)>,
 }
 
 impl RowColumns {
@@ -534,20 +525,22 @@ impl RowColumns {
         let search = row.search().as_ref().map(|s| {
             let s = SearchColumns::from_row(s);
             let at = codec::ts_text(s.searched_at);
-            (s, at)
+            (row_id(), s, at)
         });
         RowColumns {
+            id: row_id(),
             cols,
             texts,
             search,
         }
     }
 
-    /// The row's values in the order of [`EVENT_COLUMNS`].
-    fn values(&self) -> [&dyn rusqlite::ToSql; EVENT_COLUMNS.len()] {
+    /// The row's values: `id`, then the [`EVENT_COLUMNS`] in order.
+    fn values(&self) -> [&dyn rusqlite::ToSql; EVENT_COLUMNS.len() + 1] {
         let c = &self.cols;
         let [timestamp, properties, scores, processed_at] = &self.texts;
         [
+            &self.id,
             &c.brand_id,
             &c.event_id,
             &c.event_type,
@@ -587,7 +580,7 @@ fn write_blocking(
     let mut out = Vec::new();
     // Every step of the batch, in order, until the sender is done: one transaction.
     for rows in steps.iter() {
-        let mut search = tx.prepare_cached(INSERT_SEARCH.as_str()).map_err(e)?;
+        let mut search = tx.prepare_cached(INSERT_SEARCH).map_err(e)?;
         let mut start = 0;
         for size in statement_sizes(rows.len()) {
             let chunk = &rows[start..start + size];
@@ -616,9 +609,10 @@ fn write_blocking(
                 } else {
                     WriteOutcome::Duplicate
                 });
-                if let Some((s, searched_at)) = &row.search {
+                if let Some((id, s, searched_at)) = &row.search {
                     search
                         .execute(params![
+                            id,
                             s.brand_id,
                             s.event_id,
                             s.query,
@@ -1048,9 +1042,9 @@ mod tests {
     fn every_statement_size_has_its_insert() {
         for size in statement_sizes(2 * EVENTS_PER_STATEMENT - 1) {
             let sql = insert_events_sql(size);
-            let rows = sql.matches("lower(hex(randomblob(10)))").count();
+            let rows = sql.matches("), (").count() + 1;
             assert_eq!(rows, size, "the insert of {size} rows");
-            let last = size * EVENT_COLUMNS.len();
+            let last = size * (EVENT_COLUMNS.len() + 1);
             assert!(sql.contains(&format!("?{last})")));
             assert!(!sql.contains(&format!("?{}", last + 1)));
         }

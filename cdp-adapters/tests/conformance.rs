@@ -644,6 +644,43 @@ async fn postgres_batches_with_a_stored_row_keep_the_new_ones_and_ids_ascend() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending: {ids:?}");
 }
 
+/// SQLite's row ids are time-ordered (v7) too, in the columns' 32-hex-digit form, so each
+/// table's `id` index grows at its end: ascending with `seq` across batches, searches included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ids_are_time_ordered_and_ascend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("cdp.sqlite3");
+    let store = Store::open(&StoreTarget::Sqlite { path: path.clone() })
+        .await
+        .expect("open");
+    // Every third event is a search.
+    let rows = support::data::page_views("v-sqlite-ids", 300, "2026-03-04T10:00:00Z").rows;
+    for batch in [&rows[..100], &rows[100..]] {
+        store.write_events(batch).await.expect("write");
+    }
+    let c = rusqlite::Connection::open(&path).expect("open");
+    for (table, order, n) in [("cdp_events", "seq", 300), ("cdp_searches", "rowid", 100)] {
+        let mut stmt = c
+            .prepare(&format!("select id from {table} order by {order}"))
+            .expect("prepare");
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("ids")
+            .map(|r| r.expect("id"))
+            .collect();
+        assert_eq!(ids.len(), n, "{table}");
+        for id in &ids {
+            let parsed = uuid::Uuid::try_parse(id).expect("a uuid");
+            assert_eq!(parsed.simple().to_string(), *id, "{table}: stored form");
+            assert_eq!(parsed.get_version_num(), 7, "{table}: {id}");
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{table} ascending: {ids:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rejections_carry_the_sqlstate() {
     let schema = Schema::create().await;
