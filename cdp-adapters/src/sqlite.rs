@@ -433,6 +433,12 @@ fn statement_sizes(n: usize) -> Vec<usize> {
 /// The insert of `rows` events, returning the key of each row it stored: a row that is
 /// already stored, or that comes again later in the same statement, is skipped by
 /// `do nothing` and not returned.
+///
+/// `or fail`: any other constraint a row breaks stops the statement where it is instead of
+/// undoing the statement's earlier rows, and the write then rolls back its whole transaction
+/// (see [`write_blocking`]), so nothing of the batch is stored either way. Undoing one
+/// statement is what SQLite keeps a statement journal for: a copy of every page a multi-row
+/// insert changes, taken before its first change, about a tenth of the writer's time.
 fn build_insert_events_sql(rows: usize) -> String {
     let n = EVENT_COLUMNS.len() + 1;
     let values: Vec<String> = (0..rows)
@@ -442,7 +448,7 @@ fn build_insert_events_sql(rows: usize) -> String {
         })
         .collect();
     format!(
-        "insert into cdp_events (id, {}) values {} \
+        "insert or fail into cdp_events (id, {}) values {} \
          on conflict (brand_id, event_id) do nothing returning brand_id, event_id",
         quoted(&EVENT_COLUMNS),
         values.join(", ")

@@ -697,10 +697,12 @@ async fn postgres_rejections_carry_the_sqlstate() {
     }
 }
 
-/// SQLite inserts a large batch in steps, each converted while the one before is inserted;
-/// the steps are still one transaction. A row refused in the last step (here by a trigger
-/// that stands in for any failure SQLite can report) leaves nothing of the batch stored, and
-/// the same batch is stored whole once the refusal is gone.
+/// SQLite inserts a large batch in steps, each converted while the one before is inserted,
+/// with `insert or fail` statements, which stop at a refused row and keep the rows before it;
+/// the steps are still one transaction, rolled back whole. A row refused in the middle of a
+/// statement of the last step (here by a trigger raising FAIL, which stands in for any
+/// failure SQLite can report) leaves nothing of the batch stored, and the same batch is stored
+/// whole once the refusal is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_batch_refused_in_its_last_step_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -712,7 +714,7 @@ async fn sqlite_a_batch_refused_in_its_last_step_stores_nothing() {
     let c = rusqlite::Connection::open(&path).expect("open");
     c.execute_batch(&format!(
         "create trigger refuse_one before insert on cdp_events \
-         when new.event_id = '{}' begin select raise(abort, 'refused'); end;",
+         when new.event_id = '{}' begin select raise(fail, 'refused'); end;",
         rows[590].event_id.hyphenated()
     ))
     .expect("trigger");
