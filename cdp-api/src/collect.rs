@@ -68,11 +68,7 @@ async fn persist(
     app: &AppState,
     checked: Vec<Result<ValidEvent, Rejection>>,
 ) -> Result<Collected, AppError> {
-    let valid: Vec<ValidEvent> = checked
-        .iter()
-        .filter_map(|c| c.as_ref().ok())
-        .cloned()
-        .collect();
+    let (valid, slots) = intake::take_valid(checked);
     let mut stored = Vec::with_capacity(valid.len());
     if !valid.is_empty() {
         let statuses = app.writers.write(valid).await.map_err(|e| match e {
@@ -91,5 +87,5 @@ async fn persist(
             ),
         }));
     }
-    Ok(intake::collect_reply(checked, stored).into())
+    Ok(intake::collect_reply(slots, stored).into())
 }

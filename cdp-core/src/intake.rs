@@ -8,6 +8,7 @@ use crate::contract::{parse_body, validate, BodyError, Rejection, ValidEvent, Vi
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use uuid::Uuid;
 
 /// Content types the collector reads: JSON, and the `text/plain` that `navigator.sendBeacon`
 /// sends for a string body without a CORS preflight.
@@ -336,21 +337,39 @@ pub fn validate_each(
     raw.iter().map(|v| validate(cfg, v, received_at)).collect()
 }
 
+/// What the answer needs of one checked event: its id when it is valid, its rejection when
+/// it is not.
+pub type Slot = Result<Uuid, Rejection>;
+
+/// Takes the valid events out of `checked`, in order, to be stored, and leaves what the answer
+/// needs of every event ([`Slot`]s, in request order): the events move, nothing is copied.
+pub fn take_valid(checked: Vec<Result<ValidEvent, Rejection>>) -> (Vec<ValidEvent>, Vec<Slot>) {
+    let mut valid = Vec::with_capacity(checked.len());
+    let slots = checked
+        .into_iter()
+        .map(|c| {
+            c.map(|e| {
+                let id = e.event_id;
+                valid.push(e);
+                id
+            })
+        })
+        .collect();
+    (valid, slots)
+}
+
 /// The per-event answer. `stored` holds the store's verdict for each valid event, in order
 /// (`Status::Rejected` with a problem for a row the store refused on its own); a valid event
 /// without a verdict counts as accepted.
-pub fn collect_reply(
-    checked: Vec<Result<ValidEvent, Rejection>>,
-    stored: Vec<(Status, Option<Problem>)>,
-) -> CollectReply {
+pub fn collect_reply(slots: Vec<Slot>, stored: Vec<(Status, Option<Problem>)>) -> CollectReply {
     let mut stored = stored.into_iter();
-    let events = checked
+    let events = slots
         .into_iter()
         .map(|c| match c {
-            Ok(e) => {
+            Ok(event_id) => {
                 let (status, problem) = stored.next().unwrap_or((Status::Accepted, None));
                 EventReply {
-                    event_id: Some(e.event_id.hyphenated().to_string()),
+                    event_id: Some(event_id.hyphenated().to_string()),
                     status,
                     problems: problem.into_iter().collect(),
                 }
@@ -441,5 +460,48 @@ mod tests {
         }
         assert_eq!(Refusal::StoreUnavailable.retry_after_seconds(), Some(5));
         assert_eq!(Refusal::TooLarge(1).retry_after_seconds(), None);
+    }
+
+    #[test]
+    fn valid_events_are_taken_out_and_the_answer_keeps_request_order() {
+        let cfg = Config::southland();
+        let at: DateTime<Utc> = "2026-03-04T10:00:00Z".parse().expect("time");
+        let event = |id: &str| {
+            serde_json::json!({
+                "v": 1, "event": "page_view", "event_id": id, "anonymous_id": "v-1",
+                "session_id": "s-1",
+                "timestamp": "2026-03-04T09:59:00Z", "page_url": "https://example.com/"
+            })
+        };
+        let ids = [
+            "00000000-0000-4000-8000-000000000001",
+            "00000000-0000-4000-8000-000000000003",
+        ];
+        let raw = vec![
+            event(ids[0]),
+            serde_json::json!({"event": "nope"}),
+            event(ids[1]),
+        ];
+        let (valid, slots) = take_valid(validate_each(&cfg, &raw, at));
+        let valid_ids: Vec<String> = valid.iter().map(|e| e.event_id.to_string()).collect();
+        assert_eq!(valid_ids, ids);
+        assert_eq!(slots.len(), 3);
+        assert!(slots[1].is_err(), "{slots:?}");
+
+        let stored = vec![(Status::Accepted, None), (Status::Duplicate, None)];
+        let reply = collect_reply(slots, stored);
+        let statuses: Vec<(Option<String>, Status)> = reply
+            .events
+            .iter()
+            .map(|e| (e.event_id.clone(), e.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (Some(ids[0].to_owned()), Status::Accepted),
+                (None, Status::Rejected),
+                (Some(ids[1].to_owned()), Status::Duplicate),
+            ]
+        );
     }
 }

@@ -108,7 +108,8 @@ impl Gate {
         origin: Option<&str>,
     ) -> Reply {
         let stored = statuses.iter().map(|s| (*s, None::<Problem>)).collect();
-        let reply = collect_reply(checked, stored);
+        let slots = checked.into_iter().map(|c| c.map(|e| e.event_id)).collect();
+        let reply = collect_reply(slots, stored);
         self.json(reply.http_status(), &reply, origin)
     }
 
