@@ -325,14 +325,24 @@ pub fn latest_per_visitor(profiles: &[Profile]) -> Vec<&Profile> {
     out
 }
 
-/// Each row's outcome given the `(brand_id, event_id)` keys the store reports as newly
-/// inserted: the first occurrence of an inserted key is `Inserted`, everything else `Duplicate`.
-pub fn outcomes(rows: &[EventColumns], inserted: &HashSet<(String, String)>) -> Vec<WriteOutcome> {
-    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+/// The `(brand_id, event_id)` key of each row, which [`outcomes`] reads.
+pub fn keys(rows: &[EventColumns]) -> Vec<(String, String)> {
     rows.iter()
-        .map(|r| {
-            let first = seen.insert((r.brand_id.as_str(), r.event_id.as_str()));
-            if first && inserted.contains(&(r.brand_id.clone(), r.event_id.clone())) {
+        .map(|r| (r.brand_id.clone(), r.event_id.clone()))
+        .collect()
+}
+
+/// Each row's outcome, given its `(brand_id, event_id)` key ([`keys`]) and the keys the store
+/// reports as newly inserted: the first occurrence of an inserted key is `Inserted`,
+/// everything else `Duplicate`.
+pub fn outcomes(
+    keys: &[(String, String)],
+    inserted: &HashSet<(String, String)>,
+) -> Vec<WriteOutcome> {
+    let mut seen: HashSet<&(String, String)> = HashSet::new();
+    keys.iter()
+        .map(|k| {
+            if seen.insert(k) && inserted.contains(k) {
                 WriteOutcome::Inserted
             } else {
                 WriteOutcome::Duplicate
@@ -471,7 +481,7 @@ mod tests {
     fn outcomes_mark_in_batch_repeats_as_duplicates() {
         let row = EventColumns::from_row(&search_applied().row);
         let inserted: HashSet<_> = [(row.brand_id.clone(), row.event_id.clone())].into();
-        let got = outcomes(&[row.clone(), row], &inserted);
+        let got = outcomes(&keys(&[row.clone(), row]), &inserted);
         assert_eq!(got, vec![WriteOutcome::Inserted, WriteOutcome::Duplicate]);
     }
 

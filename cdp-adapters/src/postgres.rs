@@ -453,9 +453,10 @@ impl EventSink for PostgresStore {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let cols: Vec<EventColumns> = rows.iter().map(EventColumns::from_row).collect();
+        let mut keys = Vec::with_capacity(rows.len());
         let mut params = EventParams::default();
-        for c in cols.iter().cloned() {
+        for c in rows.iter().map(EventColumns::from_row) {
+            keys.push((c.brand_id.clone(), c.event_id.clone()));
             params.push(c);
         }
         let searches: Vec<SearchColumns> = rows
@@ -499,7 +500,7 @@ impl EventSink for PostgresStore {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(|e| pg_err(op, e))?;
-        Ok(codec::outcomes(&cols, &inserted))
+        Ok(codec::outcomes(&keys, &inserted))
     }
 
     async fn existing_event_ids(

@@ -135,7 +135,7 @@ pub fn event_outcomes(
             ))
         })
         .collect();
-    let mut outcomes = codec::outcomes(cols, &inserted);
+    let mut outcomes = codec::outcomes(&codec::keys(cols), &inserted);
     for i in dead {
         if let Some(o) = outcomes.get_mut(*i) {
             *o = WriteOutcome::DeadLettered;
