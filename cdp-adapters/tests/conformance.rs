@@ -644,15 +644,22 @@ async fn postgres_batches_with_a_stored_row_keep_the_new_ones_and_ids_ascend() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ascending: {ids:?}");
 }
 
-/// SQLite's row ids are time-ordered (v7) too, in the columns' 32-hex-digit form, so each
-/// table's `id` index grows at its end: ascending with `seq` across batches, searches included.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_ids_are_time_ordered_and_ascend() {
+/// A SQLite store on a file in a new temporary directory (kept while the first value lives),
+/// and the file's path, for tests that also read the file themselves.
+async fn sqlite_in_tempdir() -> (tempfile::TempDir, std::path::PathBuf, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("cdp.sqlite3");
     let store = Store::open(&StoreTarget::Sqlite { path: path.clone() })
         .await
-        .expect("open");
+        .expect("open sqlite");
+    (dir, path, store)
+}
+
+/// SQLite's row ids are time-ordered (v7) too, in the columns' 32-hex-digit form, so each
+/// table's `id` index grows at its end: ascending with `seq` across batches, searches included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ids_are_time_ordered_and_ascend() {
+    let (_dir, path, store) = sqlite_in_tempdir().await;
     // Every third event is a search.
     let rows = support::data::page_views("v-sqlite-ids", 300, "2026-03-04T10:00:00Z").rows;
     for batch in [&rows[..100], &rows[100..]] {
@@ -705,11 +712,7 @@ async fn postgres_rejections_carry_the_sqlstate() {
 /// whole once the refusal is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_a_batch_refused_in_its_last_step_stores_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("cdp.sqlite3");
-    let store = Store::open(&StoreTarget::Sqlite { path: path.clone() })
-        .await
-        .expect("open");
+    let (_dir, path, store) = sqlite_in_tempdir().await;
     let rows = support::data::page_views("v-refused-late", 600, "2026-03-04T10:00:00Z").rows;
     let c = rusqlite::Connection::open(&path).expect("open");
     c.execute_batch(&format!(
