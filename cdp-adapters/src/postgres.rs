@@ -7,7 +7,7 @@
 //! one round trip and one commit per batch, not one per event or per table, and a plan that
 //! each server session keeps instead of planning the insert for every batch. It is called
 //! as a plain insert first; when a row of the batch is already stored, it is called again with
-//! `deduplicate` (see [`WRITE_EVENTS_ARGS`]).
+//! `deduplicate` (see `WRITE_EVENTS_ARGS`).
 //!
 //! Table names are qualified with the target's schema instead of relying on `search_path`,
 //! which a transaction pooler does not keep between transactions.
