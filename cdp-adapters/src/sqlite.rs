@@ -572,11 +572,13 @@ impl RowColumns {
     }
 }
 
-/// Inserts a batch's steps as they arrive, all in one transaction, committed once the sender
-/// is done; the outcome of each row, in order.
+/// Inserts a batch of `total` rows, its steps as they arrive, all in one transaction; the
+/// outcome of each row, in order. It commits only once all `total` rows have come: if the
+/// sender goes away before (its task was dropped), nothing of the batch is stored.
 fn write_blocking(
     conn: &mut Connection,
     steps: std::sync::mpsc::Receiver<Vec<RowColumns>>,
+    total: usize,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let op = "write_events";
     let e = |err| sql_err(op, err);
@@ -631,6 +633,12 @@ fn write_blocking(
                 }
             }
         }
+    }
+    if out.len() != total {
+        return Err(unavailable(
+            op,
+            format!("the batch ended after {} of its {total} rows", out.len()),
+        ));
     }
     tx.commit().map_err(e)?;
     Ok(out)
@@ -698,7 +706,8 @@ impl EventSink for SqliteStore {
             let _ = send.send(first);
         }
         let send = (steps.len() > 0).then_some(send);
-        let written = self.start("write_events", move |c| write_blocking(c, to_write));
+        let total = rows.len();
+        let written = self.start("write_events", move |c| write_blocking(c, to_write, total));
         if let Some(send) = send {
             for step in steps {
                 if send.send(step).is_err() {
@@ -1042,6 +1051,47 @@ mod tests {
             let distinct: HashSet<_> = rest.iter().collect();
             assert_eq!(rest.len(), distinct.len(), "batch of {n}: {sizes:?}");
         }
+    }
+
+    /// Rows of `n` page views of one visitor, as the writer makes them.
+    fn page_view_rows(n: usize) -> Vec<EventRow> {
+        let cfg = cdp_core::Config::southland();
+        let now: DateTime<Utc> = "2026-03-04T10:00:00Z".parse().expect("time");
+        (0..n)
+            .map(|i| {
+                let raw = serde_json::json!({
+                    "v": 1, "event": "page_view", "anonymous_id": "v-steps", "session_id": "s-1",
+                    "event_id": format!("00000000-0000-4000-8000-{i:012x}"),
+                    "timestamp": "2026-03-04T09:59:00Z", "page_url": "https://example.com/",
+                });
+                let event = cdp_core::validate(&cfg, &raw, now).expect("a valid event");
+                cdp_core::apply(&cfg, None, &event, now).row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_whose_sender_goes_away_early_stores_nothing() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate_blocking(&mut conn).expect("migrate");
+        let rows: Vec<RowColumns> = page_view_rows(3).iter().map(RowColumns::new).collect();
+        let (send, steps) = std::sync::mpsc::channel();
+        send.send(rows).expect("send");
+        drop(send);
+        let err = write_blocking(&mut conn, steps, 5).expect_err("2 rows never came");
+        assert!(err.to_string().contains("3 of its 5 rows"), "{err}");
+        let stored: i64 = conn
+            .query_row("select count(*) from cdp_events", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(stored, 0);
+
+        // Whole, the same rows are stored.
+        let rows: Vec<RowColumns> = page_view_rows(3).iter().map(RowColumns::new).collect();
+        let (send, steps) = std::sync::mpsc::channel();
+        send.send(rows).expect("send");
+        drop(send);
+        let outcomes = write_blocking(&mut conn, steps, 3).expect("write");
+        assert_eq!(outcomes, vec![WriteOutcome::Inserted; 3]);
     }
 
     #[test]
