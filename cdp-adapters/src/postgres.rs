@@ -486,6 +486,10 @@ impl EventSink for PostgresStore {
             (&at, Type::TIMESTAMPTZ_ARRAY),
         ]);
 
+        // One statement, so one round trip and one implicit transaction (committed, and
+        // durable, when it returns): no BEGIN and COMMIT round trips around it. A plain insert
+        // first; if a row of the batch is already stored (or comes twice), the whole call
+        // fails and stores nothing, and it runs again with `deduplicate`.
         let client = self.client(op).await?;
         let inserted = match client.query_typed(&self.sql.write_events, &all).await {
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
