@@ -6,8 +6,8 @@
 //! `cdp serve` and to the Worker and compares status, body and CORS headers.
 
 use cdp_core::intake::{
-    check_content_type, check_origin, check_size, collect_reply, split_events, validate_each,
-    Origins, Problem, Refusal, Status,
+    check_content_type, check_origin, check_size, collect_reply, split_events, take_valid,
+    validate_each, Origins, Problem, Refusal, Status,
 };
 use cdp_core::{Config, Rejection, ValidEvent};
 use chrono::{DateTime, Utc};
@@ -108,7 +108,7 @@ impl Gate {
         origin: Option<&str>,
     ) -> Reply {
         let stored = statuses.iter().map(|s| (*s, None::<Problem>)).collect();
-        let slots = checked.into_iter().map(|c| c.map(|e| e.event_id)).collect();
+        let (_, slots) = take_valid(checked);
         let reply = collect_reply(slots, stored);
         self.json(reply.http_status(), &reply, origin)
     }
