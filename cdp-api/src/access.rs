@@ -38,6 +38,8 @@ pub const SESSION_HOURS: i64 = 12;
 pub const LOGIN_PATH: &str = "/admin/login";
 /// Where a successful login lands.
 pub const DASHBOARD_PATH: &str = "/admin/cdp/";
+/// Shortest admin token accepted (checked in [`crate::settings`]).
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
 /// How long a wrong token waits before its answer, to slow guessing.
 const WRONG_TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
 
@@ -142,7 +144,10 @@ impl Access {
     }
 }
 
-/// What the server logs at start-up about admin access.
+/// What the server logs at start-up about admin access, and whether it is a warning. Without
+/// a token on an address other hosts can reach, the warning is loud: the dashboard is then
+/// guarded only by the peer address and the absence of [`FORWARDING_HEADERS`], and a proxy
+/// that adds none of them would open it to everyone behind it.
 pub fn startup_notice(access: &Access, listen: SocketAddr) -> (bool, String) {
     match access {
         Access::Token(_) => (
@@ -151,17 +156,23 @@ pub fn startup_notice(access: &Access, listen: SocketAddr) -> (bool, String) {
              Authorization: Bearer, or a session from /admin/login"
                 .to_owned(),
         ),
+        Access::LoopbackOnly if listen.ip().is_loopback() => (
+            false,
+            "no admin token configured: /admin/cdp/ and /api/cdp/ answer only clients on this \
+             machine (loopback, no forwarding headers); set --admin-token / CDP_ADMIN_TOKEN to \
+             open them to other hosts"
+                .to_owned(),
+        ),
         Access::LoopbackOnly => (
             true,
             format!(
-                "no admin token configured: /admin/cdp/ and /api/cdp/ answer only clients on this \
-                 machine (loopback, no proxy headers){}; set --admin-token / CDP_ADMIN_TOKEN to \
-                 open them to other hosts",
-                if listen.ip().is_loopback() {
-                    ""
-                } else {
-                    ", although the collector listens on a public address"
-                }
+                "NO ADMIN TOKEN WHILE LISTENING ON {listen}, AN ADDRESS OTHER HOSTS CAN REACH. \
+                 /admin/cdp/ and /api/cdp/ (customer data) answer loopback clients that send no \
+                 forwarding header; a proxy or tunnel on this machine that forwards without \
+                 one of {} opens them to everyone behind it. Set --admin-token / \
+                 CDP_ADMIN_TOKEN (at least {ADMIN_TOKEN_MIN_CHARS} characters), or listen on \
+                 127.0.0.1",
+                FORWARDING_HEADERS.join(", ")
             ),
         ),
     }
@@ -184,11 +195,41 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Headers a reverse proxy adds: a request carrying them did not originate on this machine.
+/// Headers that proxies, tunnels and CDNs add to say whom they forward for. A request carrying
+/// any of them came through something on this machine on behalf of someone who may be
+/// anywhere, so without a token it is not a local client. The one list of them.
+pub const FORWARDING_HEADERS: [&str; 16] = [
+    // RFC 7239 and its de-facto predecessors (nginx, HAProxy, Traefik, Caddy, AWS ALB).
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-real-ip",
+    // RFC 9110: every proxy in the chain may add itself.
+    "via",
+    // Cloudflare's edge and `cloudflared` tunnels.
+    "cf-connecting-ip",
+    "cf-connecting-ipv6",
+    "cdn-loop",
+    // Akamai and Cloudflare Enterprise.
+    "true-client-ip",
+    // Azure Front Door, assorted load balancers.
+    "x-client-ip",
+    "x-azure-clientip",
+    // Fly.io's proxy.
+    "fly-client-ip",
+    // Rackspace and other cluster load balancers.
+    "x-cluster-client-ip",
+    // Fastly.
+    "fastly-client-ip",
+    // Envoy and Istio ingress.
+    "x-envoy-external-address",
+    // Google Cloud load balancers and ingress controllers that keep the original chain.
+    "x-original-forwarded-for",
+];
+
+/// Whether a request carries a header from [`FORWARDING_HEADERS`].
 fn proxied(headers: &HeaderMap) -> bool {
-    ["forwarded", "x-forwarded-for", "x-real-ip"]
-        .iter()
-        .any(|h| headers.contains_key(*h))
+    FORWARDING_HEADERS.iter().any(|h| headers.contains_key(*h))
 }
 
 /// Whether the browser reached us over https (directly or through a proxy that says so).
@@ -369,11 +410,56 @@ mod tests {
         let now = at("2026-03-08T12:00:00Z");
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap_or_else(|e| panic!("{e}"));
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap_or_else(|e| panic!("{e}"));
-        let mut proxied = HeaderMap::new();
-        proxied.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
         assert!(access.admits(&HeaderMap::new(), Some(local), now));
         assert!(!access.admits(&HeaderMap::new(), Some(remote), now));
-        assert!(!access.admits(&proxied, Some(local), now));
         assert!(!access.admits(&HeaderMap::new(), None, now));
+        // Written out rather than read from the list, so dropping a header from it fails here.
+        for name in [
+            "forwarded",
+            "x-forwarded-for",
+            "x-real-ip",
+            "cf-connecting-ip",
+            "true-client-ip",
+            "x-client-ip",
+            "fly-client-ip",
+            "x-cluster-client-ip",
+            "fastly-client-ip",
+            "via",
+            "cdn-loop",
+        ] {
+            let mut proxied = HeaderMap::new();
+            proxied.insert(name, HeaderValue::from_static("198.51.100.1"));
+            assert!(!access.admits(&proxied, Some(local), now), "{name}");
+            let mut upper = HeaderMap::new();
+            upper.insert(
+                axum::http::HeaderName::from_bytes(name.to_ascii_uppercase().as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}")),
+                HeaderValue::from_static(""),
+            );
+            assert!(!access.admits(&upper, Some(local), now), "{name}, empty");
+        }
+    }
+
+    #[test]
+    fn start_up_warns_loudly_without_a_token_on_a_reachable_address() {
+        let addr = |a: &str| a.parse::<SocketAddr>().unwrap_or_else(|e| panic!("{e}"));
+        let none = Access::LoopbackOnly;
+        let (warn, text) = startup_notice(&none, addr("0.0.0.0:8080"));
+        assert!(warn && text.starts_with("NO ADMIN TOKEN"), "{text}");
+        assert!(
+            text.contains("cf-connecting-ip") && text.contains("--admin-token"),
+            "{text}"
+        );
+        let (warn, _) = startup_notice(&none, addr("192.0.2.10:8080"));
+        assert!(warn, "a LAN address");
+        let (warn, text) = startup_notice(&none, addr("127.0.0.1:8080"));
+        assert!(
+            !warn && text.contains("only clients on this machine"),
+            "{text}"
+        );
+        let (warn, _) = startup_notice(&none, addr("[::1]:8080"));
+        assert!(!warn, "IPv6 loopback");
+        let token = Access::new(Some("0123456789abcdef"));
+        assert!(!startup_notice(&token, addr("0.0.0.0:8080")).0);
     }
 }

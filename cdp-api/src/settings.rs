@@ -5,6 +5,7 @@
 //! token, the Supabase service key, a password inside a database URL) are kept out of `Debug`
 //! output and logs: [`Settings`] prints them as `***`.
 
+use crate::access::ADMIN_TOKEN_MIN_CHARS;
 use cdp_adapters::{ServiceKey, StoreTarget};
 use cdp_core::Config;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -19,8 +20,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
 /// Largest body cap accepted, so a typo cannot disable the limit.
 const MAX_BODY_BYTES_CEILING: usize = 16 * 1024 * 1024;
-/// Shortest admin token accepted.
-const ADMIN_TOKEN_MIN_CHARS: usize = 16;
 
 /// `cdp`: the CDP collector and its tools.
 #[derive(Debug, Parser)]

@@ -1078,9 +1078,22 @@ async fn without_a_token_only_this_machine_gets_in(b: Backend) {
     let s = start(b, &[], None).await;
     let (status, _) = s.get("/api/cdp/metrics").await;
     assert_eq!(status, 200, "loopback client, no token configured");
-    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+    // What proxies, tunnels and CDNs add; a tunnel such as `cloudflared` sets only
+    // CF-Connecting-IP, and the dashboard must not open to the internet behind it.
+    for header in [
+        "x-forwarded-for",
+        "forwarded",
+        "x-real-ip",
+        "cf-connecting-ip",
+        "true-client-ip",
+        "x-client-ip",
+        "fly-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "via",
+    ] {
         let (status, body) = s
-            .get_with("/api/cdp/metrics", &[(header, "for=198.51.100.7")])
+            .get_with("/api/cdp/metrics", &[(header, "198.51.100.7")])
             .await;
         assert_eq!(status, 403, "{header}: {body}");
         assert!(
