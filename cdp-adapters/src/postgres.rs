@@ -245,14 +245,16 @@ impl PostgresStore {
         &self.sql.schema
     }
 
+    /// A connection from the pool. Every failure here is `Unavailable`, whatever the server
+    /// said: it happened before any statement of ours ran, while connecting or logging in
+    /// (a database not accepting connections, 55000; shutting down, 57P03; too many
+    /// connections, 53300; a wrong password, 28P01; no such database, 3D000; TLS refused; a
+    /// pool that timed out), so the request was not wrong, the store is out of reach.
     pub(crate) async fn client(
         &self,
         op: &'static str,
     ) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => pg_err(op, e),
-            other => unavailable(op, other.to_string()),
-        })
+        self.pool.get().await.map_err(|e| checkout_failed(op, e))
     }
 
     /// Applies pending migrations inside one transaction holding an advisory lock, so
@@ -781,9 +783,29 @@ fn unavailable(op: &'static str, message: String) -> StoreError {
     StoreError::Unavailable { op, message }
 }
 
-/// Maps a driver error: no SQLSTATE (I/O, closed connection) or a connection-class SQLSTATE
-/// (08xxx, 57P0x shutdown, 53300 too many connections) is `Unavailable`; any other SQLSTATE
-/// is `Rejected` with that code.
+/// A failure to check a connection out of the pool, as `Unavailable` with the server's
+/// SQLSTATE and message when it sent one.
+fn checkout_failed(op: &'static str, e: deadpool_postgres::PoolError) -> StoreError {
+    let message = match &e {
+        deadpool_postgres::PoolError::Backend(e) => match (e.code(), e.as_db_error()) {
+            (Some(code), Some(db)) => {
+                format!(
+                    "cannot connect (SQLSTATE {}): {}",
+                    code.code(),
+                    db.message()
+                )
+            }
+            _ => format!("cannot connect: {e}"),
+        },
+        other => format!("no connection: {other}"),
+    };
+    unavailable(op, message)
+}
+
+/// Maps the error of a statement on a checked-out connection. The connection going away under
+/// it is `Unavailable`: no SQLSTATE (I/O, a closed socket), class 08 (connection exception) or
+/// 57P0x (the server ended the session: an operator, a crash, a shutdown). Any other SQLSTATE
+/// is the server refusing this statement, `Rejected` with that code.
 pub(crate) fn pg_err(op: &'static str, e: tokio_postgres::Error) -> StoreError {
     let message = match e.as_db_error() {
         Some(db) => match db.detail() {
@@ -794,7 +816,7 @@ pub(crate) fn pg_err(op: &'static str, e: tokio_postgres::Error) -> StoreError {
     };
     match e.code().map(|c| c.code().to_owned()) {
         None => unavailable(op, message),
-        Some(code) if code.starts_with("08") || code.starts_with("57P0") || code == "53300" => {
+        Some(code) if code.starts_with("08") || code.starts_with("57P0") => {
             StoreError::Unavailable {
                 op,
                 message: format!("SQLSTATE {code}: {message}"),

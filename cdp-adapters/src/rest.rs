@@ -57,7 +57,12 @@ pub enum Verdict {
     Retry,
     /// Some row is unacceptable (400, 409): split the batch until the bad rows are alone.
     Split,
-    /// Anything else (401, 404, ...): the request itself is wrong; retrying will not help.
+    /// The API refuses us rather than the request: a wrong or rotated service key (401, 403),
+    /// or a project the platform restricts (402, Supabase's fair-use restriction). The store is
+    /// out of reach until someone fixes that, and the request itself was fine, so it is
+    /// `Unavailable` (clients are told to retry later), but resending it now is pointless.
+    Refused,
+    /// Anything else (404, ...): the request itself is wrong; retrying will not help.
     Fail,
 }
 
@@ -67,6 +72,7 @@ impl Verdict {
         match status {
             500..=599 | 429 => Verdict::Retry,
             400 | 409 => Verdict::Split,
+            401..=403 => Verdict::Refused,
             _ => Verdict::Fail,
         }
     }
@@ -256,7 +262,7 @@ mod tests {
 
     #[test]
     fn statuses_map_to_verdicts() {
-        let got: Vec<(u16, Verdict)> = [400, 401, 404, 409, 429, 500, 502, 503]
+        let got: Vec<(u16, Verdict)> = [400, 401, 402, 403, 404, 409, 429, 500, 502, 503, 540]
             .into_iter()
             .map(|s| (s, Verdict::of(s)))
             .collect();
@@ -264,13 +270,16 @@ mod tests {
             got,
             [
                 (400, Verdict::Split),
-                (401, Verdict::Fail),
+                (401, Verdict::Refused),
+                (402, Verdict::Refused),
+                (403, Verdict::Refused),
                 (404, Verdict::Fail),
                 (409, Verdict::Split),
                 (429, Verdict::Retry),
                 (500, Verdict::Retry),
                 (502, Verdict::Retry),
                 (503, Verdict::Retry),
+                (540, Verdict::Retry),
             ]
         );
     }

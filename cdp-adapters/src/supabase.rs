@@ -9,6 +9,10 @@
 //!   `existing_event_ids` read would cost a second request and race with concurrent writers.
 //! - 5xx, 429 and connection failures are retried with exponential backoff, honouring
 //!   `Retry-After`; when retries run out the error is `Unavailable` (the server answers 503).
+//! - A 401, 402 or 403 means the platform refuses us, not the request (a wrong or rotated key,
+//!   a project restricted under the fair-use policy): the store is out of reach, so the error
+//!   is `Unavailable` at once, without retries that could not help. A project whose services
+//!   are down answers 5xx, retried like any other 5xx. Any other status is `Rejected` with PostgREST's error.
 //! - A 400 or 409 means some row is unacceptable. The batch is split in halves until the bad
 //!   rows are isolated; the good rows are written and each bad row is appended, with the HTTP
 //!   status and PostgREST's error, to `<dead_letter_dir>/<table>-<UTC date>.ndjson` (fsynced),
@@ -209,11 +213,23 @@ impl SupabaseStore {
                         });
                     }
                     let message = format!("{} {}: {}", call.method, call.table, error_text(&text));
-                    if Verdict::of(status.as_u16()) == Verdict::Retry {
-                        last = format!("HTTP {} {message}", status.as_u16());
-                        retry_after
-                    } else {
-                        return Err(Failure::Status(status, message));
+                    match Verdict::of(status.as_u16()) {
+                        Verdict::Retry => {
+                            last = format!("HTTP {} {message}", status.as_u16());
+                            retry_after
+                        }
+                        Verdict::Refused => {
+                            return Err(Failure::Store(StoreError::Unavailable {
+                                op,
+                                message: format!(
+                                    "Supabase REST refused the service key or the project (HTTP {}): {message}",
+                                    status.as_u16()
+                                ),
+                            }))
+                        }
+                        Verdict::Split | Verdict::Fail => {
+                            return Err(Failure::Status(status, message));
+                        }
                     }
                 }
             };

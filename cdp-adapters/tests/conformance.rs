@@ -761,6 +761,47 @@ async fn sqlite_survives_reopen_and_is_durable_wal() {
     assert_eq!(mode, "wal");
 }
 
+/// A refused key (401 after a rotation, 403) or a restricted project (402) is the store out of
+/// reach, not a bad request: `Unavailable` at the first answer, with no retries that could not
+/// help, and nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_refused_key_or_project_is_unavailable_without_retries() {
+    let (h, parts) = rest_harness().await;
+    let rows = support::data::page_views("v-refused-key", 3, "2026-03-04T10:00:00Z").rows;
+    let brand = rows[0].brand_id.clone();
+    parts.server.rotate_key("a-key-the-adapter-does-not-have");
+    for status in [None, Some(403), Some(402)] {
+        parts.server.set_down(status);
+        let before = parts.server.requests();
+        let err = h.store.write_events(&rows).await.expect_err("refused");
+        assert!(err.is_unavailable(), "{status:?}: {err}");
+        assert_eq!(
+            parts.server.requests() - before,
+            1,
+            "{status:?}: not retried"
+        );
+        let err = h
+            .store
+            .last_processed_at(&brand)
+            .await
+            .expect_err("refused");
+        assert!(err.is_unavailable(), "{status:?}: {err}");
+        assert!(!format!("{err} {err:?}").contains(TEST_KEY));
+    }
+    parts.server.set_down(None);
+    parts.server.rotate_key(TEST_KEY);
+    let got = h
+        .store
+        .write_events(&rows)
+        .await
+        .expect("the key is right again");
+    assert_eq!(
+        got,
+        vec![WriteOutcome::Inserted; 3],
+        "nothing was stored while refused"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_retries_503_and_429_then_succeeds() {
     let (h, parts) = rest_harness().await;
@@ -854,7 +895,7 @@ async fn rest_400_splits_the_batch_and_dead_letters_the_bad_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_wrong_key_is_rejected_without_echoing_it() {
+async fn rest_wrong_key_is_unavailable_without_echoing_it() {
     let (_h, parts) = rest_harness().await;
     let mut target = parts.target.clone();
     target.key = ServiceKey::new("wrong-key-do-not-print");
@@ -862,6 +903,7 @@ async fn rest_wrong_key_is_rejected_without_echoing_it() {
         .await
         .expect("open");
     let err = store.ping().await.expect_err("wrong key");
+    assert!(err.is_unavailable(), "{err}");
     let shown = format!("{err} {err:?} {store:?}");
     assert!(shown.contains("HTTP 401"), "{shown}");
     assert!(!shown.contains("wrong-key-do-not-print"), "{shown}");

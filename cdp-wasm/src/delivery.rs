@@ -171,7 +171,7 @@ impl Delivery {
                     });
                 }
             }
-            Verdict::Retry | Verdict::Fail => {
+            Verdict::Retry | Verdict::Refused | Verdict::Fail => {
                 self.fail(status.to_string(), message, retry_after);
             }
         }

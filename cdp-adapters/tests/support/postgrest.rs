@@ -10,7 +10,8 @@
 //! - errors shaped like PostgREST's (`{"code": SQLSTATE, "message", "details"}`; 23505 is 409).
 //!
 //! Tests can queue failures (503, 429 with `Retry-After`) and poison event ids (a 400 for any
-//! batch that contains one) to exercise retries and batch splitting.
+//! batch that contains one) to exercise retries and batch splitting, rotate the key (the old
+//! one then gets PostgREST's 401) and take the whole API down with one status.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -43,7 +44,8 @@ pub struct PostgRest {
 
 struct Shared {
     db: Client,
-    key: String,
+    key: Mutex<String>,
+    down: Mutex<Option<u16>>,
     faults: Mutex<VecDeque<Fault>>,
     poison: Mutex<HashSet<String>>,
     requests: AtomicUsize,
@@ -58,7 +60,8 @@ impl PostgRest {
             .expect("set timezone");
         let state = Arc::new(Shared {
             db,
-            key: key.to_owned(),
+            key: Mutex::new(key.to_owned()),
+            down: Mutex::new(None),
             faults: Mutex::new(VecDeque::new()),
             poison: Mutex::new(HashSet::new()),
             requests: AtomicUsize::new(0),
@@ -96,6 +99,17 @@ impl PostgRest {
             .lock()
             .expect("poison")
             .insert(event_id.to_owned());
+    }
+
+    /// Accepts only `key` from now on, as after a key rotation: the old key gets 401.
+    pub fn rotate_key(&self, key: &str) {
+        *self.state.key.lock().expect("key") = key.to_owned();
+    }
+
+    /// Answers every request with `status` (a project whose services are down) until called
+    /// again with `None`.
+    pub fn set_down(&self, status: Option<u16>) {
+        *self.state.down.lock().expect("down") = status;
     }
 
     /// Requests received so far.
@@ -250,7 +264,12 @@ async fn handle(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    if header("apikey") != s.key || header("authorization") != format!("Bearer {}", s.key) {
+    if let Some(code) = *s.down.lock().expect("down") {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return error(status, "", "the project's services are down");
+    }
+    let key = s.key.lock().expect("key").clone();
+    if header("apikey") != key || header("authorization") != format!("Bearer {key}") {
         return error(
             StatusCode::UNAUTHORIZED,
             "PGRST301",
