@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod api;
+pub mod body;
 pub mod client;
 pub mod clock;
 pub mod collect;

@@ -41,6 +41,8 @@ pub struct AppState {
     pub origins: Origins,
     /// Body cap in bytes.
     pub max_body_bytes: usize,
+    /// How long a `/collect` body may take to arrive.
+    pub body_timeout: Duration,
     /// Where "now" comes from for the dashboard API and sessions.
     pub clock: Clock,
     /// Who may use the admin routes.
@@ -141,6 +143,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Runni
         writers,
         origins: settings.allowed_origins.clone(),
         max_body_bytes: settings.max_body_bytes,
+        body_timeout: settings.body_timeout,
         clock,
         access: Access::new(settings.admin_token.as_deref()),
     };

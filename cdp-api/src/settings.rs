@@ -18,6 +18,8 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default body cap: a 100-event batch of typical events is about 60 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default time a body may take to arrive: a 256 KiB body takes about 2 s at 1 Mbit/s.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
 /// Largest body cap accepted, so a typo cannot disable the limit.
 const MAX_BODY_BYTES_CEILING: usize = 16 * 1024 * 1024;
 
@@ -93,6 +95,11 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CDP_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Seconds a `/collect` body may take to arrive whole; a slower one gets 408 and its
+    /// connection is closed. A refused body is read and discarded within the same time, so
+    /// that its sender reads the refusal.
+    #[arg(long, env = "CDP_BODY_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_TIMEOUT_SECS)]
+    pub body_timeout_secs: u64,
     /// Writer tasks (events are sharded by visitor); 0 picks 4 for Supabase REST, whose round
     /// trips are long, 2 for Postgres, whose commits of different visitors share no rows (the
     /// rollups are folded apart from them) and so overlap, and 1 for SQLite, which has one
@@ -291,6 +298,8 @@ pub struct Settings {
     pub allowed_origins: Origins,
     /// Body cap in bytes.
     pub max_body_bytes: usize,
+    /// How long a body may take to arrive whole.
+    pub body_timeout: Duration,
     /// Writer tuning.
     pub writer: WriterSettings,
 }
@@ -321,6 +330,7 @@ impl fmt::Debug for Settings {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("allowed_origins", &self.allowed_origins)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_timeout", &self.body_timeout)
             .field("writer", &self.writer)
             .finish()
     }
@@ -375,6 +385,12 @@ impl ServeArgs {
                 self.max_body_bytes
             ));
         }
+        if self.body_timeout_secs == 0 || self.body_timeout_secs > 300 {
+            problems.push(format!(
+                "--body-timeout-secs / CDP_BODY_TIMEOUT_SECS: from 1 to 300, got {}",
+                self.body_timeout_secs
+            ));
+        }
         if self.writer_batch_events == 0 || self.writer_batch_events > 10_000 {
             problems.push("--writer-batch-events: from 1 to 10000".to_owned());
         }
@@ -404,6 +420,7 @@ impl ServeArgs {
                     admin_token: self.admin_token.clone(),
                     allowed_origins,
                     max_body_bytes: self.max_body_bytes,
+                    body_timeout: Duration::from_secs(self.body_timeout_secs),
                     writer: WriterSettings {
                         shards,
                         batch_events: self.writer_batch_events,

@@ -28,6 +28,8 @@ on_every_backend!(
     health_reports_the_store_and_the_last_event,
     cors_allows_only_listed_origins,
     unknown_routes_and_methods_answer_json,
+    eager_writers_of_an_oversized_body_all_read_413,
+    a_body_that_never_finishes_is_cut_off,
 );
 
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
@@ -813,5 +815,241 @@ async fn postgres_server_folds_the_rollups_behind_the_events() {
     assert_eq!(folded("cdp_rollup_daily").await, 20);
     let pending = scalar(format!("select count(*) from {schema}.cdp_rollup_pending")).await;
     assert_eq!(pending, 0, "nothing is left queued");
+    s.finish().await;
+}
+
+/// A client that writes its whole request before it reads a byte of the answer, as Python's
+/// `http.client` and most server SDKs do (no `Expect: 100-continue`), over a raw socket so
+/// nothing in between reads early.
+struct EagerClient {
+    stream: tokio::net::TcpStream,
+    read: Vec<u8>,
+}
+
+/// An HTTP answer as read off the socket.
+#[derive(Debug)]
+struct RawAnswer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl EagerClient {
+    async fn connect(base: &str) -> EagerClient {
+        let addr = base.trim_start_matches("http://");
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        EagerClient {
+            stream,
+            read: Vec::new(),
+        }
+    }
+
+    /// Writes a `POST /collect` with these extra header lines and this body, all of it.
+    async fn write_post(&mut self, headers: &[&str], body: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut head = String::from("POST /collect HTTP/1.1\r\nhost: localhost\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        self.stream.write_all(head.as_bytes()).await?;
+        self.stream.write_all(body).await?;
+        self.stream.flush().await
+    }
+
+    /// Reads one answer (its `content-length` body); an error if the connection ends first.
+    async fn read_answer(&mut self) -> std::io::Result<RawAnswer> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(end) = self.read.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.read[..end]).into_owned();
+                let length = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if self.read.len() >= end + 4 + length {
+                    let body =
+                        String::from_utf8_lossy(&self.read[end + 4..end + 4 + length]).into_owned();
+                    self.read.drain(..end + 4 + length);
+                    let status = head
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    return Ok(RawAnswer { status, head, body });
+                }
+            }
+            let n = self.stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed before a whole answer",
+                ));
+            }
+            self.read.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Whether the server closes the connection (reads to EOF) within `limit`.
+    async fn closed_within(&mut self, limit: std::time::Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 8192];
+        tokio::time::timeout(limit, async {
+            loop {
+                match self.stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// Two MiB of JSON-looking bytes, eight times the default body cap.
+fn two_mib_body() -> Vec<u8> {
+    let mut body = b"[".to_vec();
+    body.resize(2 * 1024 * 1024 - 1, b' ');
+    body.push(b']');
+    body
+}
+
+async fn eager_writers_of_an_oversized_body_all_read_413(b: Backend) {
+    let s = start(b).await;
+    let body = Arc::new(two_mib_body());
+    let length = format!("content-length: {}", body.len());
+    // Ten at once, as a retrying SDK would send them.
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (base, body, length) = (s.base.clone(), body.clone(), length.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = EagerClient::connect(&base).await;
+            c.write_post(&["content-type: application/json", &length], &body)
+                .await
+                .map_err(|e| format!("writing the body: {e}"))?;
+            c.read_answer()
+                .await
+                .map_err(|e| format!("reading the answer: {e}"))
+        }));
+    }
+    let mut read_413 = 0;
+    for t in tasks {
+        match t.await.unwrap_or_else(|e| panic!("{e}")) {
+            Ok(a) if a.status == 413 => {
+                assert!(a.body.contains("at most 262144 bytes"), "{a:?}");
+                read_413 += 1;
+            }
+            other => panic!("an eager writer did not read a 413: {other:?}"),
+        }
+    }
+    assert_eq!(read_413, 10);
+
+    // The discarded body ended where it said, so the connection carries on; the same holds
+    // for a chunked body, and for a refusal that comes before the size is known (the wrong
+    // content type).
+    let mut c = EagerClient::connect(&s.base).await;
+    c.write_post(&["content-type: application/json", &length], &body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.read_answer().await.map(|a| a.status).ok(), Some(413));
+    let chunked = {
+        let mut out = Vec::new();
+        for part in body.chunks(64 * 1024) {
+            out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            out.extend_from_slice(part);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    };
+    c.write_post(
+        &[
+            "content-type: application/json",
+            "transfer-encoding: chunked",
+        ],
+        &chunked,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = c.read_answer().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.status, 413, "{a:?}");
+    c.write_post(&["content-type: application/xml", &length], &body)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = c.read_answer().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.status, 415, "{a:?}");
+    let anon = visitor();
+    let ok = page_view(&anon).to_string();
+    c.write_post(
+        &[
+            "content-type: application/json",
+            &format!("content-length: {}", ok.len()),
+        ],
+        ok.as_bytes(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = c.read_answer().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        a.status, 200,
+        "the same connection, after three refusals: {a:?}"
+    );
+    assert!(
+        !a.head.to_ascii_lowercase().contains("connection: close"),
+        "{a:?}"
+    );
+    s.finish().await;
+}
+
+async fn a_body_that_never_finishes_is_cut_off(b: Backend) {
+    let s = start_with(b, &["--body-timeout-secs", "1"]).await;
+    let limit = std::time::Duration::from_secs(6);
+    // Within the cap: 10 bytes of a declared 1000, then nothing.
+    let mut c = EagerClient::connect(&s.base).await;
+    let started = std::time::Instant::now();
+    c.write_post(
+        &["content-type: application/json", "content-length: 1000"],
+        b"[{\"event\":",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = c.read_answer().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.status, 408, "{a:?}");
+    assert!(
+        a.body.contains("must arrive whole within 1 seconds"),
+        "{a:?}"
+    );
+    assert!(c.closed_within(limit).await, "the connection is closed");
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+
+    // Over the cap: the discarding stops at the same deadline.
+    let mut c = EagerClient::connect(&s.base).await;
+    let started = std::time::Instant::now();
+    c.write_post(
+        &["content-type: application/json", "content-length: 2097152"],
+        &two_mib_body()[..64 * 1024],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let a = c.read_answer().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.status, 413, "{a:?}");
+    assert!(
+        a.head.to_ascii_lowercase().contains("connection: close"),
+        "{a:?}"
+    );
+    assert!(c.closed_within(limit).await, "the connection is closed");
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+
+    // Nothing was stored, and everyone else is served meanwhile.
+    let anon = visitor();
+    let (status, body) = s.post_json(&page_view(&anon)).await;
+    assert_eq!(status, 200, "{body}");
     s.finish().await;
 }

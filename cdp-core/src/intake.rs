@@ -183,6 +183,9 @@ pub enum Refusal {
     /// The body is larger than the cap (in bytes).
     #[error("body too large")]
     TooLarge(usize),
+    /// The body did not arrive whole within this many seconds of the request.
+    #[error("body too slow")]
+    BodyTimeout(u64),
     /// The browser origin is not on the allowlist.
     #[error("origin not allowed")]
     OriginNotAllowed,
@@ -207,6 +210,7 @@ impl Refusal {
             Refusal::MalformedBody(_) => 400,
             Refusal::UnsupportedMediaType(_) => 415,
             Refusal::TooLarge(_) => 413,
+            Refusal::BodyTimeout(_) => 408,
             Refusal::OriginNotAllowed => 403,
             Refusal::StoreUnavailable => 503,
             Refusal::Internal => 500,
@@ -234,6 +238,13 @@ impl Refusal {
             Refusal::TooLarge(max) => (
                 "payload_too_large",
                 vec![Problem::new("body", format!("at most {max} bytes"))],
+            ),
+            Refusal::BodyTimeout(seconds) => (
+                "request_timeout",
+                vec![Problem::new(
+                    "body",
+                    format!("must arrive whole within {seconds} seconds of the request"),
+                )],
             ),
             Refusal::OriginNotAllowed => (
                 "origin_not_allowed",
@@ -435,6 +446,11 @@ mod tests {
                 check_size(None, Some(1025), 1024),
                 413,
                 "at most 1024 bytes",
+            ),
+            (
+                Err(Refusal::BodyTimeout(10)),
+                408,
+                "must arrive whole within 10 seconds",
             ),
             (split_events(&cfg, b"{").map(|_| ()), 400, "malformed JSON"),
             (
