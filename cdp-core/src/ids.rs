@@ -38,6 +38,14 @@ macro_rules! string_id {
                 &self.0
             }
 
+            /// This holder's share of the id's heap allocation, in bytes: the text plus the
+            /// reference counts, divided among everything that holds the same allocation
+            /// (an id interned from the configuration costs each signal almost nothing).
+            pub fn heap_share(&self) -> usize {
+                let allocation = 2 * std::mem::size_of::<usize>() + self.0.len();
+                allocation.div_ceil(Arc::strong_count(&self.0))
+            }
+
             /// Whether both ids are the same interned allocation (a cheap, partial equality:
             /// `false` says nothing about the text).
             pub fn shares_allocation(&self, other: &Self) -> bool {
