@@ -1,7 +1,9 @@
 //! `GET /health`: whether the collector can store events right now, and when one was last
 //! stored. One bounded query answers both: the latest stored processing time, which also
-//! survives restarts, merged with what this process committed itself.
+//! survives restarts, merged with what this process committed itself. It also shows how full
+//! the profile cache is and how often it is hit, since its bound is what keeps memory flat.
 
+use crate::profile_cache::CacheReport;
 use crate::server::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,7 +17,7 @@ use std::time::Duration;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The health answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     /// `ok`, or `degraded` when the store is unreachable.
     pub status: String,
@@ -27,6 +29,8 @@ pub struct Health {
     /// store, so it survives restarts; while the store is unreachable, the last commit of
     /// this process.
     pub last_event_at: Option<String>,
+    /// The writers' profile cache: entries, estimated bytes against the bound, hit rate.
+    pub profile_cache: CacheReport,
 }
 
 /// The handler: 200 when the store answers, 503 otherwise.
@@ -47,6 +51,7 @@ pub async fn health(State(app): State<AppState>) -> Response {
         last_event_at: stored
             .max(app.writers.last_event_at())
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        profile_cache: app.writers.cache_report(),
     };
     let status = if reachable {
         StatusCode::OK

@@ -19,6 +19,7 @@ pub mod load;
 pub mod logging;
 pub mod metrics_bench;
 pub mod openapi;
+pub mod profile_cache;
 pub mod rebuild;
 pub mod replay;
 pub mod reply;

@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default body cap: a 100-event batch of typical events is about 60 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default memory for cached profiles: about 6,000 busy visitors or 30,000 one-page ones, and
+/// small enough for a 256 MiB machine.
+pub const DEFAULT_PROFILE_CACHE_MB: usize = 64;
 /// Default time a body may take to arrive: a 256 KiB body takes about 2 s at 1 Mbit/s.
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;
 /// Largest body cap accepted, so a typo cannot disable the limit.
@@ -113,7 +116,12 @@ pub struct ServeArgs {
     /// pipeline already batches whatever arrives during a commit, so waiting only adds latency.
     #[arg(long, env = "CDP_WRITER_LINGER_MS", default_value_t = 0)]
     pub writer_linger_ms: u64,
-    /// Profiles kept in memory per writer.
+    /// Memory the cached profiles may hold, in MiB, shared by the writers. A visitor who is
+    /// not cached is loaded from the store and caught up from their events, so a smaller cache
+    /// costs speed, never correctness; `/health` shows its size and hit rate.
+    #[arg(long, env = "CDP_PROFILE_CACHE_MB", default_value_t = DEFAULT_PROFILE_CACHE_MB)]
+    pub profile_cache_mb: usize,
+    /// Most profiles kept in memory per writer, whatever their size.
     #[arg(long, env = "CDP_PROFILE_CACHE", default_value_t = 100_000)]
     pub profile_cache: usize,
     /// How often changed profiles are saved behind the events, in seconds (also on eviction
@@ -313,8 +321,10 @@ pub struct WriterSettings {
     pub batch_events: usize,
     /// Wait for more events before committing a partial batch.
     pub linger: Duration,
-    /// Profiles cached per writer.
+    /// Profiles cached per writer, at most.
     pub profile_cache: usize,
+    /// Bytes the cached profiles of all writers may hold together.
+    pub profile_cache_bytes: usize,
     /// How often changed profiles are written behind.
     pub profile_flush: Duration,
 }
@@ -403,6 +413,12 @@ impl ServeArgs {
         if self.profile_cache == 0 {
             problems.push("--profile-cache: at least 1".to_owned());
         }
+        if self.profile_cache_mb == 0 || self.profile_cache_mb > 1024 * 1024 {
+            problems.push(format!(
+                "--profile-cache-mb / CDP_PROFILE_CACHE_MB: from 1 to 1048576, got {}",
+                self.profile_cache_mb
+            ));
+        }
         if self.profile_flush_secs == 0 || self.profile_flush_secs > 3600 {
             problems.push("--profile-flush-secs: from 1 to 3600".to_owned());
         }
@@ -426,6 +442,7 @@ impl ServeArgs {
                         batch_events: self.writer_batch_events,
                         linger: Duration::from_millis(self.writer_linger_ms),
                         profile_cache: self.profile_cache,
+                        profile_cache_bytes: self.profile_cache_mb * 1024 * 1024,
                         profile_flush: Duration::from_secs(self.profile_flush_secs),
                     },
                 })

@@ -13,6 +13,7 @@
 
 use cdp_adapters::{ProfileStore, Store};
 use cdp_core::{Config, Profile};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 
 /// Snapshots queued before writers keep their profiles dirty for the next round instead.
 const QUEUED_SNAPSHOTS: usize = 64;
+
 /// Most profiles per `save_profiles` call (one transaction each).
 const SAVE_CHUNK: usize = 200;
 /// Save attempts per chunk before it is dropped (its visitors are caught up from events on
@@ -28,46 +30,98 @@ const SAVE_ATTEMPTS: u32 = 5;
 /// First wait after a failed save; doubled after each failure.
 const RETRY_BASE: Duration = Duration::from_millis(500);
 
+/// Profiles on their way to the store, with the bytes they hold.
+type Queued = (Vec<Profile>, u64);
+
 /// The sending side, one clone per writer.
 #[derive(Clone)]
 pub struct Snapshots {
-    tx: mpsc::Sender<Vec<Profile>>,
+    tx: mpsc::Sender<Queued>,
+    queued_bytes: Arc<AtomicU64>,
+    max_bytes: u64,
 }
 
 impl Snapshots {
-    /// Queues profiles to be saved without waiting. Gives them back when the queue is full,
-    /// so the caller keeps them dirty and offers them again later.
+    /// Queues profiles to be saved without waiting. Gives them back when the queue is full
+    /// (in snapshots, or in the bytes its profiles hold, once something is queued), so the
+    /// caller keeps them dirty and offers them again later: a store that saves slowly holds
+    /// back the snapshots, never the memory.
     pub fn offer(&self, profiles: Vec<Profile>) -> Result<(), Vec<Profile>> {
         if profiles.is_empty() {
             return Ok(());
         }
-        self.tx.try_send(profiles).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+        let bytes: u64 = profiles.iter().map(|p| p.memory_bytes() as u64).sum();
+        let queued = self.queued_bytes.load(Ordering::Relaxed);
+        if queued > 0 && queued + bytes > self.max_bytes {
+            return Err(profiles);
+        }
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.tx.try_send((profiles, bytes)).map_err(|e| {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full((p, _))
+                | mpsc::error::TrySendError::Closed((p, _)) => p,
+            }
         })
     }
 
     /// Queues profiles, waiting for room: for the final snapshot at shutdown, which must not
     /// be dropped.
     pub async fn send(&self, profiles: Vec<Profile>) {
-        if !profiles.is_empty() && self.tx.send(profiles).await.is_err() {
+        if profiles.is_empty() {
+            return;
+        }
+        let bytes: u64 = profiles.iter().map(|p| p.memory_bytes() as u64).sum();
+        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if self.tx.send((profiles, bytes)).await.is_err() {
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             tracing::warn!("profile write-behind already stopped; profiles left to catch up");
         }
     }
+
+    /// A reading of the bytes queued and not yet saved that does not keep the saving task
+    /// alive (the task ends when the last [`Snapshots`] is dropped).
+    pub fn gauge(&self) -> QueuedBytes {
+        QueuedBytes(self.queued_bytes.clone())
+    }
 }
 
-/// Starts the saving task. It ends once every [`Snapshots`] clone is dropped and the queue is
-/// empty.
-pub fn spawn(store: Arc<Store>, cfg: Arc<Config>) -> (Snapshots, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Vec<Profile>>(QUEUED_SNAPSHOTS);
+/// Bytes of the profiles queued and not yet saved.
+#[derive(Clone, Debug, Default)]
+pub struct QueuedBytes(Arc<AtomicU64>);
+
+impl QueuedBytes {
+    /// The bytes now.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the saving task, which queues at most `max_bytes` of profiles (estimated, see
+/// [`Profile::memory_bytes`]). It ends once every [`Snapshots`] clone is dropped and the queue
+/// is empty.
+pub fn spawn(store: Arc<Store>, cfg: Arc<Config>, max_bytes: u64) -> (Snapshots, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Queued>(QUEUED_SNAPSHOTS);
+    let queued_bytes = Arc::new(AtomicU64::new(0));
+    let done = queued_bytes.clone();
     let task = tokio::spawn(async move {
-        while let Some(profiles) = rx.recv().await {
+        while let Some((profiles, bytes)) = rx.recv().await {
             for chunk in profiles.chunks(SAVE_CHUNK) {
                 save(&store, &cfg, chunk).await;
             }
+            drop(profiles);
+            done.fetch_sub(bytes, Ordering::Relaxed);
         }
         tracing::debug!("profile write-behind stopped");
     });
-    (Snapshots { tx }, task)
+    (
+        Snapshots {
+            tx,
+            queued_bytes,
+            max_bytes,
+        },
+        task,
+    )
 }
 
 async fn save(store: &Store, cfg: &Config, chunk: &[Profile]) {

@@ -17,7 +17,8 @@
 //! is dropped from the cache, so its profile is rebuilt from what is stored rather than keep an
 //! event twice.
 //!
-//! Profiles live in a bounded LRU cache and are written behind by [`crate::write_behind`]:
+//! Profiles live in an LRU cache bounded by their memory ([`crate::profile_cache`]) and are
+//! written behind by [`crate::write_behind`]:
 //! snapshots of changed profiles every `profile_flush` (30 s by default), on eviction and at
 //! shutdown, never on the commit path. Snapshots are taken between commits, so they hold only
 //! committed events. On a cache miss the stored profiles of the whole batch's new visitors are
@@ -26,14 +27,13 @@
 //! truth. When a commit fails, the visitors it touched are dropped from the cache, so their
 //! next event reloads them from the store.
 
-use crate::write_behind::{self, Snapshots};
+use crate::profile_cache::{CacheCounters, CacheReport, ProfileCache};
+use crate::write_behind::{self, QueuedBytes, Snapshots};
 use cdp_adapters::{EventSink, ProfileStore, Store, StoreError, WriteOutcome};
 use cdp_core::sampling::fnv1a;
 use cdp_core::{apply, AnonymousId, Config, EventType, Outcome, Profile, ValidEvent};
 use chrono::{DateTime, SubsecRound, Utc};
-use lru::LruCache;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -103,6 +103,9 @@ struct WriteRequest {
 pub struct Writers {
     shards: Arc<Vec<mpsc::Sender<WriteRequest>>>,
     last_event_at: Arc<AtomicI64>,
+    cache: Arc<CacheCounters>,
+    cache_max_bytes: u64,
+    saving: QueuedBytes,
 }
 
 /// Stops the writers: they finish the queued requests, save dirty profiles and exit.
@@ -148,10 +151,15 @@ impl Writers {
     ) -> (Writers, WritersShutdown) {
         let (stop, stop_rx) = watch::channel(false);
         let last_event_at = Arc::new(AtomicI64::new(i64::MIN));
-        let (snapshots, write_behind) = write_behind::spawn(store.clone(), cfg.clone());
+        let (snapshots, write_behind) = write_behind::spawn(
+            store.clone(),
+            cfg.clone(),
+            settings.profile_cache_bytes as u64,
+        );
         let mut senders = Vec::new();
         let mut tasks = Vec::new();
-        let cache = NonZeroUsize::new(settings.profile_cache).unwrap_or(NonZeroUsize::MIN);
+        let cache = Arc::new(CacheCounters::default());
+        let shard_bytes = settings.profile_cache_bytes / settings.shards.max(1);
         for shard in 0..settings.shards.max(1) {
             let (tx, rx) = mpsc::channel(QUEUE_REQUESTS);
             senders.push(tx);
@@ -160,7 +168,7 @@ impl Writers {
                 store: store.clone(),
                 cfg: cfg.clone(),
                 settings,
-                profiles: LruCache::new(cache),
+                profiles: ProfileCache::new(shard_bytes, settings.profile_cache, cache.clone()),
                 dirty: HashSet::new(),
                 evicted_dirty: HashMap::new(),
                 snapshots: snapshots.clone(),
@@ -175,6 +183,9 @@ impl Writers {
             Writers {
                 shards: Arc::new(senders),
                 last_event_at,
+                cache,
+                cache_max_bytes: settings.profile_cache_bytes as u64,
+                saving: snapshots.gauge(),
             },
             WritersShutdown {
                 stop,
@@ -190,6 +201,11 @@ impl Writers {
             i64::MIN => None,
             ms => DateTime::from_timestamp_millis(ms),
         }
+    }
+
+    /// The profile cache of every shard together, for `/health`.
+    pub fn cache_report(&self) -> CacheReport {
+        self.cache.report(self.cache_max_bytes, self.saving.get())
     }
 
     /// Hands events to their shards and waits until they are durable. Statuses come back in
@@ -365,7 +381,7 @@ struct ShardWriter {
     store: Arc<Store>,
     cfg: Arc<Config>,
     settings: WriterSettings,
-    profiles: LruCache<AnonymousId, Profile>,
+    profiles: ProfileCache,
     /// Visitors whose cached profile changed since its last snapshot.
     dirty: HashSet<AnonymousId>,
     /// Dirty profiles pushed out of the cache before their snapshot was taken.
@@ -441,9 +457,8 @@ impl ShardWriter {
             if self.stats.since.elapsed() >= STATS_EVERY {
                 std::mem::take(&mut self.stats).log(self.shard, "writer stats");
             }
-            if self.last_snapshot.elapsed() >= self.settings.profile_flush
-                || self.evicted_dirty.len() >= EVICTED_DIRTY_MAX
-            {
+            let due = self.last_snapshot.elapsed() >= self.settings.profile_flush;
+            if due || self.evicted_dirty.len() >= EVICTED_DIRTY_MAX {
                 // Visitors with events not yet committed stay dirty for the next round.
                 let mut uncommitted = BTreeSet::new();
                 for p in [
@@ -455,11 +470,13 @@ impl ShardWriter {
                 {
                     uncommitted.extend(p.touched.iter().cloned());
                 }
-                self.offer_snapshot(&uncommitted);
+                // Between periodic snapshots only the profiles pushed out of the cache go:
+                // they are moved, not copied, so saving them costs no memory.
+                self.offer_snapshot(&uncommitted, due);
             }
         }
         self.drain(inflight.take(), staged.take()).await;
-        let last = self.take_snapshot(&BTreeSet::new());
+        let last = self.take_snapshot(&BTreeSet::new(), true);
         self.snapshots.send(last).await;
         self.stats.log(self.shard, "writer stopped");
     }
@@ -816,14 +833,25 @@ impl ShardWriter {
             .filter(|id| !self.profiles.contains(id) && !self.evicted_dirty.contains_key(id))
             .cloned()
             .collect();
+        self.profiles
+            .counters()
+            .looked_up((touched.len() - missing.len()) as u64, missing.len() as u64);
+        // The batch's profiles are held apart from the cache while its events are applied: a
+        // batch can bring more visitors than the cache holds, and a saved profile pushed out
+        // by another visitor's event before its own was applied would be started afresh.
+        let mut working: HashMap<AnonymousId, Profile> = HashMap::new();
         if !missing.is_empty() {
             self.stats.misses += missing.len() as u64;
-            let loaded = self
+            working = self
                 .load_profiles(&missing, now)
                 .await
-                .map_err(|e| (e, BTreeSet::new()))?;
-            for (id, profile) in loaded {
-                self.put_profile(id, profile);
+                .map_err(|e| (e, BTreeSet::new()))?
+                .into_iter()
+                .collect();
+        }
+        for id in &touched {
+            if let Some(p) = self.take_profile(id) {
+                working.insert(id.clone(), p);
             }
         }
 
@@ -838,9 +866,9 @@ impl ShardWriter {
                     st.push(WriteStatus::Duplicate);
                     continue;
                 }
-                let before = self.take_profile(&event.anonymous_id);
+                let before = working.remove(&event.anonymous_id);
                 let applied = apply(&self.cfg, before, event, now);
-                self.put_profile(event.anonymous_id.clone(), applied.profile);
+                working.insert(event.anonymous_id.clone(), applied.profile);
                 if applied.outcome == Outcome::Duplicate {
                     st.push(WriteStatus::Duplicate);
                     continue;
@@ -851,6 +879,20 @@ impl ShardWriter {
                 st.push(WriteStatus::Accepted);
             }
             statuses.push(st);
+        }
+        // Back in the cache in the order the batch last touched them, so the least recent
+        // leave first; a profile pushed out now is dirty and waits for its save.
+        let mut order: Vec<&AnonymousId> = Vec::with_capacity(working.len());
+        let mut placed: HashSet<&AnonymousId> = HashSet::new();
+        for event in groups.iter().flat_map(|g| g.iter()).rev() {
+            if placed.insert(&event.anonymous_id) {
+                order.push(&event.anonymous_id);
+            }
+        }
+        for id in order.into_iter().rev() {
+            if let Some(p) = working.remove(id) {
+                self.put_profile(id.clone(), p);
+            }
         }
         Ok(Prepared {
             rows,
@@ -878,7 +920,12 @@ impl ShardWriter {
         let mut missed = self.store.visitor_events_many(brand, &since).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let mut profile = stored.remove(id);
+            // A decoded profile holds its own copy of every persona id and signal kind; the
+            // cache keeps the configuration's instead.
+            let mut profile = stored.remove(id).map(|mut p| {
+                p.share_ids(&self.cfg);
+                p
+            });
             for row in missed.remove(id).unwrap_or_default() {
                 let event = row.to_valid_event();
                 profile = Some(apply(&self.cfg, profile, &event, row.processed_at).profile);
@@ -900,23 +947,28 @@ impl ShardWriter {
         }
     }
 
+    /// Takes a visitor's profile out of the cache, or out of the evicted profiles awaiting
+    /// their save, which stay dirty: their changes are still not saved.
     fn take_profile(&mut self, id: &AnonymousId) -> Option<Profile> {
-        self.profiles
-            .pop(id)
-            .or_else(|| self.evicted_dirty.remove(id))
+        self.profiles.pop(id).or_else(|| {
+            let p = self.evicted_dirty.remove(id)?;
+            self.dirty.insert(id.clone());
+            Some(p)
+        })
     }
 
     fn put_profile(&mut self, id: AnonymousId, profile: Profile) {
-        if let Some((old_id, old)) = self.profiles.push(id, profile) {
+        for (old_id, old) in self.profiles.push(id, profile) {
             if self.dirty.remove(&old_id) {
                 self.evicted_dirty.insert(old_id, old);
             }
         }
     }
 
-    /// Every changed profile but those of `uncommitted` visitors (whose cached profiles hold
-    /// events not yet durable, which a snapshot must never contain); the rest are then clean.
-    fn take_snapshot(&mut self, uncommitted: &BTreeSet<AnonymousId>) -> Vec<Profile> {
+    /// The changed profiles pushed out of the cache and, with `cached`, copies of the changed
+    /// ones still in it, but none of `uncommitted` visitors (whose profiles hold events not yet
+    /// durable, which a snapshot must never contain); those taken are then clean.
+    fn take_snapshot(&mut self, uncommitted: &BTreeSet<AnonymousId>, cached: bool) -> Vec<Profile> {
         let mut out = Vec::new();
         for (id, p) in std::mem::take(&mut self.evicted_dirty) {
             if uncommitted.contains(&id) {
@@ -924,6 +976,9 @@ impl ShardWriter {
             } else {
                 out.push(p);
             }
+        }
+        if !cached {
+            return out;
         }
         for id in std::mem::take(&mut self.dirty) {
             if uncommitted.contains(&id) {
@@ -936,10 +991,15 @@ impl ShardWriter {
     }
 
     /// Hands changed profiles to the write-behind without waiting; when its queue is full they
-    /// stay dirty for the next round.
-    fn offer_snapshot(&mut self, uncommitted: &BTreeSet<AnonymousId>) {
-        self.last_snapshot = Instant::now();
-        let snapshot = self.take_snapshot(uncommitted);
+    /// stay dirty for the next round. When it stays full and more than [`EVICTED_DIRTY_MAX`]
+    /// pushed-out profiles wait, those with nothing in flight are dropped unsaved, which costs
+    /// their visitors a catch-up from the stored events on their next visit and keeps memory
+    /// bounded however slowly the store saves.
+    fn offer_snapshot(&mut self, uncommitted: &BTreeSet<AnonymousId>, cached: bool) {
+        if cached {
+            self.last_snapshot = Instant::now();
+        }
+        let snapshot = self.take_snapshot(uncommitted, cached);
         if let Err(back) = self.snapshots.offer(snapshot) {
             tracing::debug!(
                 shard = self.shard,
@@ -953,6 +1013,18 @@ impl ShardWriter {
                 } else {
                     self.evicted_dirty.insert(id, p);
                 }
+            }
+            if self.evicted_dirty.len() > EVICTED_DIRTY_MAX {
+                let before = self.evicted_dirty.len();
+                self.evicted_dirty.retain(|id, _| uncommitted.contains(id));
+                let dropped = before - self.evicted_dirty.len();
+                self.profiles.counters().dropped_unsaved(dropped as u64);
+                tracing::debug!(
+                    shard = self.shard,
+                    profiles = dropped,
+                    "profile saves are behind; dropped pushed-out profiles, to be caught up \
+                     from their events"
+                );
             }
         }
     }

@@ -643,9 +643,28 @@ async fn health_reports_the_store_and_the_last_event(b: Backend) {
         (Some("ok"), Some("ok"))
     );
     assert_eq!(body["last_event_at"], Value::Null);
-    let _ = s.post_json(&page_view(&visitor())).await;
+    let cache = &body["profile_cache"];
+    assert_eq!(cache["entries"], 0, "{body}");
+    assert_eq!(
+        cache["max_bytes"],
+        64 * 1024 * 1024,
+        "the default bound: {body}"
+    );
+    assert_eq!(cache["hit_rate"], Value::Null, "{body}");
+    let anon = visitor();
+    let _ = s.post_json(&page_view(&anon)).await;
+    let _ = s.post_json(&page_view(&anon)).await;
     let (_, body) = get().await;
     assert!(body["last_event_at"].is_string(), "{body}");
+    let cache = &body["profile_cache"];
+    assert_eq!(cache["entries"], 1, "{body}");
+    assert!(cache["bytes"].as_u64().is_some_and(|b| b > 500), "{body}");
+    assert_eq!(
+        (cache["hits"].as_u64(), cache["misses"].as_u64()),
+        (Some(1), Some(1)),
+        "{body}"
+    );
+    assert_eq!(cache["hit_rate"], 0.5, "{body}");
     s.finish().await;
 }
 

@@ -21,6 +21,7 @@ on_every_backend!(
     a_crash_before_any_profile_save_loses_nothing,
     a_crash_after_a_profile_save_catches_up_from_it,
     rebuild_walks_every_visitor,
+    a_cache_far_smaller_than_the_visitors_costs_no_correctness,
 );
 
 /// A migrated, empty store and what keeps it alive.
@@ -119,6 +120,7 @@ fn settings() -> WriterSettings {
         batch_events: 1000,
         linger: Duration::ZERO,
         profile_cache: 1000,
+        profile_cache_bytes: 64 << 20,
         profile_flush: Duration::from_secs(3600),
     }
 }
@@ -277,4 +279,47 @@ async fn rebuild_walks_every_visitor(backend: Backend) {
     .await
     .unwrap_or_else(|e| panic!("rebuild one: {e}"));
     assert_eq!(only, 1, "only visitors with events are rebuilt");
+}
+
+/// 150 visitors through a cache that holds a fraction of them: profiles leave and come back
+/// from the store many times, the cache never passes its bound, and every saved profile is
+/// exactly what its events make.
+async fn a_cache_far_smaller_than_the_visitors_costs_no_correctness(backend: Backend) {
+    let t = open(backend).await;
+    let cfg = Arc::new(Config::southland());
+    let names: Vec<String> = (0..150).map(|i| format!("v-small-cache-{i:03}")).collect();
+    let visitors: Vec<&str> = names.iter().map(String::as_str).collect();
+    // Profiles pushed out wait in memory until their next save; saving often sends them to
+    // the store, so their visitors' next events load them back.
+    let small = WriterSettings {
+        profile_cache_bytes: 96 * 1024,
+        profile_flush: Duration::from_millis(20),
+        ..settings()
+    };
+    let (writers, stop) = Writers::spawn(t.store.clone(), cfg.clone(), small);
+    for round in 0..4 {
+        write(&writers, &cfg, &visitors, round * 3, 3).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let cache = writers.cache_report();
+        assert!(cache.bytes <= 96 * 1024, "{cache:?}");
+        assert!(cache.entries < 150, "only some visitors fit: {cache:?}");
+    }
+    let cache = writers.cache_report();
+    assert!(cache.evictions > 150, "{cache:?}");
+    assert!(
+        cache.misses > 150,
+        "visitors came back from the store: {cache:?}"
+    );
+    assert_eq!(cache.max_bytes, 96 * 1024);
+    stop.shutdown().await;
+    for v in &visitors {
+        let profile = saved(&t.store, &cfg, v).await;
+        assert_eq!(
+            profile.as_ref(),
+            Some(&rebuilt(&t.store, &cfg, v).await),
+            "{v}"
+        );
+        let applied: u32 = profile.map_or(0, |p| p.event_counts.values().sum());
+        assert_eq!(applied, 12, "{v}: every event once");
+    }
 }
