@@ -107,6 +107,49 @@ pub struct Phase {
     /// Postgres: the events still waiting to be folded into the rollups when the phase ended,
     /// and how long folding them took (the fold runs during the phase, in the server).
     pub rollup_backlog: Option<(u64, Duration)>,
+    /// This process's memory and the server's profile cache when the phase ended.
+    pub memory: Option<Memory>,
+}
+
+/// Memory when a phase ended: the whole process (server and load clients; the clients hold
+/// little), and the profile cache as `/health` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Memory {
+    /// Resident set, MiB.
+    pub rss_mib: f64,
+    /// Highest resident set so far, MiB.
+    pub peak_mib: f64,
+    /// Profiles cached.
+    pub cache_entries: u64,
+    /// Their estimated size, MiB.
+    pub cache_mib: f64,
+    /// Cache hit rate since the server started.
+    pub hit_rate: Option<f64>,
+}
+
+impl Memory {
+    /// Reads `/proc/self/status` (Linux) and the server's `/health`.
+    async fn take(addr: SocketAddr) -> Option<Memory> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kib = |key: &str| -> Option<f64> {
+            let line = status.lines().find(|l| l.starts_with(key))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        };
+        let health: Value = reqwest::get(format!("http://{addr}/health"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let cache = &health["profile_cache"];
+        Some(Memory {
+            rss_mib: kib("VmRSS:")? / 1024.0,
+            peak_mib: kib("VmHWM:")? / 1024.0,
+            cache_entries: cache["entries"].as_u64()?,
+            cache_mib: cache["bytes"].as_f64()? / (1024.0 * 1024.0),
+            hit_rate: cache["hit_rate"].as_f64(),
+        })
+    }
 }
 
 /// Everything a run measured.
@@ -183,6 +226,18 @@ impl fmt::Display for Report {
                     f,
                     "{:<9}   {} events were answered duplicate or rejected and are not counted",
                     "", p.not_accepted
+                )?;
+            }
+            if let Some(m) = &p.memory {
+                writeln!(
+                    f,
+                    "{:<9}   memory: rss {:.0} MiB (peak {:.0}); profile cache {} profiles, {:.1} MiB, hit rate {}",
+                    "",
+                    m.rss_mib,
+                    m.peak_mib,
+                    m.cache_entries,
+                    m.cache_mib,
+                    m.hit_rate.map_or("n/a".to_owned(), |r| format!("{:.1}%", r * 100.0))
                 )?;
             }
             if let Some((pending, fold)) = p.rollup_backlog {
@@ -487,6 +542,7 @@ async fn measure_backend(
         if let Some((admin, schema)) = postgres {
             phase.rollup_backlog = Some(fold_backlog(admin, schema).await?);
         }
+        phase.memory = Memory::take(running.addr).await;
         phases.push(phase);
     }
     running.stop().await;
@@ -555,6 +611,7 @@ async fn measure_phase(
         not_accepted: totals.not_accepted,
         cpu,
         rollup_backlog: None,
+        memory: None,
     })
 }
 
@@ -1111,6 +1168,7 @@ mod tests {
             not_accepted: 0,
             cpu: None,
             rollup_backlog: None,
+            memory: None,
         };
         Report {
             phases: vec![
