@@ -10,12 +10,11 @@ mod support;
 use cdp_adapters::{EventSink, PostgresTarget, ProfileStore, Store, StoreTarget};
 use cdp_api::clock::Clock;
 use cdp_api::server::{self, Running};
-use cdp_api::settings::{Cli, Command, Settings};
+use cdp_api::settings::Settings;
 use cdp_core::{
     apply, validate, AnonymousId, BrandId, Config, EventRow, EventType, PersonaId, SessionId, Stage,
 };
 use chrono::{DateTime, Duration, Utc};
-use clap::Parser;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,20 +64,7 @@ struct Server {
 }
 
 fn settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
-    let data_dir = dir.display().to_string();
-    let mut argv = vec![
-        "cdp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-    ];
-    argv.extend_from_slice(extra);
-    match Cli::try_parse_from(argv).map(|c| c.command) {
-        Ok(Command::Serve(args)) => args.validate().unwrap_or_else(|e| panic!("{e}")),
-        other => panic!("not serve: {other:?}"),
-    }
+    support::serve_settings(dir, extra)
 }
 
 /// A server on the fixed clock; `via` replaces the Postgres URL the server uses (a proxy).

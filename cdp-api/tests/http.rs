@@ -7,14 +7,13 @@ mod support;
 
 use cdp_adapters::{EventSink, PostgresTarget, ProfileStore, Store, StoreTarget};
 use cdp_api::server::{self, Running};
-use cdp_api::settings::{Cli, Command, Settings};
+use cdp_api::settings::Settings;
 use cdp_core::{AnonymousId, BrandId};
 use chrono::{SecondsFormat, Utc};
-use clap::Parser;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use support::{on_every_backend, pg_url, Backend, Proxy, PG_HINT};
+use support::{on_every_backend, pg_client, pg_url, serve_settings, Backend, Proxy, PG_HINT};
 use uuid::Uuid;
 
 on_every_backend!(
@@ -42,11 +41,8 @@ async fn fresh_schema(url: &str) -> String {
         SCHEMAS.fetch_add(1, Ordering::Relaxed),
         Utc::now().timestamp_millis() % 100_000
     );
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    pg_client(url)
         .await
-        .unwrap_or_else(|e| panic!("{PG_HINT}: {e}"));
-    tokio::spawn(conn);
-    client
         .batch_execute(&format!("create schema {schema}"))
         .await
         .unwrap_or_else(|e| panic!("create schema {schema}: {e}"));
@@ -74,20 +70,7 @@ struct TestServer {
 }
 
 fn default_settings(dir: &std::path::Path, extra: &[&str]) -> Settings {
-    let data_dir = dir.display().to_string();
-    let mut argv = vec![
-        "cdp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-    ];
-    argv.extend_from_slice(extra);
-    match Cli::try_parse_from(argv).map(|c| c.command) {
-        Ok(Command::Serve(args)) => args.validate().unwrap_or_else(|e| panic!("{e}")),
-        other => panic!("not serve: {other:?}"),
-    }
+    serve_settings(dir, extra)
 }
 
 async fn start(backend: Backend) -> TestServer {

@@ -27,33 +27,15 @@ mod postgrest;
 use cdp_adapters::rest::RetryPolicy;
 use cdp_adapters::{EventSink, PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget};
 use cdp_api::server::{self, Running};
-use cdp_api::settings::{Cli, Command, Settings};
 use cdp_core::BrandId;
 use chrono::{SecondsFormat, Utc};
-use clap::Parser;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::{pg_url, Proxy, RefusingPostgres, PG_HINT};
+use support::{pg_client, pg_url, serve_settings, Proxy, RefusingPostgres};
 
 /// How long a test waits for the server to notice the outage, or the recovery.
 const NOTICE: Duration = Duration::from_secs(20);
-
-fn settings(dir: &std::path::Path) -> Settings {
-    let data_dir = dir.display().to_string();
-    let argv = [
-        "cdp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &data_dir,
-    ];
-    match Cli::try_parse_from(argv).map(|c| c.command) {
-        Ok(Command::Serve(args)) => args.validate().unwrap_or_else(|e| panic!("{e}")),
-        other => panic!("not serve: {other:?}"),
-    }
-}
 
 fn page_view(anon: &str) -> Value {
     json!({
@@ -83,7 +65,7 @@ struct Answer {
 impl Served {
     async fn start(target: StoreTarget) -> Served {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let mut settings = settings(dir.path());
+        let mut settings = serve_settings(dir.path(), &[]);
         settings.store.target = target;
         let running = server::start(&settings)
             .await
@@ -236,10 +218,7 @@ impl OwnDatabase {
             N.fetch_add(1, Ordering::Relaxed),
             Utc::now().timestamp_millis() % 100_000
         );
-        let (admin, conn) = tokio_postgres::connect(&pg_url(), tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("{PG_HINT}: {e}"));
-        tokio::spawn(conn);
+        let admin = pg_client(&pg_url()).await;
         admin
             .batch_execute(&format!("create role {name} login"))
             .await

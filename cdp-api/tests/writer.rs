@@ -171,6 +171,17 @@ async fn rebuilt(store: &Store, cfg: &Config, visitor: &str) -> Profile {
     profile.unwrap_or_else(|| panic!("{visitor} has no events"))
 }
 
+/// Checks that each visitor's saved profile is exactly the rebuild from its events, and holds
+/// `events` of them.
+async fn check_saved_equal_rebuilt(store: &Store, cfg: &Config, visitors: &[&str], events: u32) {
+    for v in visitors {
+        let profile = saved(store, cfg, v).await;
+        assert_eq!(profile.as_ref(), Some(&rebuilt(store, cfg, v).await), "{v}");
+        let applied: u32 = profile.map_or(0, |p| p.event_counts.values().sum());
+        assert_eq!(applied, events, "{v}: every event is in the profile once");
+    }
+}
+
 async fn saved(store: &Store, cfg: &Config, visitor: &str) -> Option<Profile> {
     store
         .load_profile(cfg.brand_id(), &AnonymousId::new(visitor), Utc::now())
@@ -198,16 +209,7 @@ async fn a_crash_before_any_profile_save_loses_nothing(backend: Backend) {
     let (writers, stop) = Writers::spawn(t.store.clone(), cfg.clone(), settings());
     write(&writers, &cfg, &visitors, 40, 1).await;
     stop.shutdown().await;
-    for v in visitors {
-        let profile = saved(&t.store, &cfg, v).await;
-        assert_eq!(
-            profile.as_ref(),
-            Some(&rebuilt(&t.store, &cfg, v).await),
-            "{v}"
-        );
-        let applied: u32 = profile.map_or(0, |p| p.event_counts.values().sum());
-        assert_eq!(applied, 41, "{v}: every event is in the profile");
-    }
+    check_saved_equal_rebuilt(&t.store, &cfg, &visitors, 41).await;
 }
 
 async fn a_crash_after_a_profile_save_catches_up_from_it(backend: Backend) {
@@ -234,16 +236,7 @@ async fn a_crash_after_a_profile_save_catches_up_from_it(backend: Backend) {
     let (writers, stop) = Writers::spawn(t.store.clone(), cfg.clone(), settings());
     write(&writers, &cfg, &visitors, 35, 1).await;
     stop.shutdown().await;
-    for v in visitors {
-        let profile = saved(&t.store, &cfg, v).await;
-        assert_eq!(
-            profile.as_ref(),
-            Some(&rebuilt(&t.store, &cfg, v).await),
-            "{v}"
-        );
-        let applied: u32 = profile.map_or(0, |p| p.event_counts.values().sum());
-        assert_eq!(applied, 36, "{v}: every event is in the profile once");
-    }
+    check_saved_equal_rebuilt(&t.store, &cfg, &visitors, 36).await;
 }
 
 async fn rebuild_walks_every_visitor(backend: Backend) {
@@ -312,14 +305,5 @@ async fn a_cache_far_smaller_than_the_visitors_costs_no_correctness(backend: Bac
     );
     assert_eq!(cache.max_bytes, 96 * 1024);
     stop.shutdown().await;
-    for v in &visitors {
-        let profile = saved(&t.store, &cfg, v).await;
-        assert_eq!(
-            profile.as_ref(),
-            Some(&rebuilt(&t.store, &cfg, v).await),
-            "{v}"
-        );
-        let applied: u32 = profile.map_or(0, |p| p.event_counts.values().sum());
-        assert_eq!(applied, 12, "{v}: every event once");
-    }
+    check_saved_equal_rebuilt(&t.store, &cfg, &visitors, 12).await;
 }

@@ -47,6 +47,37 @@ pub fn pg_url() -> String {
     }
 }
 
+/// A connection to the Postgres at `url`, driven on the current runtime; panics with
+/// [`PG_HINT`] when it cannot connect.
+pub async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("{PG_HINT}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
+/// `cdp serve`'s settings as its flags give them: an ephemeral loopback port, the data in
+/// `dir`, then `extra`.
+pub fn serve_settings(dir: &std::path::Path, extra: &[&str]) -> cdp_api::settings::Settings {
+    use cdp_api::settings::{Cli, Command};
+    use clap::Parser;
+    let data_dir = dir.display().to_string();
+    let mut argv = vec![
+        "cdp",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+    ];
+    argv.extend_from_slice(extra);
+    match Cli::try_parse_from(argv).map(|c| c.command) {
+        Ok(Command::Serve(args)) => args.validate().unwrap_or_else(|e| panic!("{e}")),
+        other => panic!("not serve: {other:?}"),
+    }
+}
+
 /// A TCP proxy to Postgres that the test can cut, or point at another server, to take the
 /// store away under a running server.
 pub struct Proxy {
