@@ -13,8 +13,23 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Threads for blocking work, most of it SQLite's. SQLite allocates with the C library's
+/// malloc, which gives each thread that allocates an arena of its own and keeps what is freed
+/// there: spread over tokio's default of up to 512 blocking threads, the page caches left
+/// about 150 MB more resident after 200,000 visitors than on one thread. SQLite work is
+/// serialised on its connections anyway, so a few threads lose nothing.
+const BLOCKING_THREADS: usize = 4;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init(&cli.log, cli.log_json);
     match cli.command {
