@@ -235,8 +235,21 @@ export async function freshPostgres() {
     proxy,
     /** The database URL `cdp serve` gets: through the proxy. */
     url: url.toString(),
+    /**
+     * Makes the database refuse new connections (SQLSTATE 55000, as a paused or restricted
+     * database does) and ends the server's open ones, so its next query must connect again.
+     */
+    refuseConnections() {
+      psql(`alter database ${name} allow_connections false`);
+      psql(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}'`);
+    },
+    /** Lets the database take connections again. */
+    allowConnections() {
+      psql(`alter database ${name} allow_connections true`);
+    },
     async drop() {
       await proxy.close();
+      psql(`alter database ${name} allow_connections true`);
       psql(`drop database if exists ${name} with (force)`);
     },
   };

@@ -84,4 +84,36 @@ describe('offline (real cdp serve on Postgres, store cut by a proxy)', () => {
     await waitForState(page, 'ready');
     assert.deepEqual(errors, []);
   });
+
+  test('the database refusing connections (SQLSTATE 55000): "CDP offline" with the reason, never an error', async () => {
+    const { page, errors } = await openDashboard(h);
+    await waitForState(page, 'ready');
+    h.pg.refuseConnections();
+    try {
+      // The server reconnects for its next query and is refused: every API answer is an
+      // offline 503 naming the SQLSTATE, not a 500.
+      const deadline = Date.now() + 20000;
+      let down;
+      for (;;) {
+        down = await h.site.api('/api/cdp/metrics?range=7d');
+        assert.equal(down.status, 503, `metrics while the database refuses: ${JSON.stringify(down.body)}`);
+        assert.equal(down.body.status, 'offline');
+        if (/SQLSTATE 55000/.test(down.body.reason) || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.match(down.body.reason, /SQLSTATE 55000/, 'the reason names what the database said');
+      const answers = recordAnswers(page);
+      await page.locator('[data-testid="refresh"]').click();
+      await waitForState(page, 'offline');
+      assert.match(await text(page, '[data-testid="offline"]'), /^CDP offline/);
+      assert.match(await text(page, '[data-testid="offline-reason"]'), /SQLSTATE 55000/);
+      assert.equal(answers.filter((a) => a.status >= 500 && a.status !== 503).length, 0, `no 500s: ${JSON.stringify(answers)}`);
+      await assertNoFigures(page);
+      assert.deepEqual(errors, []);
+    } finally {
+      h.pg.allowConnections();
+    }
+    await page.locator('[data-testid="refresh"]').click();
+    await waitForState(page, 'ready');
+  });
 });
