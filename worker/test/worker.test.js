@@ -11,7 +11,7 @@ import { spawn, execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
@@ -363,6 +363,42 @@ test("bad inputs get the same answers as cdp serve", async () => {
     assert.ok(want.status >= 400 || method === "OPTIONS", `${name}: cdp serve answered ${want.status}`);
     assert.deepEqual(got, want, name);
   }
+});
+
+// A client that writes its whole request before it reads the answer (Python's http.client,
+// most server SDKs), over a raw socket to workerd's own HTTP listener. Resolves with the
+// status line, or rejects with the socket error (a reset instead of the answer).
+function eagerPost(url, headers, body) {
+  return new Promise((ok, fail) => {
+    const { hostname, port } = new URL(url);
+    const socket = connect(Number(port), hostname);
+    let got = "";
+    socket.on("error", fail);
+    socket.on("data", (d) => {
+      got += d.toString("latin1");
+      const end = got.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        socket.destroy();
+        ok(got.slice(0, got.indexOf("\r\n")));
+      }
+    });
+    socket.on("close", () => fail(new Error(`closed before an answer: ${JSON.stringify(got.slice(0, 80))}`)));
+    const head = [`POST /collect HTTP/1.1`, `host: ${hostname}`, ...headers, "", ""].join("\r\n");
+    socket.write(head);
+    socket.write(body);
+  });
+}
+
+test("eager writers of an oversized body all read 413, as from cdp serve", async () => {
+  const mf = workers[0] ?? await startWorker(await newSchema());
+  const url = (await mf.ready).toString();
+  const body = Buffer.alloc(2 * 1024 * 1024, 0x20);
+  body[0] = 0x5b;
+  body[body.length - 1] = 0x5d;
+  const answers = await Promise.allSettled(Array.from({ length: 10 }, () =>
+    eagerPost(url, ["content-type: application/json", `content-length: ${body.length}`], body)));
+  const statuses = answers.map((a) => (a.status === "fulfilled" ? a.value : `error: ${a.reason.message}`));
+  assert.deepEqual(statuses, Array(10).fill("HTTP/1.1 413 Payload Too Large"));
 });
 
 test("GET /health answers ok with last_event_at", async () => {
