@@ -12,7 +12,8 @@
 //! - A 401, 402 or 403 means the platform refuses us, not the request (a wrong or rotated key,
 //!   a project restricted under the fair-use policy): the store is out of reach, so the error
 //!   is `Unavailable` at once, without retries that could not help. A project whose services
-//!   are down answers 5xx, retried like any other 5xx. Any other status is `Rejected` with PostgREST's error.
+//!   are down answers 5xx, retried like any other 5xx. Any other status is `Rejected` with
+//!   PostgREST's error.
 //! - A 400 or 409 means some row is unacceptable. The batch is split in halves until the bad
 //!   rows are isolated; the good rows are written and each bad row is appended, with the HTTP
 //!   status and PostgREST's error, to `<dead_letter_dir>/<table>-<UTC date>.ndjson` (fsynced),

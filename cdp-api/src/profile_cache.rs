@@ -191,12 +191,7 @@ impl ProfileCache {
 impl Drop for ProfileCache {
     fn drop(&mut self) {
         // A stopped shard's profiles are gone: the shared counters stop counting them.
-        let (bytes, entries) = (self.bytes, self.entries.len() as u64);
-        self.bytes = 0;
-        self.counters.entries.fetch_sub(entries, Ordering::Relaxed);
-        self.counters
-            .bytes
-            .fetch_sub(bytes as u64, Ordering::Relaxed);
+        self.forget_size(self.bytes, self.entries.len() as u64);
     }
 }
 

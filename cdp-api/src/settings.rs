@@ -18,8 +18,8 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default body cap: a 100-event batch of typical events is about 60 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
-/// Default memory for cached profiles: about 6,000 busy visitors or 30,000 one-page ones, and
-/// small enough for a 256 MiB machine.
+/// Default memory for cached profiles: about 3,500 full profiles (a hundred signals) or
+/// 50,000 of one or two events. Profiles waiting for their save take at most as much again.
 pub const DEFAULT_PROFILE_CACHE_MB: usize = 64;
 /// Default time a body may take to arrive: a 256 KiB body takes about 2 s at 1 Mbit/s.
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 10;

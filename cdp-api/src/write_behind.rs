@@ -21,7 +21,6 @@ use tokio::task::JoinHandle;
 
 /// Snapshots queued before writers keep their profiles dirty for the next round instead.
 const QUEUED_SNAPSHOTS: usize = 64;
-
 /// Most profiles per `save_profiles` call (one transaction each).
 const SAVE_CHUNK: usize = 200;
 /// Save attempts per chunk before it is dropped (its visitors are caught up from events on

@@ -880,18 +880,11 @@ impl ShardWriter {
             }
             statuses.push(st);
         }
-        // Back in the cache in the order the batch last touched them, so the least recent
-        // leave first; a profile pushed out now is dirty and waits for its save.
-        let mut order: Vec<&AnonymousId> = Vec::with_capacity(working.len());
-        let mut placed: HashSet<&AnonymousId> = HashSet::new();
-        for event in groups.iter().flat_map(|g| g.iter()).rev() {
-            if placed.insert(&event.anonymous_id) {
-                order.push(&event.anonymous_id);
-            }
-        }
-        for id in order.into_iter().rev() {
-            if let Some(p) = working.remove(id) {
-                self.put_profile(id.clone(), p);
+        // Back in the cache in the order the batch first touched them; a profile pushed out
+        // now is dirty and waits for its save.
+        for event in groups.iter().flat_map(|g| g.iter()) {
+            if let Some(p) = working.remove(&event.anonymous_id) {
+                self.put_profile(event.anonymous_id.clone(), p);
             }
         }
         Ok(Prepared {
