@@ -18,6 +18,9 @@
 pub mod analytics;
 pub mod codec;
 #[cfg(feature = "native")]
+mod counting_rows;
+pub mod counting_sql;
+#[cfg(feature = "native")]
 pub mod migrate;
 #[cfg(feature = "native")]
 pub mod postgres;

@@ -39,6 +39,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "write-path",
         sql: include_str!("../../docs/schemas/cdp-write-path.sql"),
     },
+    Migration {
+        version: 5,
+        name: "counting",
+        sql: include_str!("../../docs/schemas/cdp-counting.sql"),
+    },
 ];
 
 /// The SQLite migrations: the same tables in SQLite's types.
@@ -68,31 +73,32 @@ pub const SQLITE: &[Migration] = &[
         name: "rollups-apart",
         sql: include_str!("../migrations/sqlite/0005_rollups_apart.sql"),
     },
+    Migration {
+        version: 6,
+        name: "drop-recounts",
+        sql: include_str!("../migrations/sqlite/0006_drop_recounts.sql"),
+    },
 ];
 
-/// Where the rollup tables' definitions end in the event file's migration 0002 (the recount
-/// views, the backfill and the triggers follow; they belong to the event file).
-const ROLLUP_TABLES_END: &str = "-- The recounts:";
-
 /// The migrations of SQLite's rollup file (the rollups kept apart from the events since the
-/// event file's 0005). Its tables are the ones the event file's 0002 defines, taken from that
-/// one text so the two cannot differ; then the fold mark.
-pub fn sqlite_rollups() -> [Migration; 2] {
-    let tables = SQLITE[1].sql;
-    let end = tables.find(ROLLUP_TABLES_END).unwrap_or(tables.len());
-    [
-        Migration {
-            version: 1,
-            name: "rollup-tables",
-            sql: &tables[..end],
-        },
-        Migration {
-            version: 2,
-            name: "fold-mark",
-            sql: include_str!("../migrations/sqlite-rollups/0002_fold_mark.sql"),
-        },
-    ]
-}
+/// event file's 0005).
+pub const SQLITE_ROLLUPS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "rollup-tables",
+        sql: include_str!("../migrations/sqlite-rollups/0001_rollup_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "fold-mark",
+        sql: include_str!("../migrations/sqlite-rollups/0002_fold_mark.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "counting",
+        sql: include_str!("../migrations/sqlite-rollups/0003_counting.sql"),
+    },
+];
 
 /// The advisory lock key every Postgres `migrate()` takes (an arbitrary constant: "cdpmigr").
 pub const POSTGRES_LOCK_KEY: i64 = 0x0063_6470_6d69_6772;
@@ -108,44 +114,47 @@ pub const SCHEMA_MIGRATIONS: &str = "create table if not exists schema_migration
 mod tests {
     use super::*;
 
+    /// The column names of `create table if not exists {table} (...)` in `sql`.
+    fn columns(sql: &str, table: &str) -> Vec<String> {
+        let start = sql
+            .find(&format!("create table if not exists {table} ("))
+            .unwrap_or_else(|| panic!("{table} not defined"));
+        let body = &sql[start..];
+        let body = &body[..body.find("\n)").unwrap_or(body.len())];
+        body.lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| *w != "primary")
+            .map(|w| w.trim_end_matches(',').to_owned())
+            .collect()
+    }
+
     #[test]
-    fn both_backends_define_the_same_rollups() {
+    fn both_backends_keep_the_same_rollups() {
         for table in crate::analytics::ROLLUP_TABLES {
-            for list in [POSTGRES, SQLITE] {
-                let sql = list[1].sql;
-                assert!(
-                    sql.contains(&format!("create table if not exists {table} (")),
-                    "{table}"
-                );
-                assert!(
-                    sql.contains(&format!("{table}_recount as")),
-                    "{table}_recount"
-                );
+            assert_eq!(
+                columns(POSTGRES[4].sql, table),
+                columns(SQLITE_ROLLUPS[2].sql, table),
+                "{table}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_counting_rule_is_left_in_the_latest_migrations() {
+        for sql in [POSTGRES[4].sql, SQLITE_ROLLUPS[2].sql, SQLITE[5].sql] {
+            for name in cdp_core::EventType::ALL {
+                assert!(!sql.contains(&format!("'{}'", name.as_str())), "{name:?}");
+            }
+            for path in cdp_core::counting::PROPERTIES {
+                assert!(!sql.contains(&format!("'{path}'")), "{path}");
             }
         }
     }
 
     #[test]
-    fn the_rollup_file_takes_only_the_tables_of_0002() {
-        let [tables, _] = sqlite_rollups();
-        for table in crate::analytics::ROLLUP_TABLES {
-            assert!(tables
-                .sql
-                .contains(&format!("create table if not exists {table} (")));
-        }
-        for other in [
-            "create view",
-            "create trigger",
-            "\nfrom cdp_events",
-            "insert into",
-        ] {
-            assert!(!tables.sql.contains(other), "{other}");
-        }
-    }
-
-    #[test]
     fn versions_ascend_without_gaps() {
-        for list in [POSTGRES, SQLITE, &sqlite_rollups()] {
+        for list in [POSTGRES, SQLITE, SQLITE_ROLLUPS] {
             for (i, m) in list.iter().enumerate() {
                 assert_eq!(m.version, i as i64 + 1, "{}", m.name);
             }

@@ -62,7 +62,6 @@ struct Statements {
     visitor_ids: String,
     last_processed_at: String,
     existing_ids: String,
-    flush_rollups: String,
     vacuum_rollup_queue: String,
     ping: String,
 }
@@ -200,7 +199,6 @@ impl Statements {
             existing_ids: format!(
                 "select event_id from {events} where brand_id = $1 and event_id = any($2)"
             ),
-            flush_rollups: format!("select {s}.cdp_rollup_flush()"),
             vacuum_rollup_queue: format!("vacuum {s}.cdp_rollup_pending"),
             ping: format!("select 1 from {events} limit 1"),
         }
@@ -295,18 +293,11 @@ impl PostgresStore {
         Ok(applied)
     }
 
-    /// Folds the events stored since the last flush into the dashboard rollups (migration
-    /// 0003's `cdp_rollup_flush()`) and returns how many it folded. Flushes are serialised in
-    /// the database, so any number of callers may flush at any time.
+    /// Folds the events stored since the last flush into the dashboard rollups with the
+    /// core's fold and returns how many it folded. Folds are serialised in the database, so
+    /// any number of callers may flush at any time.
     pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
-        let op = "flush_rollups";
-        let client = self.client(op).await?;
-        let row = client
-            .query_typed_one(&self.sql.flush_rollups, &[])
-            .await
-            .map_err(|e| pg_err(op, e))?;
-        let folded: i64 = row.try_get(0).map_err(|e| pg_err(op, e))?;
-        Ok(u64::try_from(folded).unwrap_or(0))
+        self.fold_pending().await
     }
 
     /// Vacuums the rollup queue: every event is inserted into it and deleted from it, and a

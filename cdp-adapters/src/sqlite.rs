@@ -25,11 +25,6 @@ use uuid::Uuid;
 /// stored event, and this bounds the memory its work tables take.
 const FOLD_EVENTS: usize = 100_000;
 
-/// The statements that fold new events into the rollups, with their bound of events.
-static FOLD: LazyLock<String> = LazyLock::new(|| {
-    include_str!("sqlite_fold.sql").replace("{fold_events}", &FOLD_EVENTS.to_string())
-});
-
 /// The rollup file of an event file: `cdp.sqlite3` keeps its rollups in `cdp.rollups.sqlite3`.
 pub fn rollup_path(events: &Path) -> PathBuf {
     let stem = events
@@ -123,7 +118,7 @@ impl SqliteStore {
     }
 
     /// Folds the events stored since the last fold into the dashboard rollups and returns how
-    /// many it folded (the statements are `sqlite_fold.sql`). It runs on the rollup file's
+    /// many it folded (the core's fold, `analytics::sqlite::fold_next`). It runs on the rollup file's
     /// connection against a snapshot of the event file, so the writer's commits go on beside
     /// it; each transaction takes at most `FOLD_EVENTS` events, and it repeats until it has
     /// taken every event stored when it started.
@@ -157,14 +152,9 @@ impl SqliteStore {
                 if mark >= last {
                     return Ok(folded);
                 }
-                tx.execute_batch(&FOLD).map_err(e)?;
-                let n: i64 = tx
-                    .query_row("select count(*) from temp.cdp_fold_events", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(e)?;
+                let n = crate::analytics::sqlite::fold_next(&tx, FOLD_EVENTS)?;
                 tx.commit().map_err(e)?;
-                folded += u64::try_from(n).unwrap_or(0);
+                folded += n;
                 if n == 0 {
                     return Ok(folded);
                 }
@@ -273,7 +263,7 @@ fn open_rollups_blocking(events: &Path) -> Result<Connection, StoreError> {
          pragma temp_store = memory;"
     ))
     .map_err(|e| sql_err(op, e))?;
-    apply_migrations(&mut conn, &migrate::sqlite_rollups())?;
+    apply_migrations(&mut conn, migrate::SQLITE_ROLLUPS)?;
     conn.execute(
         "attach database ?1 as events",
         [events.to_string_lossy().as_ref()],
@@ -1027,6 +1017,7 @@ pub(crate) fn sql_err(op: &'static str, e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     #[test]
     fn statement_sizes_cover_a_batch_with_few_shapes() {
@@ -1188,9 +1179,11 @@ mod tests {
             .folder
             .lock()
             .expect("fold connection")
-            .query_row("select sum(events) from cdp_rollup_hourly", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "select sum(value) from cdp_counters where counter = ?1",
+                [cdp_core::counting::Counter::EventsHour.name()],
+                |r| r.get(0),
+            )
             .expect("hourly");
         assert_eq!(hourly, 4, "each event counted once");
     }
@@ -1232,7 +1225,9 @@ mod tests {
             5,
             "all recounted"
         );
-        let diffs = store.rollup_differences().await.expect("recount");
+        let diffs = crate::analytics::Analytics::rollup_differences(&Store::Sqlite(store.clone()))
+            .await
+            .expect("recount");
         assert!(diffs.is_empty(), "{diffs:?}");
     }
 
@@ -1262,7 +1257,9 @@ mod tests {
         }
         let store = SqliteStore::open(&path).await.expect("reopen");
         assert_eq!(store.flush_rollups().await.expect("fold"), 2, "recounted");
-        let diffs = store.rollup_differences().await.expect("recount");
+        let diffs = crate::analytics::Analytics::rollup_differences(&Store::Sqlite(store.clone()))
+            .await
+            .expect("recount");
         assert!(diffs.is_empty(), "{diffs:?}");
     }
 }

@@ -280,11 +280,11 @@ impl Store {
     }
 
     /// Folds the events stored since the last fold into the dashboard rollups and returns how
-    /// many it folded. SQLite and Postgres keep their rollups behind the event stream
-    /// (Postgres' migration 0003, SQLite's 0004 and 0005): `cdp serve` calls this
-    /// periodically and the dashboard queries call it before reading. The Supabase REST sink leaves folding to the database (a
-    /// scheduled `cdp_rollup_flush()`) or to a `cdp serve` whose dashboard reads the same
-    /// database directly, so here it folds nothing.
+    /// many it folded, with the core's fold (`cdp_core::counting::fold`). SQLite and Postgres
+    /// keep their rollups behind the event stream: `cdp serve` calls this periodically and
+    /// the dashboard reads call it before reading. The Supabase REST sink only queues (the
+    /// database's trigger); a `cdp serve` whose dashboard reads the same database over
+    /// `postgres://` folds the queue, so here it folds nothing.
     pub async fn flush_rollups(&self) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(s) => s.flush_rollups().await,

@@ -476,7 +476,7 @@ pub async fn run(args: &LoadArgs) -> Result<Report, LoadError> {
                         (p.events_per_sec * args.seconds as f64) as usize
                     })
                     .clamp(20_000, 300_000);
-                copy_ceiling(&admin, &schema, &cfg, rows, args).await
+                copy_ceiling(&admin, &schema, &settings.store.target, &cfg, rows, args).await
             }
             Err(_) => Ok((0.0, 0.0)),
         };
@@ -540,7 +540,7 @@ async fn measure_backend(
         let mut phase =
             measure_phase(backend, name, running.addr, per_request, args, admin).await?;
         if let Some((admin, schema)) = postgres {
-            phase.rollup_backlog = Some(fold_backlog(admin, schema).await?);
+            phase.rollup_backlog = Some(fold_backlog(admin, schema, &settings.store.target).await?);
         }
         phase.memory = Memory::take(running.addr).await;
         phases.push(phase);
@@ -615,10 +615,12 @@ async fn measure_phase(
     })
 }
 
-/// The events a phase left pending for the rollups, and how long folding them takes.
+/// The events a phase left pending for the rollups, and how long folding them takes (with the
+/// core's fold, as `cdp serve` does, on a store of the same schema).
 async fn fold_backlog(
     admin: &tokio_postgres::Client,
     schema: &str,
+    target: &StoreTarget,
 ) -> Result<(u64, Duration), LoadError> {
     let pending: i64 = admin
         .query_one(
@@ -628,11 +630,14 @@ async fn fold_backlog(
         .await
         .map_err(pg)?
         .get(0);
-    let started = Instant::now();
-    admin
-        .execute(&format!("select {schema}.cdp_rollup_flush()"), &[])
+    let store = cdp_adapters::Store::open(target)
         .await
-        .map_err(pg)?;
+        .map_err(|e| LoadError::Postgres(format!("opening the store to fold: {e}")))?;
+    let started = Instant::now();
+    store
+        .flush_rollups()
+        .await
+        .map_err(|e| LoadError::Postgres(format!("folding the rollups: {e}")))?;
     Ok((u64::try_from(pending).unwrap_or(0), started.elapsed()))
 }
 
@@ -1028,6 +1033,7 @@ const COPY_COLUMNS: &str =
 async fn copy_ceiling(
     client: &tokio_postgres::Client,
     schema: &str,
+    target: &StoreTarget,
     cfg: &Config,
     rows: usize,
     args: &LoadArgs,
@@ -1087,7 +1093,7 @@ async fn copy_ceiling(
         .map_err(pg)?;
     let copied = sink.as_mut().finish().await.map_err(pg)? as f64;
     let copy = started.elapsed().as_secs_f64().max(1e-9);
-    let (_, fold) = fold_backlog(client, schema).await?;
+    let (_, fold) = fold_backlog(client, schema, target).await?;
     Ok((copied / copy, copied / (copy + fold.as_secs_f64())))
 }
 

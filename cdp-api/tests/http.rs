@@ -798,23 +798,27 @@ async fn postgres_server_folds_the_rollups_behind_the_events() {
             n
         }
     };
-    let folded = |table: &str| {
+    let folded = |counter: cdp_core::counting::Counter| {
         scalar(format!(
-            "select coalesce(sum(events), 0)::bigint from {schema}.{table}"
+            "select coalesce(sum(value), 0)::bigint from {schema}.cdp_counters \
+             where counter = '{}'",
+            counter.name()
         ))
     };
     // Allow the fold ten rounds.
     let every = cdp_api::rollups::fold_every(&s.store);
     let deadline = std::time::Instant::now() + every * 10;
-    while folded("cdp_rollup_hourly").await < 20 && std::time::Instant::now() < deadline {
+    while folded(cdp_core::counting::Counter::EventsHour).await < 20
+        && std::time::Instant::now() < deadline
+    {
         tokio::time::sleep(every / 5).await;
     }
     assert_eq!(
-        folded("cdp_rollup_hourly").await,
+        folded(cdp_core::counting::Counter::EventsHour).await,
         20,
         "the hourly counts took every event"
     );
-    assert_eq!(folded("cdp_rollup_daily").await, 20);
+    assert_eq!(folded(cdp_core::counting::Counter::EventsDay).await, 20);
     let pending = scalar(format!("select count(*) from {schema}.cdp_rollup_pending")).await;
     assert_eq!(pending, 0, "nothing is left queued");
     s.finish().await;

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod contract;
+pub mod counting;
 pub mod decay;
 pub mod event_type;
 pub mod ids;

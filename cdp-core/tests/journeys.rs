@@ -1,10 +1,12 @@
 //! Fixture journeys replayed through the reducer: per-event stages and final profiles are
 //! insta snapshots, reviewed by hand (`cargo insta review`).
 
+mod support;
+
 use cdp_core::{apply, parse_recording, validate, Config, Outcome, Profile, Stage};
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use support::journeys;
 
 #[derive(Serialize)]
 struct Step {
@@ -21,27 +23,6 @@ struct Step {
 struct Replayed {
     steps: Vec<Step>,
     profile: Profile,
-}
-
-fn journeys() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/journeys");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fixtures/journeys exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_stem()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read_to_string(&p).expect("readable fixture"))
-        })
-        .collect()
 }
 
 fn replay(cfg: &Config, text: &str) -> Replayed {

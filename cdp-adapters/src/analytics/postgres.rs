@@ -1,137 +1,63 @@
-//! The dashboard queries on Postgres: the pending events folded into the rollups first (see
-//! `docs/schemas/cdp-rollup-maintenance.sql`), then one pooled connection, one read-only
-//! repeatable-read transaction per request (one snapshot), the statements pipelined on it. Statements are
-//! unnamed and schema-qualified like the rest of the backend, so they work through a
-//! transaction pooler.
+//! The counting role on Postgres: the fold (pending events through the core's fold into
+//! `cdp_counters` and `cdp_facts`, one transaction per batch under the flusher lock) and the
+//! dashboard reads (one pooled connection, one read-only repeatable-read transaction per
+//! request, so one snapshot, the statements pipelined on it). Statements are unnamed and
+//! schema-qualified like the rest of the backend, so they work through a transaction pooler.
 
-use super::{
-    day_span, AbCount, AnalyticsError, DaySplit, EventCounts, HourCount, MetricCounts, Resolution,
-    RollupDifference, SearchCount, Split, StateCount, StreamQuery, TunnelCount, TypeCount,
-    VisitorCounts, Window, ROLLUP_TABLES,
-};
+use super::{AnalyticsError, RollupRows, StreamQuery};
 use crate::codec::EVENT_COLUMNS;
+use crate::counting_rows::{self, Cells};
+use crate::counting_sql::{self, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
 use crate::postgres::{col_list, event_from_pg, ident, pg_err, PostgresStore};
 use crate::StoreError;
+use cdp_core::counting::{fold, CounterDelta, Fact, ReadAnswers, ReadPlan};
 use cdp_core::{BrandId, EventRow};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
+use futures_util::future::try_join_all;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Transaction;
+use tokio_postgres::{GenericClient, Row, Transaction};
 
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
+/// Most events one fold transaction takes: a first fold after an upgrade recounts every
+/// stored event, in transactions of this many.
+const FOLD_EVENTS: i64 = 100_000;
 
-fn date(t: DateTime<Utc>) -> NaiveDate {
-    t.date_naive()
-}
+struct PgCells<'a>(&'static str, &'a Row);
 
-/// The statements, with table names qualified by the schema.
-struct Sql {
-    events: String,
-    total: String,
-    visitors: String,
-    states: String,
-    ab: String,
-    last_event: String,
-    searches: String,
-    stream: String,
-}
-
-/// The rows a split reads: whole days from the daily rollup, whole hours from the hourly
-/// rollup, partial hours from the events themselves. Parameters $2 to $11.
-fn split_rows(s: &str) -> String {
-    let raw = |a: &str, b: &str| {
-        format!(
-            "select date_trunc('hour', \"timestamp\", 'UTC'), event_type, \
-                    coalesce(predicted_persona, ''), \
-                    case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
-                         then coalesce(properties ->> 'tunnel', '') else '' end, 1 \
-             from {s}.cdp_events \
-             where brand_id = $1 and \"timestamp\" >= {a} and \"timestamp\" < {b}"
-        )
-    };
-    format!(
-        "select day::timestamp at time zone 'UTC' as at, event_type, persona, tunnel, events \
-         from {s}.cdp_rollup_daily where brand_id = $1 and day >= $2 and day < $3 \
-         union all \
-         select hour, event_type, persona, tunnel, events from {s}.cdp_rollup_hourly \
-         where brand_id = $1 and hour >= $4 and hour < $5 \
-         union all \
-         select hour, event_type, persona, tunnel, events from {s}.cdp_rollup_hourly \
-         where brand_id = $1 and hour >= $6 and hour < $7 \
-         union all {} union all {}",
-        raw("$8", "$9"),
-        raw("$10", "$11")
-    )
-}
-
-impl Sql {
-    fn new(schema: &str) -> Sql {
-        let s = ident(schema);
-        Sql {
-            events: format!(
-                "with c as materialized ({rows}) \
-                 select 'h', to_char(at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24'), persona, \
-                        sum(events)::bigint from c group by at, persona \
-                 union all select 't', event_type, '', sum(events)::bigint from c \
-                    group by event_type \
-                 union all select 'u', tunnel, event_type, sum(events)::bigint from c \
-                    where tunnel <> '' group by tunnel, event_type",
-                rows = split_rows(&s)
-            ),
-            total: format!(
-                "select coalesce(sum(events), 0)::bigint from ({}) parts",
-                split_rows(&s)
-            ),
-            visitors: format!(
-                "select \
-                    (select count(*) from {s}.cdp_rollup_visitor_days \
-                     where $6 and brand_id = $1 and day >= $2 and day < $3 and first_at < $5 \
-                       and last_at >= $4 and (prev_at is null or prev_at < $4 or first_at < $4)), \
-                    (select coalesce(sum(sessions), 0)::bigint from {s}.cdp_rollup_session_days \
-                     where brand_id = $1 and day >= $7 and day < $8) \
-                    + (select count(*) from {s}.cdp_rollup_sessions \
-                       where brand_id = $1 and started_at >= $9 and started_at < $10) \
-                    + (select count(*) from {s}.cdp_rollup_sessions \
-                       where brand_id = $1 and started_at >= $11 and started_at < $12), \
-                    (select count(*) from {s}.cdp_rollup_identities \
-                     where brand_id = $1 and identified_at >= $4 and identified_at < $5)"
-            ),
-            states: format!(
-                "select predicted_persona, explicit_persona, current_stage, count(*) \
-                 from {s}.cdp_rollup_visitor_days \
-                 where brand_id = $1 and day >= $2 and day < $3 and first_at < $5 \
-                   and last_at >= $4 and (next_at is null or next_at >= $5) \
-                 group by 1, 2, 3"
-            ),
-            ab: format!(
-                "select test_id, variant, count(*), count(*) filter (where converted_at < $3) \
-                 from {s}.cdp_rollup_ab \
-                 where brand_id = $1 and exposed_at >= $2 and exposed_at < $3 \
-                 group by 1, 2 order by 1, 2"
-            ),
-            last_event: format!(
-                "select max(\"timestamp\") from {s}.cdp_events where brand_id = $1"
-            ),
-            searches: format!(
-                "select query, \
-                    count(*) filter (where searched_at >= $3), \
-                    count(*) filter (where searched_at < $3), \
-                    count(*) filter (where searched_at >= $3 and results_count = 0) \
-                 from {s}.cdp_searches \
-                 where brand_id = $1 and ((searched_at >= $2 and searched_at < $5) \
-                    or (searched_at >= $3 and searched_at < $4)) \
-                 group by query"
-            ),
-            stream: format!(
-                "select {} from {s}.cdp_events where brand_id = $1 \
-                 and ($2::text is null or event_type = $2) \
-                 and ($3::text is null or predicted_persona = $3) \
-                 order by \"timestamp\" desc, seq desc limit $4",
-                col_list(&EVENT_COLUMNS)
-            ),
-        }
+impl Cells for PgCells<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.1.try_get(i).map_err(|e| pg_err(self.0, e))
     }
+    fn time(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.1.try_get(i).map_err(|e| pg_err(self.0, e))
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.1.try_get(i).map_err(|e| pg_err(self.0, e))
+    }
+}
+
+fn dialect(schema: &str) -> Dialect {
+    Dialect::Postgres {
+        prefix: format!("{}.", ident(schema)),
+    }
+}
+
+/// Runs a generated statement.
+async fn run(
+    c: &impl GenericClient,
+    op: &'static str,
+    stmt: &Stmt,
+) -> Result<Vec<Row>, StoreError> {
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = stmt
+        .params
+        .iter()
+        .map(|p| match p {
+            Param::Text(s) => (s as &(dyn ToSql + Sync), Type::TEXT),
+            Param::Time(t) => (t as &(dyn ToSql + Sync), Type::TIMESTAMPTZ),
+        })
+        .collect();
+    c.query_typed(&stmt.sql, &params)
+        .await
+        .map_err(|e| pg_err(op, e))
 }
 
 impl PostgresStore {
@@ -139,7 +65,7 @@ impl PostgresStore {
     async fn read<T>(
         &self,
         op: &'static str,
-        f: impl AsyncFnOnce(&Transaction<'_>, &Sql) -> Result<T, StoreError>,
+        f: impl AsyncFnOnce(&Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut client = self.client(op).await?;
         let tx = client
@@ -149,91 +75,74 @@ impl PostgresStore {
             .start()
             .await
             .map_err(|e| pg_err(op, e))?;
-        let sql = Sql::new(self.schema());
-        let out = f(&tx, &sql).await?;
+        let out = f(&tx).await?;
         tx.commit().await.map_err(|e| pg_err(op, e))?;
         Ok(out)
     }
 
-    pub(crate) async fn metric_counts(
+    pub(crate) async fn answer(
         &self,
         brand: &BrandId,
-        current: Window,
-        previous: Window,
-        resolution: Resolution,
-    ) -> Result<MetricCounts, AnalyticsError> {
-        let op = "metric_counts";
+        plan: &ReadPlan,
+    ) -> Result<ReadAnswers, StoreError> {
+        let op = "dashboard_read";
         let brand = brand.as_str();
-        // The rollups trail the event stream by up to one flush; fold what is pending first,
-        // so the figures count every event stored before this request.
+        // The rollups trail the event stream by up to one fold; fold what is pending first,
+        // so the answers count every event stored before this request.
         self.flush_rollups().await?;
-        Ok(self
-            .read(op, async |tx, sql| {
-                // Pipelined: the statements go out together and the answers come back in order.
-                let (events, previous_events, distinct, previous_visitors, states, ab, last) = tokio::try_join!(
-                    event_counts(tx, sql, brand, Split::of(current, resolution)),
-                    event_total(tx, sql, brand, Split::of(previous, Resolution::Day)),
-                    distinct_counts(tx, sql, brand, current, false),
-                    distinct_counts(tx, sql, brand, previous, true),
-                    visitor_states(tx, sql, brand, current),
-                    ab_counts(tx, sql, brand, current),
-                    last_event_at(tx, sql, brand),
-                )?;
-                // Each active visitor has exactly one latest row in the window, so the states
-                // already count the current window's visitors.
-                let visitors = VisitorCounts {
-                    visitors: states.iter().map(|s| s.visitors).sum(),
-                    ..distinct
-                };
-                Ok(MetricCounts {
-                    events,
-                    previous_events,
-                    visitors,
-                    previous_visitors,
-                    states,
-                    ab,
-                    last_event_at: last,
-                })
+        let d = dialect(self.schema());
+        self.read(op, async |tx| {
+            // Pipelined: the statements go out together and the answers come back in order.
+            let counters = try_join_all(plan.counters.iter().map(async |q| {
+                match counting_sql::counter_sum(&d, brand, q) {
+                    None => Ok(Vec::new()),
+                    Some(stmt) => run(tx, op, &stmt)
+                        .await?
+                        .iter()
+                        .map(|r| counting_rows::counter_group(&PgCells(op, r), q.by_bucket))
+                        .collect(),
+                }
+            }));
+            let facts = try_join_all(plan.facts.iter().map(async |q| {
+                match counting_sql::fact_count(&d, brand, q) {
+                    None => Ok(Vec::new()),
+                    Some(stmt) => run(tx, op, &stmt)
+                        .await?
+                        .iter()
+                        .map(|r| counting_rows::fact_group(&PgCells(op, r), q.group.len()))
+                        .collect(),
+                }
+            }));
+            let events = try_join_all(plan.events.iter().map(async |w| {
+                match counting_sql::events_in(&d, brand, *w) {
+                    None => Ok(Vec::new()),
+                    Some(stmt) => run(tx, op, &stmt)
+                        .await?
+                        .iter()
+                        .map(|r| counting_rows::counted_event(op, &PgCells(op, r)))
+                        .collect(),
+                }
+            }));
+            let last = async {
+                if !plan.last_event {
+                    return Ok(None);
+                }
+                let rows = run(tx, op, &counting_sql::last_event(&d, brand)).await?;
+                match rows.first() {
+                    Some(r) => PgCells(op, r).time(0),
+                    None => Ok(None),
+                }
+            };
+            let (counters, facts, events, last_event) =
+                tokio::try_join!(counters, facts, events, last)?;
+            Ok(ReadAnswers {
+                counters,
+                facts,
+                events,
+                last_event,
             })
-            .await?)
-    }
-
-    pub(crate) async fn search_counts(
-        &self,
-        brand: &BrandId,
-        current: Window,
-        previous: Window,
-    ) -> Result<Vec<SearchCount>, AnalyticsError> {
-        let op = "search_counts";
-        let brand = brand.as_str();
-        Ok(self
-            .read(op, async |tx, sql| {
-                let rows = tx
-                    .query_typed(
-                        &sql.searches,
-                        &[
-                            (&brand, Type::TEXT),
-                            (&previous.start, Type::TIMESTAMPTZ),
-                            (&current.start, Type::TIMESTAMPTZ),
-                            (&current.end, Type::TIMESTAMPTZ),
-                            (&previous.end, Type::TIMESTAMPTZ),
-                        ],
-                    )
-                    .await
-                    .map_err(|e| pg_err(op, e))?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(SearchCount {
-                            query: r.try_get(0)?,
-                            current: count(r.try_get(1)?),
-                            previous: count(r.try_get(2)?),
-                            zero_results: count(r.try_get(3)?),
-                        })
-                    })
-                    .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-                    .map_err(|e| pg_err(op, e))
-            })
-            .await?)
+        })
+        .await
     }
 
     pub(crate) async fn recent_events(
@@ -244,11 +153,19 @@ impl PostgresStore {
         let op = "recent_events";
         let brand = brand.as_str();
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let stream = format!(
+            "select {} from {}.cdp_events where brand_id = $1 \
+             and ($2::text is null or event_type = $2) \
+             and ($3::text is null or predicted_persona = $3) \
+             order by \"timestamp\" desc, seq desc limit $4",
+            col_list(&EVENT_COLUMNS),
+            ident(self.schema())
+        );
         Ok(self
-            .read(op, async |tx, sql| {
+            .read(op, async |tx| {
                 let rows = tx
                     .query_typed(
-                        &sql.stream,
+                        &stream,
                         &[
                             (&brand, Type::TEXT),
                             (&query.event_type, Type::TEXT),
@@ -263,262 +180,282 @@ impl PostgresStore {
             .await?)
     }
 
-    pub(crate) async fn rollup_differences(&self) -> Result<Vec<RollupDifference>, AnalyticsError> {
-        let op = "rollup_differences";
-        let s = ident(self.schema());
+    pub(crate) async fn counted_events(
+        &self,
+    ) -> Result<Vec<cdp_core::counting::CountedEvent>, StoreError> {
+        let op = "counted_events";
+        let d = dialect(self.schema());
+        self.read(op, async |tx| {
+            let sql = format!(
+                "select {} from {} order by seq",
+                d.counted_columns(),
+                d.table("cdp_events")
+            );
+            let rows = tx.query_typed(&sql, &[]).await.map_err(|e| pg_err(op, e))?;
+            rows.iter()
+                .map(|r| counting_rows::counted_event(op, &PgCells(op, r)))
+                .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn rollup_rows(&self) -> Result<RollupRows, StoreError> {
+        let op = "rollup_rows";
         self.flush_rollups().await?;
-        Ok(self
-            .read(op, async |tx, _| {
-                let mut out = Vec::new();
-                for table in ROLLUP_TABLES {
-                    let row = tx
-                        .query_one(
-                            &format!(
-                                "select \
-                                   (select count(*) from (select * from {s}.{table} \
-                                    except select * from {s}.{table}_recount) x), \
-                                   (select count(*) from (select * from {s}.{table}_recount \
-                                    except select * from {s}.{table}) y)"
-                            ),
-                            &[],
-                        )
-                        .await
-                        .map_err(|e| pg_err(op, e))?;
-                    let extra = count(row.try_get(0).map_err(|e| pg_err(op, e))?);
-                    let missing = count(row.try_get(1).map_err(|e| pg_err(op, e))?);
-                    if extra + missing > 0 {
-                        out.push(RollupDifference {
-                            table,
-                            extra,
-                            missing,
-                        });
-                    }
-                }
-                Ok(out)
-            })
-            .await?)
-    }
-}
-
-/// A split's parameters $2 to $11.
-struct SplitParams {
-    days: [NaiveDate; 2],
-    at: [DateTime<Utc>; 8],
-}
-
-impl SplitParams {
-    fn of(split: &Split) -> SplitParams {
-        SplitParams {
-            days: [date(split.days.start), date(split.days.end)],
-            at: [
-                split.hours[0].start,
-                split.hours[0].end,
-                split.hours[1].start,
-                split.hours[1].end,
-                split.raw[0].start,
-                split.raw[0].end,
-                split.raw[1].start,
-                split.raw[1].end,
-            ],
-        }
+        let d = dialect(self.schema());
+        self.read(op, async |tx| {
+            let counters = tx
+                .query_typed(
+                    &format!(
+                        "select {COUNTER_COLUMNS} from {} order by 1, 2, 3, 4, 5, 6",
+                        d.table("cdp_counters")
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| pg_err(op, e))?;
+            let facts = tx
+                .query_typed(
+                    &format!("select {FACT_COLUMNS} from {}", d.table("cdp_facts")),
+                    &[],
+                )
+                .await
+                .map_err(|e| pg_err(op, e))?;
+            let mut out = RollupRows {
+                counters: counters
+                    .iter()
+                    .map(|r| counting_rows::counter_row(op, &PgCells(op, r)))
+                    .collect::<Result<_, _>>()?,
+                facts: facts
+                    .iter()
+                    .map(|r| counting_rows::fact(op, &PgCells(op, r)))
+                    .collect::<Result<_, _>>()?,
+            };
+            out.counters.sort();
+            out.facts.sort();
+            Ok(out)
+        })
+        .await
     }
 
-    fn with<'a>(&'a self, brand: &'a &str) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
-        let mut out: Vec<(&(dyn ToSql + Sync), Type)> = vec![
-            (brand, Type::TEXT),
-            (&self.days[0], Type::DATE),
-            (&self.days[1], Type::DATE),
-        ];
-        out.extend(
-            self.at
+    /// Folds the pending events into the rollups, a batch of at most [`FOLD_EVENTS`] per
+    /// transaction, until none is pending; returns how many it folded. Folds are serialised by
+    /// the flusher row's lock, so any number of callers may fold at any time.
+    pub(crate) async fn fold_pending(&self) -> Result<u64, StoreError> {
+        let op = "flush_rollups";
+        let e = |err| pg_err(op, err);
+        let d = dialect(self.schema());
+        let (pending, flusher) = (d.table("cdp_rollup_pending"), d.table("cdp_rollup_flusher"));
+        let mut client = self.client(op).await?;
+        let mut folded = 0u64;
+        loop {
+            let tx = client.transaction().await.map_err(e)?;
+            // An empty queue takes no lock and writes nothing (every dashboard read folds).
+            let any: bool = tx
+                .query_typed_one(&format!("select exists (select 1 from {pending})"), &[])
+                .await
+                .map_err(e)?
+                .try_get(0)
+                .map_err(e)?;
+            if !any {
+                tx.commit().await.map_err(e)?;
+                return Ok(folded);
+            }
+            tx.query_typed(&format!("select 1 from {flusher} for update"), &[])
+                .await
+                .map_err(e)?;
+            // Exactly the rows this statement deletes are folded: an event committed
+            // meanwhile stays pending for the next fold.
+            let rows = tx
+                .query_typed(
+                    &format!(
+                        "with taken as (delete from {pending} where ctid = any(array( \
+                            select ctid from {pending} limit $1)) returning seq) \
+                         select {} from {} where seq in (select seq from taken)",
+                        d.counted_columns(),
+                        d.table("cdp_events")
+                    ),
+                    &[(&FOLD_EVENTS, Type::INT8)],
+                )
+                .await
+                .map_err(e)?;
+            let events = rows
                 .iter()
-                .map(|t| (t as &(dyn ToSql + Sync), Type::TIMESTAMPTZ)),
-        );
-        out
-    }
-}
-
-async fn event_counts(
-    tx: &Transaction<'_>,
-    sql: &Sql,
-    brand: &str,
-    split: Split,
-) -> Result<EventCounts, StoreError> {
-    let op = "metric_counts";
-    let e = |err| pg_err(op, err);
-    let params = SplitParams::of(&split);
-    let rows = tx
-        .query_typed(&sql.events, &params.with(&brand))
-        .await
-        .map_err(e)?;
-    let mut out = EventCounts::default();
-    for r in &rows {
-        let kind: String = r.try_get(0).map_err(e)?;
-        let a: String = r.try_get(1).map_err(e)?;
-        let b: String = r.try_get(2).map_err(e)?;
-        let events = count(r.try_get(3).map_err(e)?);
-        match kind.as_str() {
-            "h" => out.by_hour_persona.push(HourCount {
-                hour: crate::codec::parse_ts(op, &format!("{a}:00:00Z"))?,
-                persona: b,
-                events,
-            }),
-            "t" => out.by_type.push(TypeCount {
-                event_type: a,
-                events,
-            }),
-            _ => out.by_tunnel.push(TunnelCount {
-                tunnel: a,
-                event_type: b,
-                events,
-            }),
+                .map(|r| counting_rows::counted_event(op, &PgCells(op, r)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let n = events.len() as u64;
+            if n > 0 {
+                let held = held_facts(&tx, &d, &events).await?;
+                write_changes(&tx, &d, fold::fold(&events, &held)).await?;
+                tx.query_typed(
+                    &format!(
+                        "update {flusher} set flushed_at = now(), \
+                         flushed_rows = flushed_rows + $1"
+                    ),
+                    &[(&i64::try_from(n).unwrap_or(i64::MAX), Type::INT8)],
+                )
+                .await
+                .map_err(e)?;
+            }
+            tx.commit().await.map_err(e)?;
+            folded += n;
+            if n == 0 || i64::try_from(n).unwrap_or(i64::MAX) < FOLD_EVENTS {
+                return Ok(folded);
+            }
         }
     }
-    Ok(out)
 }
 
-async fn event_total(
+/// Every fact the store holds for the visitors of `events`.
+async fn held_facts(
     tx: &Transaction<'_>,
-    sql: &Sql,
-    brand: &str,
-    split: Split,
-) -> Result<u64, StoreError> {
-    let op = "metric_counts";
-    let params = SplitParams::of(&split);
+    d: &Dialect,
+    events: &[cdp_core::counting::CountedEvent],
+) -> Result<Vec<Fact>, StoreError> {
+    let op = "flush_rollups";
+    let (brands, visitors): (Vec<String>, Vec<String>) = fold::entities(events).into_iter().unzip();
     let rows = tx
-        .query_typed(&sql.total, &params.with(&brand))
+        .query_typed(
+            &format!(
+                "select {FACT_COLUMNS} from {} where (brand_id, entity) in \
+                 (select * from unnest($1::text[], $2::text[]))",
+                d.table("cdp_facts")
+            ),
+            &[(&brands, Type::TEXT_ARRAY), (&visitors, Type::TEXT_ARRAY)],
+        )
         .await
         .map_err(|e| pg_err(op, e))?;
-    match rows.first() {
-        Some(r) => Ok(count(r.try_get(0).map_err(|e| pg_err(op, e))?)),
-        None => Ok(0),
+    rows.iter()
+        .map(|r| counting_rows::fact(op, &PgCells(op, r)))
+        .collect()
+}
+
+/// Counter deltas as the arrays of one `unnest`.
+#[derive(Default)]
+struct CounterColumns<'a> {
+    brands: Vec<&'a str>,
+    counters: Vec<&'static str>,
+    buckets: Vec<DateTime<Utc>>,
+    dims: [Vec<&'a str>; 3],
+    values: Vec<i64>,
+}
+
+impl<'a> CounterColumns<'a> {
+    fn of(c: &'a [CounterDelta]) -> CounterColumns<'a> {
+        let mut cols = CounterColumns::default();
+        for x in c {
+            cols.brands.push(&x.key.brand_id);
+            cols.counters.push(x.key.counter.name());
+            cols.buckets.push(x.key.bucket);
+            for (i, dim) in x.key.dims.iter().enumerate() {
+                cols.dims[i].push(dim);
+            }
+            cols.values.push(x.delta);
+        }
+        cols
+    }
+
+    fn params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        vec![
+            (&self.brands, Type::TEXT_ARRAY),
+            (&self.counters, Type::TEXT_ARRAY),
+            (&self.buckets, Type::TIMESTAMPTZ_ARRAY),
+            (&self.dims[0], Type::TEXT_ARRAY),
+            (&self.dims[1], Type::TEXT_ARRAY),
+            (&self.dims[2], Type::TEXT_ARRAY),
+            (&self.values, Type::INT8_ARRAY),
+        ]
     }
 }
 
-/// Distinct visitors when asked, sessions started and visitors first identified in a window.
-async fn distinct_counts(
+/// Adds the counter deltas (deleting rows that reach zero) and writes the facts whole.
+async fn write_changes(
     tx: &Transaction<'_>,
-    sql: &Sql,
-    brand: &str,
-    w: Window,
-    with_visitors: bool,
-) -> Result<VisitorCounts, StoreError> {
-    let op = "metric_counts";
+    d: &Dialect,
+    changes: fold::Changes,
+) -> Result<(), StoreError> {
+    let op = "flush_rollups";
     let e = |err| pg_err(op, err);
-    let (day_start, day_end) = day_span(w);
-    let (day_start, day_end) = (date(day_start), date(day_end));
-    // Sessions: whole days from the per-day counts, the partial days from the sessions.
-    let split = DaySplit::of(w);
-    let days = (date(split.days.start), date(split.days.end));
-    let row = tx
-        .query_typed(
-            &sql.visitors,
+    let counters = d.table("cdp_counters");
+    let all = CounterColumns::of(&changes.counters);
+    let unnest = "unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], \
+                  $6::text[], $7::int8[])";
+    if !changes.counters.is_empty() {
+        tx.query_typed(
+            &format!(
+                "insert into {counters} as c ({COUNTER_COLUMNS}) select * from {unnest} \
+                 on conflict (brand_id, counter, bucket, dim1, dim2, dim3) \
+                 do update set value = c.value + excluded.value"
+            ),
+            &all.params(),
+        )
+        .await
+        .map_err(e)?;
+    }
+    let lowered: Vec<CounterDelta> = changes
+        .counters
+        .iter()
+        .filter(|c| c.delta < 0)
+        .cloned()
+        .collect();
+    if !lowered.is_empty() {
+        let low = CounterColumns::of(&lowered);
+        tx.query_typed(
+            &format!(
+                "delete from {counters} c using {unnest} \
+                   as k(brand_id, counter, bucket, dim1, dim2, dim3, value) \
+                 where c.brand_id = k.brand_id and c.counter = k.counter \
+                   and c.bucket = k.bucket and c.dim1 = k.dim1 and c.dim2 = k.dim2 \
+                   and c.dim3 = k.dim3 and c.value = 0"
+            ),
+            &low.params(),
+        )
+        .await
+        .map_err(e)?;
+    }
+    if !changes.facts.is_empty() {
+        let f = &changes.facts;
+        let text = |g: fn(&Fact) -> &str| f.iter().map(g).collect::<Vec<&str>>();
+        let time = |i: usize| {
+            f.iter()
+                .map(|x| if i == 0 { x.at } else { x.times[i - 1] })
+                .collect::<Vec<_>>()
+        };
+        let label = |i: usize| f.iter().map(|x| x.labels[i].as_deref()).collect::<Vec<_>>();
+        let (brands, entities, kinds, parts) = (
+            text(|x| &x.brand_id),
+            text(|x| &x.entity),
+            text(|x| x.kind.name()),
+            text(|x| &x.part),
+        );
+        let times = [time(0), time(1), time(2), time(3)];
+        let labels = [label(0), label(1), label(2)];
+        tx.query_typed(
+            &format!(
+                "insert into {} as f ({FACT_COLUMNS}) select * from unnest($1::text[], \
+                   $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[], \
+                   $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[]) \
+                 on conflict (brand_id, entity, kind, part) do update set at = excluded.at, \
+                   t1 = excluded.t1, t2 = excluded.t2, t3 = excluded.t3, g1 = excluded.g1, \
+                   g2 = excluded.g2, g3 = excluded.g3",
+                d.table("cdp_facts")
+            ),
             &[
-                (&brand, Type::TEXT),
-                (&day_start, Type::DATE),
-                (&day_end, Type::DATE),
-                (&w.start, Type::TIMESTAMPTZ),
-                (&w.end, Type::TIMESTAMPTZ),
-                (&with_visitors, Type::BOOL),
-                (&days.0, Type::DATE),
-                (&days.1, Type::DATE),
-                (&split.head.start, Type::TIMESTAMPTZ),
-                (&split.head.end, Type::TIMESTAMPTZ),
-                (&split.tail.start, Type::TIMESTAMPTZ),
-                (&split.tail.end, Type::TIMESTAMPTZ),
+                (&brands, Type::TEXT_ARRAY),
+                (&entities, Type::TEXT_ARRAY),
+                (&kinds, Type::TEXT_ARRAY),
+                (&parts, Type::TEXT_ARRAY),
+                (&times[0], Type::TIMESTAMPTZ_ARRAY),
+                (&times[1], Type::TIMESTAMPTZ_ARRAY),
+                (&times[2], Type::TIMESTAMPTZ_ARRAY),
+                (&times[3], Type::TIMESTAMPTZ_ARRAY),
+                (&labels[0], Type::TEXT_ARRAY),
+                (&labels[1], Type::TEXT_ARRAY),
+                (&labels[2], Type::TEXT_ARRAY),
             ],
         )
         .await
         .map_err(e)?;
-    let row = row.first().ok_or_else(|| StoreError::Corrupt {
-        op,
-        message: "visitor counts returned no row".into(),
-    })?;
-    Ok(VisitorCounts {
-        visitors: count(row.try_get(0).map_err(e)?),
-        sessions: count(row.try_get(1).map_err(e)?),
-        identified: count(row.try_get(2).map_err(e)?),
-    })
-}
-
-async fn visitor_states(
-    tx: &Transaction<'_>,
-    sql: &Sql,
-    brand: &str,
-    w: Window,
-) -> Result<Vec<StateCount>, StoreError> {
-    let op = "metric_counts";
-    let (day_start, day_end) = day_span(w);
-    let (day_start, day_end) = (date(day_start), date(day_end));
-    let rows = tx
-        .query_typed(
-            &sql.states,
-            &[
-                (&brand, Type::TEXT),
-                (&day_start, Type::DATE),
-                (&day_end, Type::DATE),
-                (&w.start, Type::TIMESTAMPTZ),
-                (&w.end, Type::TIMESTAMPTZ),
-            ],
-        )
-        .await
-        .map_err(|e| pg_err(op, e))?;
-    rows.iter()
-        .map(|r| {
-            Ok(StateCount {
-                persona: r.try_get(0)?,
-                explicit_persona: r.try_get(1)?,
-                stage: r.try_get(2)?,
-                visitors: count(r.try_get(3)?),
-            })
-        })
-        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-        .map_err(|e| pg_err(op, e))
-}
-
-async fn ab_counts(
-    tx: &Transaction<'_>,
-    sql: &Sql,
-    brand: &str,
-    w: Window,
-) -> Result<Vec<AbCount>, StoreError> {
-    let op = "metric_counts";
-    let rows = tx
-        .query_typed(
-            &sql.ab,
-            &[
-                (&brand, Type::TEXT),
-                (&w.start, Type::TIMESTAMPTZ),
-                (&w.end, Type::TIMESTAMPTZ),
-            ],
-        )
-        .await
-        .map_err(|e| pg_err(op, e))?;
-    rows.iter()
-        .map(|r| {
-            Ok(AbCount {
-                test_id: r.try_get(0)?,
-                variant: r.try_get(1)?,
-                exposures: count(r.try_get(2)?),
-                conversions: count(r.try_get(3)?),
-            })
-        })
-        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-        .map_err(|e| pg_err(op, e))
-}
-
-async fn last_event_at(
-    tx: &Transaction<'_>,
-    sql: &Sql,
-    brand: &str,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let op = "metric_counts";
-    let rows = tx
-        .query_typed(&sql.last_event, &[(&brand, Type::TEXT)])
-        .await
-        .map_err(|e| pg_err(op, e))?;
-    match rows.first() {
-        Some(r) => r.try_get(0).map_err(|e| pg_err(op, e)),
-        None => Ok(None),
     }
+    Ok(())
 }

@@ -1,42 +1,217 @@
-//! The dashboard queries on the embedded SQLite store. They run on a second, read-only
-//! connection inside one read transaction, so a metrics request sees one snapshot and never
-//! waits for (or holds up) the writer's connection. Timestamps are the stored RFC 3339 text;
-//! an hour key is its first 13 characters and a day key its first 10, as in migration 0002.
+//! The counting role on the embedded SQLite store. Dashboard reads run on a second,
+//! read-only connection inside one read transaction, so a request sees one snapshot and never
+//! waits for (or holds up) the writer's connection. The fold runs on the rollup file's own
+//! connection (`SqliteStore::flush_rollups`). Timestamps are the stored RFC 3339 text.
 
-use super::{
-    day_span, AbCount, AnalyticsError, DaySplit, EventCounts, HourCount, MetricCounts, Resolution,
-    RollupDifference, SearchCount, Split, StateCount, StreamQuery, TunnelCount, TypeCount,
-    VisitorCounts, Window, ROLLUP_TABLES,
-};
+use super::{AnalyticsError, RollupRows, StreamQuery};
 use crate::codec::{self, EVENT_COLUMNS};
+use crate::counting_rows::{self, Cells};
+use crate::counting_sql::{self, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
 use crate::sqlite::{event_from_sql, quoted, sql_err, SqliteStore};
 use crate::StoreError;
+use cdp_core::counting::{fold, CountedEvent, Fact, ReadAnswers, ReadPlan};
 use cdp_core::{BrandId, EventRow};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use std::collections::HashMap;
+use rusqlite::{params, Connection, OpenFlags, Row};
 
 /// How long a read waits on a lock (a checkpoint, a migration) before giving up.
 const READ_BUSY_TIMEOUT_MS: u64 = 5_000;
-
-fn hour_key(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H").to_string()
-}
-
-fn day_key(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d").to_string()
-}
-
-fn parse_hour(op: &'static str, key: &str) -> Result<DateTime<Utc>, StoreError> {
-    codec::parse_ts(op, &format!("{key}:00:00Z"))
-}
 
 fn unavailable(op: &'static str, message: String) -> StoreError {
     StoreError::Unavailable { op, message }
 }
 
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+struct LiteCells<'a, 'r>(&'static str, &'a Row<'r>);
+
+impl Cells for LiteCells<'_, '_> {
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.1.get(i).map_err(|e| sql_err(self.0, e))
+    }
+    fn time(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.text(i)? {
+            Some(t) => codec::parse_ts(self.0, &t).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        self.1.get(i).map_err(|e| sql_err(self.0, e))
+    }
+}
+
+fn bound(p: &Param) -> rusqlite::types::Value {
+    match p {
+        Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        Param::Time(t) => rusqlite::types::Value::Text(codec::ts_text(*t)),
+    }
+}
+
+/// Runs a generated statement, each row through `f`.
+fn run<T>(
+    c: &Connection,
+    op: &'static str,
+    stmt: &Stmt,
+    f: impl Fn(&LiteCells<'_, '_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let e = |err| sql_err(op, err);
+    let mut prepared = c.prepare_cached(&stmt.sql).map_err(e)?;
+    let mut rows = prepared
+        .query(rusqlite::params_from_iter(stmt.params.iter().map(bound)))
+        .map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(e)? {
+        out.push(f(&LiteCells(op, r))?);
+    }
+    Ok(out)
+}
+
+/// Answers a plan on `c`, inside the caller's transaction.
+fn answer_on(c: &Connection, brand: &str, plan: &ReadPlan) -> Result<ReadAnswers, StoreError> {
+    let op = "dashboard_read";
+    let d = Dialect::Sqlite;
+    let mut out = ReadAnswers::default();
+    for q in &plan.counters {
+        out.counters
+            .push(match counting_sql::counter_sum(&d, brand, q) {
+                None => Vec::new(),
+                Some(stmt) => run(c, op, &stmt, |r| {
+                    counting_rows::counter_group(r, q.by_bucket)
+                })?,
+            });
+    }
+    for q in &plan.facts {
+        out.facts
+            .push(match counting_sql::fact_count(&d, brand, q) {
+                None => Vec::new(),
+                Some(stmt) => run(c, op, &stmt, |r| {
+                    counting_rows::fact_group(r, q.group.len())
+                })?,
+            });
+    }
+    for w in &plan.events {
+        out.events
+            .push(match counting_sql::events_in(&d, brand, *w) {
+                None => Vec::new(),
+                Some(stmt) => run(c, op, &stmt, |r| counting_rows::counted_event(op, r))?,
+            });
+    }
+    if plan.last_event {
+        out.last_event = run(c, op, &counting_sql::last_event(&d, brand), |r| r.time(0))?
+            .into_iter()
+            .next()
+            .flatten();
+    }
+    Ok(out)
+}
+
+/// Folds the next events after the mark (at most `limit`) in the caller's transaction on the
+/// rollup file's connection, and moves the mark past them; returns how many it folded.
+pub(crate) fn fold_next(c: &Connection, limit: usize) -> Result<u64, StoreError> {
+    let op = "flush_rollups";
+    let e = |err| sql_err(op, err);
+    let d = Dialect::Sqlite;
+    let events = run(
+        c,
+        op,
+        &Stmt {
+            sql: format!(
+                "select {} from cdp_events where seq > (select folded_seq from cdp_rollup_mark) \
+                 order by seq limit {limit}",
+                d.counted_columns()
+            ),
+            params: vec![],
+        },
+        |r| counting_rows::counted_event(op, r),
+    )?;
+    let Some(last) = events.iter().map(|x| x.seq).max() else {
+        return Ok(0);
+    };
+    let held = held_facts(c, &events)?;
+    let changes = fold::fold(&events, &held);
+    {
+        let mut add = c
+            .prepare_cached(&format!(
+                "insert into cdp_counters ({COUNTER_COLUMNS}) values (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 on conflict (brand_id, counter, bucket, dim1, dim2, dim3) \
+                 do update set value = value + excluded.value"
+            ))
+            .map_err(e)?;
+        let mut zero = c
+            .prepare_cached(
+                "delete from cdp_counters where brand_id = ?1 and counter = ?2 and bucket = ?3 \
+                 and dim1 = ?4 and dim2 = ?5 and dim3 = ?6 and value = 0",
+            )
+            .map_err(e)?;
+        for x in &changes.counters {
+            let k = &x.key;
+            let bucket = codec::ts_text(k.bucket);
+            add.execute(params![
+                k.brand_id,
+                k.counter.name(),
+                bucket,
+                k.dims[0],
+                k.dims[1],
+                k.dims[2],
+                x.delta
+            ])
+            .map_err(e)?;
+            if x.delta < 0 {
+                zero.execute(params![
+                    k.brand_id,
+                    k.counter.name(),
+                    bucket,
+                    k.dims[0],
+                    k.dims[1],
+                    k.dims[2]
+                ])
+                .map_err(e)?;
+            }
+        }
+        let mut put = c
+            .prepare_cached(&format!(
+                "insert or replace into cdp_facts ({FACT_COLUMNS}) \
+                 values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ))
+            .map_err(e)?;
+        let ts = |t: Option<DateTime<Utc>>| t.map(codec::ts_text);
+        for f in &changes.facts {
+            put.execute(params![
+                f.brand_id,
+                f.entity,
+                f.kind.name(),
+                f.part,
+                ts(f.at),
+                ts(f.times[0]),
+                ts(f.times[1]),
+                ts(f.times[2]),
+                f.labels[0],
+                f.labels[1],
+                f.labels[2]
+            ])
+            .map_err(e)?;
+        }
+    }
+    c.execute("update cdp_rollup_mark set folded_seq = ?1", [last])
+        .map_err(e)?;
+    Ok(events.len() as u64)
+}
+
+/// Every fact the rollup file holds for the visitors of `events`.
+fn held_facts(c: &Connection, events: &[CountedEvent]) -> Result<Vec<Fact>, StoreError> {
+    let op = "flush_rollups";
+    let stmt = |brand: &str, entity: &str| Stmt {
+        sql: format!("select {FACT_COLUMNS} from cdp_facts where brand_id = ?1 and entity = ?2"),
+        params: vec![
+            Param::Text(brand.to_owned()),
+            Param::Text(entity.to_owned()),
+        ],
+    };
+    let mut out = Vec::new();
+    for (brand, entity) in fold::entities(events) {
+        out.extend(run(c, op, &stmt(&brand, &entity), |r| {
+            counting_rows::fact(op, r)
+        })?);
+    }
+    Ok(out)
 }
 
 impl SqliteStore {
@@ -87,85 +262,18 @@ impl SqliteStore {
         .map_err(|e| unavailable(op, e.to_string()))?
     }
 
-    pub(crate) async fn metric_counts(
+    pub(crate) async fn answer(
         &self,
         brand: &BrandId,
-        current: Window,
-        previous: Window,
-        resolution: Resolution,
-    ) -> Result<MetricCounts, AnalyticsError> {
-        let op = "metric_counts";
+        plan: &ReadPlan,
+    ) -> Result<ReadAnswers, StoreError> {
+        let op = "dashboard_read";
         let brand = brand.as_str().to_owned();
+        let plan = plan.clone();
         // The rollups trail the event stream by up to one fold; fold what is queued first, so
-        // the figures count every event stored before this request.
+        // the answers count every event stored before this request.
         self.flush_rollups().await?;
-        Ok(self
-            .read(op, move |c| {
-                let states = visitor_states(c, &brand, current)?;
-                // Each active visitor has exactly one latest row in the window, so the states
-                // already count the current window's visitors.
-                let visitors = VisitorCounts {
-                    visitors: states.iter().map(|s| s.visitors).sum(),
-                    ..distinct_counts(c, &brand, current, false)?
-                };
-                Ok(MetricCounts {
-                    events: event_counts(c, &brand, Split::of(current, resolution))?,
-                    previous_events: event_total(c, &brand, Split::of(previous, Resolution::Day))?,
-                    visitors,
-                    previous_visitors: distinct_counts(c, &brand, previous, true)?,
-                    states,
-                    ab: ab_counts(c, &brand, current)?,
-                    last_event_at: last_event_at(c, &brand)?,
-                })
-            })
-            .await?)
-    }
-
-    pub(crate) async fn search_counts(
-        &self,
-        brand: &BrandId,
-        current: Window,
-        previous: Window,
-    ) -> Result<Vec<SearchCount>, AnalyticsError> {
-        let op = "search_counts";
-        let brand = brand.as_str().to_owned();
-        Ok(self
-            .read(op, move |c| {
-                let e = |err| sql_err(op, err);
-                let mut stmt = c
-                    .prepare_cached(
-                        "select query, \
-                            count(case when searched_at >= ?3 then 1 end), \
-                            count(case when searched_at < ?3 then 1 end), \
-                            count(case when searched_at >= ?3 and results_count = 0 then 1 end) \
-                         from cdp_searches \
-                         where brand_id = ?1 and ((searched_at >= ?2 and searched_at < ?5) \
-                            or (searched_at >= ?3 and searched_at < ?4)) \
-                         group by query",
-                    )
-                    .map_err(e)?;
-                let rows = stmt
-                    .query_map(
-                        params![
-                            brand,
-                            codec::ts_text(previous.start),
-                            codec::ts_text(current.start),
-                            codec::ts_text(current.end),
-                            codec::ts_text(previous.end),
-                        ],
-                        |r| {
-                            Ok(SearchCount {
-                                query: r.get(0)?,
-                                current: count(r.get(1)?),
-                                previous: count(r.get(2)?),
-                                zero_results: count(r.get(3)?),
-                            })
-                        },
-                    )
-                    .map_err(e)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(e)
-            })
-            .await?)
+        self.read(op, move |c| answer_on(c, &brand, &plan)).await
     }
 
     pub(crate) async fn recent_events(
@@ -200,294 +308,47 @@ impl SqliteStore {
             .await?)
     }
 
-    pub(crate) async fn rollup_differences(&self) -> Result<Vec<RollupDifference>, AnalyticsError> {
-        let op = "rollup_differences";
+    pub(crate) async fn counted_events(&self) -> Result<Vec<CountedEvent>, StoreError> {
+        let op = "counted_events";
+        self.read(op, move |c| {
+            let stmt = Stmt {
+                sql: format!(
+                    "select {} from cdp_events order by seq",
+                    Dialect::Sqlite.counted_columns()
+                ),
+                params: vec![],
+            };
+            run(c, op, &stmt, |r| counting_rows::counted_event(op, r))
+        })
+        .await
+    }
+
+    pub(crate) async fn rollup_rows(&self) -> Result<RollupRows, StoreError> {
+        let op = "rollup_rows";
         self.flush_rollups().await?;
-        Ok(self
-            .read(op, move |c| {
-                let mut out = Vec::new();
-                for table in ROLLUP_TABLES {
-                    let n = |sql: String| -> Result<u64, StoreError> {
-                        c.query_row(&sql, [], |r| r.get::<_, i64>(0))
-                            .map(count)
-                            .map_err(|e| sql_err(op, e))
-                    };
-                    let extra = n(format!(
-                        "select count(*) from (select * from {table} \
-                         except select * from {table}_recount)"
-                    ))?;
-                    let missing = n(format!(
-                        "select count(*) from (select * from {table}_recount \
-                         except select * from {table})"
-                    ))?;
-                    if extra + missing > 0 {
-                        out.push(RollupDifference {
-                            table,
-                            extra,
-                            missing,
-                        });
-                    }
-                }
-                Ok(out)
-            })
-            .await?)
+        self.read(op, move |c| {
+            let all = |sql: String| Stmt {
+                sql,
+                params: vec![],
+            };
+            let mut out = RollupRows {
+                counters: run(
+                    c,
+                    op,
+                    &all(format!("select {COUNTER_COLUMNS} from cdp_counters")),
+                    |r| counting_rows::counter_row(op, r),
+                )?,
+                facts: run(
+                    c,
+                    op,
+                    &all(format!("select {FACT_COLUMNS} from cdp_facts")),
+                    |r| counting_rows::fact(op, r),
+                )?,
+            };
+            out.counters.sort();
+            out.facts.sort();
+            Ok(out)
+        })
+        .await
     }
-}
-
-/// The parts of a split as statement parameters ?2 to ?11: days, the two runs of whole hours
-/// (as rollup keys), and the two partial hours (as stored timestamps).
-fn split_params(split: &Split) -> [String; 10] {
-    let keys = |w: &Window, key: fn(DateTime<Utc>) -> String| -> [String; 2] {
-        if w.start < w.end {
-            [key(w.start), key(w.end)]
-        } else {
-            [String::new(), String::new()]
-        }
-    };
-    let [d0, d1] = keys(&split.days, day_key);
-    let [h0, h1] = keys(&split.hours[0], hour_key);
-    let [h2, h3] = keys(&split.hours[1], hour_key);
-    [
-        d0,
-        d1,
-        h0,
-        h1,
-        h2,
-        h3,
-        codec::ts_text(split.raw[0].start),
-        codec::ts_text(split.raw[0].end),
-        codec::ts_text(split.raw[1].start),
-        codec::ts_text(split.raw[1].end),
-    ]
-}
-
-/// The rows a split reads: whole days from the daily rollup (keyed at their midnight hour),
-/// whole hours from the hourly rollup, partial hours from the events themselves.
-const SPLIT_ROWS: &str = "\
-    select day || 'T00' as at, event_type, persona, tunnel, events from cdp_rollup_daily \
-    where brand_id = ?1 and day >= ?2 and day < ?3 \
-    union all \
-    select hour, event_type, persona, tunnel, events from cdp_rollup_hourly \
-    where brand_id = ?1 and hour >= ?4 and hour < ?5 \
-    union all \
-    select hour, event_type, persona, tunnel, events from cdp_rollup_hourly \
-    where brand_id = ?1 and hour >= ?6 and hour < ?7 \
-    union all \
-    select substr(\"timestamp\", 1, 13), event_type, coalesce(predicted_persona, ''), \
-           case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
-                then coalesce(cast(json_extract(properties, '$.tunnel') as text), '') \
-                else '' end, 1 \
-    from cdp_events where brand_id = ?1 and \"timestamp\" >= ?8 and \"timestamp\" < ?9 \
-    union all \
-    select substr(\"timestamp\", 1, 13), event_type, coalesce(predicted_persona, ''), \
-           case when event_type in ('tunnel_viewed', 'hero_cta_clicked') \
-                then coalesce(cast(json_extract(properties, '$.tunnel') as text), '') \
-                else '' end, 1 \
-    from cdp_events where brand_id = ?1 and \"timestamp\" >= ?10 and \"timestamp\" < ?11";
-
-/// Events of a split, grouped three ways in one pass over its rows.
-fn event_counts(c: &Connection, brand: &str, split: Split) -> Result<EventCounts, StoreError> {
-    let op = "metric_counts";
-    let e = |err| sql_err(op, err);
-    let mut stmt = c
-        .prepare_cached(&format!(
-            "with c as materialized ({SPLIT_ROWS}) \
-             select 'h', at, persona, sum(events) from c group by at, persona \
-             union all select 't', event_type, '', sum(events) from c group by event_type \
-             union all select 'u', tunnel, event_type, sum(events) from c where tunnel <> '' \
-                group by tunnel, event_type"
-        ))
-        .map_err(e)?;
-    let [p2, p3, p4, p5, p6, p7, p8, p9, p10, p11] = split_params(&split);
-    let mut rows = stmt
-        .query(params![brand, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11])
-        .map_err(e)?;
-    let mut out = EventCounts::default();
-    while let Some(r) = rows.next().map_err(e)? {
-        let kind: String = r.get(0).map_err(e)?;
-        let a: String = r.get(1).map_err(e)?;
-        let b: String = r.get(2).map_err(e)?;
-        let events = count(r.get(3).map_err(e)?);
-        match kind.as_str() {
-            "h" => out.by_hour_persona.push(HourCount {
-                hour: parse_hour(op, &a)?,
-                persona: b,
-                events,
-            }),
-            "t" => out.by_type.push(TypeCount {
-                event_type: a,
-                events,
-            }),
-            _ => out.by_tunnel.push(TunnelCount {
-                tunnel: a,
-                event_type: b,
-                events,
-            }),
-        }
-    }
-    Ok(out)
-}
-
-/// Every event of a split.
-fn event_total(c: &Connection, brand: &str, split: Split) -> Result<u64, StoreError> {
-    let op = "metric_counts";
-    let [p2, p3, p4, p5, p6, p7, p8, p9, p10, p11] = split_params(&split);
-    c.prepare_cached(&format!(
-        "select coalesce(sum(events), 0) from ({SPLIT_ROWS})"
-    ))
-    .and_then(|mut stmt| {
-        stmt.query_row(
-            params![brand, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11],
-            |r| r.get::<_, i64>(0),
-        )
-    })
-    .map(count)
-    .map_err(|err| sql_err(op, err))
-}
-
-/// Distinct visitors when asked (a visitor-day row counts when it holds the visitor's first
-/// event in the window), sessions started and visitors first identified in the window.
-fn distinct_counts(
-    c: &Connection,
-    brand: &str,
-    w: Window,
-    with_visitors: bool,
-) -> Result<VisitorCounts, StoreError> {
-    let op = "metric_counts";
-    let (day_start, day_end) = day_span(w);
-    let (s, e) = (codec::ts_text(w.start), codec::ts_text(w.end));
-    // Sessions: whole days from the per-day counts, the partial days from the sessions.
-    let split = DaySplit::of(w);
-    let (d0, d1) = if split.days.start < split.days.end {
-        (day_key(split.days.start), day_key(split.days.end))
-    } else {
-        (String::new(), String::new())
-    };
-    c.prepare_cached(
-        "select \
-            (select count(*) from cdp_rollup_visitor_days \
-             where ?6 and brand_id = ?1 and day >= ?2 and day < ?3 and first_at < ?5 \
-               and last_at >= ?4 and (prev_at is null or prev_at < ?4 or first_at < ?4)), \
-            (select coalesce(sum(sessions), 0) from cdp_rollup_session_days \
-             where brand_id = ?1 and day >= ?7 and day < ?8) \
-            + (select count(*) from cdp_rollup_sessions \
-               where brand_id = ?1 and started_at >= ?9 and started_at < ?10) \
-            + (select count(*) from cdp_rollup_sessions \
-               where brand_id = ?1 and started_at >= ?11 and started_at < ?12), \
-            (select count(*) from cdp_rollup_identities \
-             where brand_id = ?1 and identified_at >= ?4 and identified_at < ?5)",
-    )
-    .and_then(|mut stmt| {
-        stmt.query_row(
-            params![
-                brand,
-                day_key(day_start),
-                day_key(day_end),
-                s,
-                e,
-                with_visitors,
-                d0,
-                d1,
-                codec::ts_text(split.head.start),
-                codec::ts_text(split.head.end),
-                codec::ts_text(split.tail.start),
-                codec::ts_text(split.tail.end),
-            ],
-            |r| {
-                Ok(VisitorCounts {
-                    visitors: count(r.get(0)?),
-                    sessions: count(r.get(1)?),
-                    identified: count(r.get(2)?),
-                })
-            },
-        )
-    })
-    .map_err(|err| sql_err(op, err))
-}
-
-/// Each active visitor's latest visitor-day row in the window (the next day with events, if
-/// any, starts after the window), grouped by that day's latest persona and stage. The rows are
-/// grouped here rather than in SQL: with a hundred-odd groups a hash map is several times
-/// faster than SQLite's sorting GROUP BY.
-fn visitor_states(c: &Connection, brand: &str, w: Window) -> Result<Vec<StateCount>, StoreError> {
-    let op = "metric_counts";
-    let e = |err| sql_err(op, err);
-    let (day_start, day_end) = day_span(w);
-    let mut stmt = c
-        .prepare_cached(
-            "select predicted_persona, explicit_persona, current_stage \
-             from cdp_rollup_visitor_days \
-             where brand_id = ?1 and day >= ?2 and day < ?3 and first_at < ?5 and last_at >= ?4 \
-               and (next_at is null or next_at >= ?5)",
-        )
-        .map_err(e)?;
-    let mut rows = stmt
-        .query(params![
-            brand,
-            day_key(day_start),
-            day_key(day_end),
-            codec::ts_text(w.start),
-            codec::ts_text(w.end)
-        ])
-        .map_err(e)?;
-    let mut groups: HashMap<(String, Option<String>, String), u64> = HashMap::new();
-    while let Some(r) = rows.next().map_err(e)? {
-        let key = (
-            r.get::<_, String>(0).map_err(e)?,
-            r.get::<_, Option<String>>(1).map_err(e)?,
-            r.get::<_, String>(2).map_err(e)?,
-        );
-        *groups.entry(key).or_default() += 1;
-    }
-    Ok(groups
-        .into_iter()
-        .map(
-            |((persona, explicit_persona, stage), visitors)| StateCount {
-                persona,
-                explicit_persona,
-                stage,
-                visitors,
-            },
-        )
-        .collect())
-}
-
-fn ab_counts(c: &Connection, brand: &str, w: Window) -> Result<Vec<AbCount>, StoreError> {
-    let op = "metric_counts";
-    let e = |err| sql_err(op, err);
-    let mut stmt = c
-        .prepare_cached(
-            "select test_id, variant, count(*), count(case when converted_at < ?3 then 1 end) \
-             from cdp_rollup_ab where brand_id = ?1 and exposed_at >= ?2 and exposed_at < ?3 \
-             group by 1, 2 order by 1, 2",
-        )
-        .map_err(e)?;
-    let rows = stmt
-        .query_map(
-            params![brand, codec::ts_text(w.start), codec::ts_text(w.end)],
-            |r| {
-                Ok(AbCount {
-                    test_id: r.get(0)?,
-                    variant: r.get(1)?,
-                    exposures: count(r.get(2)?),
-                    conversions: count(r.get(3)?),
-                })
-            },
-        )
-        .map_err(e)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(e)
-}
-
-fn last_event_at(c: &Connection, brand: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let op = "metric_counts";
-    let ts: Option<String> = c
-        .query_row(
-            "select max(\"timestamp\") from cdp_events where brand_id = ?1",
-            [brand],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| sql_err(op, e))?
-        .flatten();
-    ts.map(|t| codec::parse_ts(op, &t)).transpose()
 }

@@ -1,0 +1,114 @@
+//! Reading the counting role's rows back, the same for every SQL backend: each backend says
+//! how to take text, an instant or an integer out of a column ([`Cells`]), and these turn
+//! the columns into the core's types in the order `counting_sql` selects them.
+
+use crate::StoreError;
+use cdp_core::counting::{
+    CountedEvent, Counter, CounterDelta, CounterGroup, CounterKey, Fact, FactGroup, FactKind,
+    PROPERTIES,
+};
+use chrono::{DateTime, Utc};
+
+/// One result row's columns, by position.
+pub(crate) trait Cells {
+    /// A text column (`None` for SQL null).
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    /// An instant column.
+    fn time(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// An integer column.
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError>;
+}
+
+fn corrupt(op: &'static str, message: String) -> StoreError {
+    StoreError::Corrupt { op, message }
+}
+
+fn need<T>(op: &'static str, what: &str, v: Option<T>) -> Result<T, StoreError> {
+    v.ok_or_else(|| corrupt(op, format!("{what} is null")))
+}
+
+fn count(n: Option<i64>) -> u64 {
+    u64::try_from(n.unwrap_or(0)).unwrap_or(0)
+}
+
+/// A counted event (columns of `Dialect::counted_columns`).
+pub(crate) fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedEvent, StoreError> {
+    let mut properties = Vec::with_capacity(PROPERTIES.len());
+    for (i, name) in PROPERTIES.iter().enumerate() {
+        properties.push(match r.text(10 + i)? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| corrupt(op, format!("property {name}: {e}")))?,
+            ),
+            None => None,
+        });
+    }
+    Ok(CountedEvent {
+        seq: need(op, "seq", r.int(0)?)?,
+        brand_id: need(op, "brand_id", r.text(1)?)?,
+        anonymous_id: need(op, "anonymous_id", r.text(2)?)?,
+        customer_id: r.text(3)?,
+        session_id: r.text(4)?.unwrap_or_default(),
+        event_type: need(op, "event_type", r.text(5)?)?,
+        timestamp: need(op, "timestamp", r.time(6)?)?,
+        predicted_persona: r.text(7)?.unwrap_or_default(),
+        explicit_persona: r.text(8)?,
+        current_stage: r.text(9)?.unwrap_or_default(),
+        properties,
+    })
+}
+
+/// A fact (columns of `FACT_COLUMNS`).
+pub(crate) fn fact(op: &'static str, r: &impl Cells) -> Result<Fact, StoreError> {
+    let kind = need(op, "kind", r.text(2)?)?;
+    Ok(Fact {
+        brand_id: need(op, "brand_id", r.text(0)?)?,
+        entity: need(op, "entity", r.text(1)?)?,
+        kind: FactKind::parse(&kind).ok_or_else(|| corrupt(op, format!("fact kind {kind:?}")))?,
+        part: need(op, "part", r.text(3)?)?,
+        at: r.time(4)?,
+        times: [r.time(5)?, r.time(6)?, r.time(7)?],
+        labels: [r.text(8)?, r.text(9)?, r.text(10)?],
+    })
+}
+
+/// A counter row (columns of `COUNTER_COLUMNS`).
+pub(crate) fn counter_row(op: &'static str, r: &impl Cells) -> Result<CounterDelta, StoreError> {
+    let name = need(op, "counter", r.text(1)?)?;
+    Ok(CounterDelta {
+        key: CounterKey {
+            brand_id: need(op, "brand_id", r.text(0)?)?,
+            counter: Counter::parse(&name)
+                .ok_or_else(|| corrupt(op, format!("counter {name:?}")))?,
+            bucket: need(op, "bucket", r.time(2)?)?,
+            dims: [
+                need(op, "dim1", r.text(3)?)?,
+                need(op, "dim2", r.text(4)?)?,
+                need(op, "dim3", r.text(5)?)?,
+            ],
+        },
+        delta: need(op, "value", r.int(6)?)?,
+    })
+}
+
+/// A group of a counter sum (`bucket, dim1, dim2, dim3, sum`).
+pub(crate) fn counter_group(r: &impl Cells, by_bucket: bool) -> Result<CounterGroup, StoreError> {
+    Ok(CounterGroup {
+        bucket: if by_bucket { r.time(0)? } else { None },
+        dims: [r.text(1)?, r.text(2)?, r.text(3)?],
+        sum: r.int(4)?.unwrap_or(0),
+    })
+}
+
+/// A group of a fact count (`labels..., count, also`).
+pub(crate) fn fact_group(r: &impl Cells, labels: usize) -> Result<FactGroup, StoreError> {
+    let mut out = Vec::with_capacity(labels);
+    for i in 0..labels {
+        out.push(r.text(i)?);
+    }
+    Ok(FactGroup {
+        labels: out,
+        count: count(r.int(labels)?),
+        also: count(r.int(labels + 1)?),
+    })
+}

@@ -1,0 +1,325 @@
+//! The statements of the counting role, for either SQL dialect, from the core's reads as
+//! data (`cdp_core::counting::reads`). They only select, sum, count and upsert the generic
+//! `cdp_counters` and `cdp_facts` tables; no event type, property or rule is written here:
+//! property names come from `cdp_core::counting::PROPERTIES`.
+
+use cdp_core::counting::{Cond, CounterSum, FactCount, LabelCol, TimeCol, Window, PROPERTIES};
+use chrono::{DateTime, Utc};
+
+/// The SQL dialect, with what it prefixes table names with.
+#[derive(Debug, Clone)]
+pub enum Dialect {
+    /// Postgres: `$n` parameters, typed timestamps, tables in a schema (quoted, with the dot).
+    Postgres {
+        /// `"schema".`
+        prefix: String,
+    },
+    /// SQLite: `?n` parameters, timestamps as RFC 3339 text, plain table names.
+    Sqlite,
+}
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// Text.
+    Text(String),
+    /// An instant.
+    Time(DateTime<Utc>),
+}
+
+/// A statement and its parameters in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    /// The text.
+    pub sql: String,
+    /// `$1`/`?1` onwards.
+    pub params: Vec<Param>,
+}
+
+/// The columns of a fact, in the order every fact statement reads and writes them.
+pub const FACT_COLUMNS: &str = "brand_id, entity, kind, part, at, t1, t2, t3, g1, g2, g3";
+/// The columns of a counter row.
+pub const COUNTER_COLUMNS: &str = "brand_id, counter, bucket, dim1, dim2, dim3, value";
+
+impl Dialect {
+    /// A table's name as statements write it.
+    pub fn table(&self, name: &str) -> String {
+        match self {
+            Dialect::Postgres { prefix } => format!("{prefix}{name}"),
+            Dialect::Sqlite => name.to_owned(),
+        }
+    }
+
+    /// The JSON text at one key of `properties`.
+    fn property(&self, key: &str) -> String {
+        let lit = key.replace('\'', "''");
+        match self {
+            Dialect::Postgres { .. } => format!("(properties -> '{lit}')::text"),
+            Dialect::Sqlite => format!("properties -> '$.\"{lit}\"'"),
+        }
+    }
+
+    /// The columns of a counted event: the ones `CountedEvent` has, properties last.
+    pub fn counted_columns(&self) -> String {
+        let mut cols = vec![
+            "seq".to_owned(),
+            "brand_id".into(),
+            "anonymous_id".into(),
+            "customer_id".into(),
+            "session_id".into(),
+            "event_type".into(),
+            "\"timestamp\"".into(),
+            "predicted_persona".into(),
+            "explicit_persona".into(),
+            "current_stage".into(),
+        ];
+        cols.extend(PROPERTIES.iter().map(|p| self.property(p)));
+        cols.join(", ")
+    }
+}
+
+/// Builds one statement, numbering parameters as they are added.
+struct Builder<'a> {
+    d: &'a Dialect,
+    sql: String,
+    params: Vec<Param>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(d: &'a Dialect) -> Builder<'a> {
+        Builder {
+            d,
+            sql: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    fn bind(&mut self, p: Param) -> String {
+        self.params.push(p);
+        let n = self.params.len();
+        match self.d {
+            Dialect::Postgres { .. } => format!("${n}"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+
+    fn time(&mut self, t: DateTime<Utc>) -> String {
+        self.bind(Param::Time(t))
+    }
+
+    fn text(&mut self, s: &str) -> String {
+        self.bind(Param::Text(s.to_owned()))
+    }
+
+    fn done(self) -> Stmt {
+        Stmt {
+            sql: self.sql,
+            params: self.params,
+        }
+    }
+}
+
+fn time_col(c: TimeCol) -> &'static str {
+    match c {
+        TimeCol::At => "at",
+        TimeCol::T1 => "t1",
+        TimeCol::T2 => "t2",
+        TimeCol::T3 => "t3",
+    }
+}
+
+fn label_col(c: LabelCol) -> &'static str {
+    match c {
+        LabelCol::G1 => "g1",
+        LabelCol::G2 => "g2",
+        LabelCol::G3 => "g3",
+    }
+}
+
+fn cond(b: &mut Builder<'_>, c: &Cond) -> String {
+    match c {
+        Cond::Lt(col, t) => format!("{} < {}", time_col(*col), b.time(*t)),
+        Cond::Ge(col, t) => format!("{} >= {}", time_col(*col), b.time(*t)),
+        Cond::IsNull(col) => format!("{} is null", time_col(*col)),
+        Cond::Any(any) if any.is_empty() => "false".into(),
+        Cond::Any(any) => {
+            let parts: Vec<String> = any.iter().map(|c| cond(b, c)).collect();
+            format!("({})", parts.join(" or "))
+        }
+    }
+}
+
+/// The statement of a counter sum: `[bucket,] dim1, dim2, dim3 (null where not grouped), sum`.
+/// `None` when every range is empty (the answer is no groups).
+pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
+    let ranges: Vec<&(cdp_core::counting::Counter, Window)> =
+        q.ranges.iter().filter(|(_, w)| !w.is_empty()).collect();
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut b = Builder::new(d);
+    let brand = b.text(brand);
+    let mut alts = Vec::new();
+    for (counter, w) in ranges {
+        let c = b.text(counter.name());
+        let (s, e) = (b.time(w.start), b.time(w.end));
+        alts.push(format!(
+            "(counter = {c} and bucket >= {s} and bucket < {e})"
+        ));
+    }
+    let mut select = vec![if q.by_bucket { "bucket" } else { "null" }.to_owned()];
+    let mut group = Vec::new();
+    if q.by_bucket {
+        group.push("bucket".to_owned());
+    }
+    for (i, on) in q.by_dims.iter().enumerate() {
+        let col = format!("dim{}", i + 1);
+        if *on {
+            select.push(col.clone());
+            group.push(col);
+        } else {
+            select.push("null".into());
+        }
+    }
+    select.push("cast(sum(value) as bigint)".into());
+    b.sql = format!(
+        "select {} from {} where brand_id = {brand} and ({}){}",
+        select.join(", "),
+        d.table("cdp_counters"),
+        alts.join(" or "),
+        if group.is_empty() {
+            String::new()
+        } else {
+            format!(" group by {}", group.join(", "))
+        }
+    );
+    Some(b.done())
+}
+
+/// The statement of a fact count: the labels grouped by, then `count`, `also`. `None` when
+/// the window is empty.
+pub fn fact_count(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
+    if q.at.is_empty() {
+        return None;
+    }
+    let mut b = Builder::new(d);
+    let brand = b.text(brand);
+    let kind = b.text(q.kind.name());
+    let (s, e) = (b.time(q.at.start), b.time(q.at.end));
+    let mut wheres = vec![
+        format!("brand_id = {brand}"),
+        format!("kind = {kind}"),
+        format!("at >= {s}"),
+        format!("at < {e}"),
+    ];
+    for c in &q.filter {
+        wheres.push(cond(&mut b, c));
+    }
+    let also = match &q.also {
+        Some(c) => format!("count(case when {} then 1 end)", cond(&mut b, c)),
+        None => "0".into(),
+    };
+    let labels: Vec<&str> = q.group.iter().map(|g| label_col(*g)).collect();
+    let mut select: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
+    select.push("count(*)".into());
+    select.push(format!("cast({also} as bigint)"));
+    b.sql = format!(
+        "select {} from {} where {}{}",
+        select.join(", "),
+        d.table("cdp_facts"),
+        wheres.join(" and "),
+        if labels.is_empty() {
+            String::new()
+        } else {
+            format!(" group by {}", labels.join(", "))
+        }
+    );
+    Some(b.done())
+}
+
+/// The counted events of a brand whose timestamp is in `w`; `None` when `w` is empty.
+pub fn events_in(d: &Dialect, brand: &str, w: Window) -> Option<Stmt> {
+    if w.is_empty() {
+        return None;
+    }
+    let mut b = Builder::new(d);
+    let brand = b.text(brand);
+    let (s, e) = (b.time(w.start), b.time(w.end));
+    b.sql = format!(
+        "select {} from {} where brand_id = {brand} and \"timestamp\" >= {s} \
+         and \"timestamp\" < {e}",
+        d.counted_columns(),
+        d.table("cdp_events")
+    );
+    Some(b.done())
+}
+
+/// The newest stored event's timestamp of a brand.
+pub fn last_event(d: &Dialect, brand: &str) -> Stmt {
+    let mut b = Builder::new(d);
+    let brand = b.text(brand);
+    b.sql = format!(
+        "select max(\"timestamp\") from {} where brand_id = {brand}",
+        d.table("cdp_events")
+    );
+    b.done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdp_core::counting::{Counter, FactKind};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn statements_number_their_parameters_per_dialect() {
+        let w = Window {
+            start: at("2026-03-01T00:00:00Z"),
+            end: at("2026-03-02T00:00:00Z"),
+        };
+        let q = FactCount {
+            kind: FactKind::VisitorDay,
+            at: w,
+            filter: vec![Cond::Any(vec![
+                Cond::IsNull(TimeCol::T2),
+                Cond::Lt(TimeCol::T2, w.start),
+            ])],
+            group: vec![LabelCol::G1],
+            also: Some(Cond::Ge(TimeCol::T1, w.end)),
+        };
+        let pg = fact_count(
+            &Dialect::Postgres {
+                prefix: "\"s\".".into(),
+            },
+            "b",
+            &q,
+        )
+        .expect("stmt");
+        assert_eq!(
+            pg.sql,
+            "select g1, count(*), cast(count(case when t1 >= $6 then 1 end) as bigint) \
+             from \"s\".cdp_facts where brand_id = $1 and kind = $2 and at >= $3 and at < $4 \
+             and (t2 is null or t2 < $5) group by g1"
+        );
+        assert_eq!(pg.params.len(), 6);
+        let lite = fact_count(&Dialect::Sqlite, "b", &q).expect("stmt");
+        assert!(lite.sql.contains("t2 < ?5") && lite.sql.contains("from cdp_facts"));
+        let empty = CounterSum {
+            ranges: vec![(
+                Counter::EventsDay,
+                Window {
+                    start: w.end,
+                    end: w.end,
+                },
+            )],
+            by_bucket: true,
+            by_dims: [true; 3],
+        };
+        assert_eq!(counter_sum(&Dialect::Sqlite, "b", &empty), None);
+    }
+}
