@@ -1,5 +1,5 @@
 //! The real `cdp` binary for the browser suites of `tracker/` and `dashboard/`: built by
-//! `cargo build -p cdp-api --bin cdp` at the repository root (after the package's `npm run
+//! `cargo build -p cdp-cli --bin cdp` at the repository root (after the package's `npm run
 //! build`, so it embeds the current `dist/`), copied aside, and handed to the test files in
 //! `CDP_BIN`. A failed build fails the run: nothing is skipped. Plain Node modules, imported by
 //! relative path, so neither package depends on the other.
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 /**
- * Runs `cargo build -p cdp-api --bin cdp` at the repository root and returns the path of a private
+ * Runs `cargo build -p cdp-cli --bin cdp` at the repository root and returns the path of a private
  * copy of the binary in `intoDir`. `needs`, when given, is a file the binary embeds that must exist
  * first (a URL). Throws when it is missing, when cargo is missing or when the build fails.
  *
@@ -24,7 +24,7 @@ export function buildCdp(intoDir, needs) {
   if (needs && !existsSync(needs)) {
     throw new Error(`no ${fileURLToPath(needs)}: run 'npm run build' before building the server`);
   }
-  const args = ['build', '-p', 'cdp-api', '--bin', 'cdp', '--message-format=json-render-diagnostics'];
+  const args = ['build', '-p', 'cdp-cli', '--bin', 'cdp', '--message-format=json-render-diagnostics'];
   console.error(`building the server: cargo ${args.join(' ')} (in ${REPO_ROOT})`);
   const result = spawnSync('cargo', args, {
     cwd: REPO_ROOT,
@@ -34,7 +34,7 @@ export function buildCdp(intoDir, needs) {
   });
   if (result.error) throw new Error(`cannot run cargo to build the server: ${result.error.message}`);
   if (result.status !== 0) {
-    throw new Error(`'cargo build -p cdp-api --bin cdp' failed (exit ${result.status}); the browser tests need the real server`);
+    throw new Error(`'cargo build -p cdp-cli --bin cdp' failed (exit ${result.status}); the browser tests need the real server`);
   }
   let executable = null;
   for (const line of result.stdout.split('\n')) {
@@ -45,7 +45,7 @@ export function buildCdp(intoDir, needs) {
     }
   }
   if (!executable || !existsSync(executable)) {
-    throw new Error(`cargo built cdp-api but reported no 'cdp' executable (got ${executable})`);
+    throw new Error(`cargo built cdp-cli but reported no 'cdp' executable (got ${executable})`);
   }
   const copy = path.join(intoDir, 'cdp');
   copyFileSync(executable, copy);

@@ -33,7 +33,7 @@ step "wasm package"
 step "Rust helpers: PostgREST stand-in, journey reference, cdp"
 (cd "$root" && cargo build --locked -p cdp-adapters --example postgrest_standin \
   && cargo build --locked -p cdp-wasm --example journey_reference \
-  && cargo build --locked -p cdp-api --bin cdp)
+  && cargo build --locked -p cdp-cli --bin cdp)
 target=$(cd "$root" && cargo metadata --format-version 1 --no-deps | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
 export STANDIN_BIN="$target/debug/examples/postgrest_standin"
 export REFERENCE_BIN="$target/debug/examples/journey_reference"

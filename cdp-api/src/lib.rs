@@ -1,6 +1,8 @@
-//! The CDP collector server and the `cdp` command's subcommands.
+//! The CDP collector server: `/collect`, the dashboard API and dashboard, profiles and the
+//! rollup folds, and the settings of every `cdp` subcommand.
 //!
-//! The binary (`main.rs`) is glue: it parses [`settings::Cli`] and calls into these modules.
+//! The `cdp` binary (`cdp-cli`) is glue: it parses [`settings::Cli`] and calls into these
+//! modules and the tools (`cdp-tools`).
 //! The collector validates with `cdp_core` (this crate re-implements no contract rule), commits
 //! through the group-commit [`writer`], and stores through `cdp_adapters::Store`. Environment
 //! variables are read in [`settings`] and nowhere else.
@@ -8,20 +10,15 @@
 pub mod access;
 pub mod api;
 pub mod body;
-pub mod client;
 pub mod clock;
 pub mod collect;
 pub mod dashboard;
-pub mod demo;
 pub mod figures;
 pub mod health;
-pub mod load;
 pub mod logging;
-pub mod metrics_bench;
 pub mod openapi;
 pub mod profile_cache;
 pub mod rebuild;
-pub mod replay;
 pub mod reply;
 pub mod rollups;
 pub mod server;

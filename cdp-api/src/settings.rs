@@ -367,6 +367,18 @@ impl fmt::Display for SettingsError {
 }
 
 impl ServeArgs {
+    /// `cdp serve`'s flags at their defaults, as data: no command line and no environment
+    /// variable is read. Tools and tests set the fields they need, then [`Self::validate`].
+    pub fn defaults() -> Result<ServeArgs, SettingsError> {
+        use clap::FromArgMatches;
+        let internal = |e: clap::Error| SettingsError {
+            problems: vec![format!("internal: the serve defaults did not parse: {e}")],
+        };
+        let cmd = ServeArgs::augment_args(clap::Command::new("serve")).mut_args(|a| a.env(None));
+        let matches = cmd.try_get_matches_from(["serve"]).map_err(internal)?;
+        ServeArgs::from_arg_matches(&matches).map_err(internal)
+    }
+
     /// Checks every flag and returns the settings, or every problem at once.
     pub fn validate(&self) -> Result<Settings, SettingsError> {
         let mut problems = Vec::new();
@@ -513,6 +525,25 @@ fn parse_origins(text: &str, problems: &mut Vec<String>) -> Origins {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_defaults_are_data_and_match_the_flags_defaults() {
+        let data = ServeArgs::defaults().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(data.listen, DEFAULT_LISTEN);
+        assert_eq!(data.store.data_dir, PathBuf::from("./cdp-data"));
+        assert_eq!(data.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(data.profile_cache_mb, DEFAULT_PROFILE_CACHE_MB);
+        let mut changed = data.clone();
+        changed.listen = "127.0.0.1:0".into();
+        changed.writer_shards = 3;
+        let settings = changed.validate().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.writer.shards, 3);
+        let bad = ServeArgs {
+            max_body_bytes: 0,
+            ..data
+        };
+        assert!(bad.validate().is_err(), "built as data, still validated");
+    }
 
     fn serve(args: &[&str]) -> ServeArgs {
         let mut argv = vec!["cdp", "serve"];

@@ -19,13 +19,12 @@
 //! CPU went to the clients, to the server, to Postgres and to everything else (from `/proc`).
 
 use crate::demo::Rng;
-use crate::server::{self, StartError};
-use crate::settings::{Cli, Command, EventIds, LoadArgs, Settings, SettingsError};
 use bytes::Bytes;
 use cdp_adapters::{PostgresTarget, StoreTarget};
+use cdp_api::server::{self, StartError};
+use cdp_api::settings::{EventIds, LoadArgs, ServeArgs, Settings, SettingsError};
 use cdp_core::{apply, validate, Config, EventRow};
 use chrono::{SecondsFormat, Utc};
-use clap::Parser;
 use futures_util::SinkExt;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -498,29 +497,20 @@ fn serve_settings(
     database_url: Option<&str>,
     args: &LoadArgs,
 ) -> Result<Settings, LoadError> {
-    let mut argv: Vec<String> = ["cdp", "serve", "--listen", "127.0.0.1:0", "--data-dir"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    argv.push(data_dir.to_owned());
-    if let Some(url) = database_url {
-        argv.extend(["--database-url".to_owned(), url.to_owned()]);
-    }
+    let mut serve = ServeArgs::defaults()?;
+    serve.listen = "127.0.0.1:0".into();
+    serve.store.data_dir = data_dir.into();
+    serve.store.database_url = database_url.map(str::to_owned);
     if let Some(n) = args.writer_shards {
-        argv.extend(["--writer-shards".to_owned(), n.to_string()]);
+        serve.writer_shards = n;
     }
     if let Some(ms) = args.writer_linger_ms {
-        argv.extend(["--writer-linger-ms".to_owned(), ms.to_string()]);
+        serve.writer_linger_ms = ms;
     }
     if let Some(n) = args.writer_batch_events {
-        argv.extend(["--writer-batch-events".to_owned(), n.to_string()]);
+        serve.writer_batch_events = n;
     }
-    match Cli::try_parse_from(argv).map(|c| c.command) {
-        Ok(Command::Serve(a)) => Ok(a.validate()?),
-        _ => Err(LoadError::Settings(SettingsError {
-            problems: vec!["internal: serve arguments did not parse".into()],
-        })),
-    }
+    Ok(serve.validate()?)
 }
 
 async fn measure_backend(

@@ -11,13 +11,12 @@
 //! 127.0.0.1 and every loop is bounded.
 
 use crate::demo::{self, Rng};
-use crate::server::{self, StartError};
-use crate::settings::{BenchMetricsArgs, Cli, Command, Settings, SettingsError};
 use cdp_adapters::analytics::Analytics;
 use cdp_adapters::{EventSink, PostgresTarget, Store, StoreTarget};
+use cdp_api::server::{self, StartError};
+use cdp_api::settings::{BenchMetricsArgs, ServeArgs, Settings, SettingsError};
 use cdp_core::{apply, validate, AnonymousId, Config, EventRow, Outcome, SessionId};
 use chrono::{DateTime, Duration, Utc};
-use clap::Parser;
 use serde_json::Value;
 use std::fmt;
 use std::time::Instant;
@@ -420,18 +419,8 @@ fn generate(
 }
 
 fn serve_settings(data_dir: &str) -> Result<Settings, BenchError> {
-    let argv = [
-        "cdp",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir,
-    ];
-    match Cli::try_parse_from(argv).map(|c| c.command) {
-        Ok(Command::Serve(a)) => Ok(a.validate()?),
-        _ => Err(BenchError::Failed(
-            "internal: serve arguments did not parse".into(),
-        )),
-    }
+    let mut serve = ServeArgs::defaults()?;
+    serve.listen = "127.0.0.1:0".into();
+    serve.store.data_dir = data_dir.into();
+    Ok(serve.validate()?)
 }

@@ -1,7 +1,7 @@
 //! The HTTP client side of `/collect`, shared by `cdp demo` and `cdp replay`: posts
 //! a batch of raw events and reads the per-event answer, waiting and retrying on 503.
 
-use crate::reply::CollectReply;
+use cdp_api::reply::CollectReply;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;

@@ -3,8 +3,9 @@
 
 use anyhow::Context;
 use cdp_api::settings::{Cli, Command};
-use cdp_api::{client, demo, load, logging, metrics_bench, rebuild, replay, server};
+use cdp_api::{logging, rebuild, server};
 use cdp_core::AnonymousId;
+use cdp_tools::{client, demo, load, metrics_bench, replay};
 use clap::Parser;
 
 /// The process's allocator: under load the collector allocates and frees small JSON values
