@@ -159,12 +159,16 @@ pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
     }
     let mut b = Builder::new(d);
     let brand = b.text(brand);
-    let mut alts = Vec::new();
+    // One branch per range, each a seek on the primary key (brand, counter, bucket): an `or`
+    // of the ranges would scan every counter row of the brand.
+    let mut parts = Vec::new();
     for (counter, w) in ranges {
         let c = b.text(counter.name());
         let (s, e) = (b.time(w.start), b.time(w.end));
-        alts.push(format!(
-            "(counter = {c} and bucket >= {s} and bucket < {e})"
+        parts.push(format!(
+            "select bucket, dim1, dim2, dim3, value from {} \
+             where brand_id = {brand} and counter = {c} and bucket >= {s} and bucket < {e}",
+            d.table("cdp_counters")
         ));
     }
     let mut select = vec![if q.by_bucket { "bucket" } else { "null" }.to_owned()];
@@ -183,10 +187,9 @@ pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
     }
     select.push("cast(sum(value) as bigint)".into());
     b.sql = format!(
-        "select {} from {} where brand_id = {brand} and ({}){}",
+        "select {} from ({}) parts{}",
         select.join(", "),
-        d.table("cdp_counters"),
-        alts.join(" or "),
+        parts.join(" union all "),
         if group.is_empty() {
             String::new()
         } else {

@@ -17,6 +17,9 @@ use rusqlite::{params, Connection, OpenFlags, Row};
 /// How long a read waits on a lock (a checkpoint, a migration) before giving up.
 const READ_BUSY_TIMEOUT_MS: u64 = 5_000;
 
+/// Prepared statements the reader keeps: every statement of the dashboard's plans.
+const READ_STATEMENT_CACHE: usize = 128;
+
 fn unavailable(op: &'static str, message: String) -> StoreError {
     StoreError::Unavailable { op, message }
 }
@@ -236,6 +239,9 @@ impl SqliteStore {
                 .map_err(|e| unavailable(op, format!("opening {}: {e}", path.display())))?;
                 conn.busy_timeout(std::time::Duration::from_millis(READ_BUSY_TIMEOUT_MS))
                     .map_err(|e| sql_err(op, e))?;
+                // A dashboard answer runs a score of distinct statements; keep them all
+                // prepared (rusqlite's default cache holds 16).
+                conn.set_prepared_statement_cache_capacity(READ_STATEMENT_CACHE);
                 // The rollups, in their own file: read by their plain names, which the
                 // event file no longer has (its migration 0005).
                 conn.execute(
