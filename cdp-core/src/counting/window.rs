@@ -82,7 +82,7 @@ impl HourSplit {
     }
 }
 
-/// The finest time bucket a caller needs from [`Analytics::metric_counts`].
+/// The finest time bucket a metrics answer needs (see [`super::reads::MetricsPlan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
     /// Hours (a chart of the last 24 hours).
