@@ -1,9 +1,12 @@
 //! The statements of the counting role, for either SQL dialect, from the core's reads as
 //! data (`cdp_core::counting::reads`). They only select, sum, count and upsert the generic
 //! `cdp_counters` and `cdp_facts` tables; no event type, property or rule is written here:
-//! property names come from `cdp_core::counting::PROPERTIES`.
+//! property names and the event types each is read for come from
+//! `cdp_core::counting::{PROPERTIES, PROPERTY_TYPES}`.
 
-use cdp_core::counting::{Cond, CounterSum, FactCount, LabelCol, TimeCol, Window, PROPERTIES};
+use cdp_core::counting::{
+    Cond, CounterSum, FactCount, LabelCol, TimeCol, Window, PROPERTIES, PROPERTY_TYPES,
+};
 use chrono::{DateTime, Utc};
 
 /// The SQL dialect, with what it prefixes table names with.
@@ -50,13 +53,19 @@ impl Dialect {
         }
     }
 
-    /// The JSON text at one key of `properties`.
-    fn property(&self, key: &str) -> String {
-        let lit = key.replace('\'', "''");
-        match self {
-            Dialect::Postgres { .. } => format!("(properties -> '{lit}')::text"),
-            Dialect::Sqlite => format!("properties -> '$.\"{lit}\"'"),
-        }
+    /// The JSON text at one key of `properties`, for the event types the core reads it for
+    /// (null for others, so their properties are not parsed).
+    fn property(&self, key: &str, types: &[cdp_core::EventType]) -> String {
+        let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let value = match self {
+            Dialect::Postgres { .. } => format!("(properties -> {})::text", lit(key)),
+            Dialect::Sqlite => format!("properties -> {}", lit(&format!("$.\"{key}\""))),
+        };
+        let names: Vec<String> = types.iter().map(|t| lit(t.as_str())).collect();
+        format!(
+            "case when event_type in ({}) then {value} end",
+            names.join(", ")
+        )
     }
 
     /// The columns of a counted event: the ones `CountedEvent` has, properties last.
@@ -73,7 +82,12 @@ impl Dialect {
             "explicit_persona".into(),
             "current_stage".into(),
         ];
-        cols.extend(PROPERTIES.iter().map(|p| self.property(p)));
+        cols.extend(
+            PROPERTIES
+                .iter()
+                .zip(PROPERTY_TYPES)
+                .map(|(p, types)| self.property(p, types)),
+        );
         cols.join(", ")
     }
 }

@@ -3,13 +3,25 @@
 //! means is said here and nowhere else.
 
 use crate::profile::EventRow;
+use crate::EventType;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
 /// The event properties counting reads, by name. Stores hand them over as the JSON value at
-/// that key of `properties` (absent: `None`), in this order.
+/// that key of `properties` (absent: `None`), in this order, and only for the event types
+/// [`PROPERTY_TYPES`] reads each one for (for any other event, `None`): most events carry
+/// nothing counting reads, and a store need not parse their properties.
 pub const PROPERTIES: [&str; 5] = ["tunnel", "test_id", "variant", "query", "results_count"];
+
+/// For each of [`PROPERTIES`], the event types counting reads it for.
+pub const PROPERTY_TYPES: [&[EventType]; 5] = [
+    &[EventType::TunnelViewed, EventType::HeroCtaClicked],
+    &[EventType::AbTestExposure, EventType::AbTestConversion],
+    &[EventType::AbTestExposure, EventType::AbTestConversion],
+    &[EventType::SearchPerformed],
+    &[EventType::SearchPerformed],
+];
 
 /// Where each of [`PROPERTIES`] sits in [`CountedEvent::properties`].
 pub(crate) mod prop {
@@ -63,7 +75,13 @@ impl CountedEvent {
             current_stage: row.current_stage.as_str().to_owned(),
             properties: PROPERTIES
                 .iter()
-                .map(|k| row.properties.get(*k).cloned())
+                .zip(PROPERTY_TYPES)
+                .map(|(k, types)| {
+                    types
+                        .contains(&row.event_type)
+                        .then(|| row.properties.get(*k).cloned())
+                        .flatten()
+                })
                 .collect(),
         }
     }

@@ -23,7 +23,9 @@ pub use counts::{
     VisitorCounts,
 };
 pub use fold::{fold, Changes};
-pub use keep::{CountedEvent, Counter, CounterDelta, CounterKey, Fact, FactKind, PROPERTIES};
+pub use keep::{
+    CountedEvent, Counter, CounterDelta, CounterKey, Fact, FactKind, PROPERTIES, PROPERTY_TYPES,
+};
 pub use reads::{
     Cond, CounterGroup, CounterSum, FactCount, FactGroup, LabelCol, ReadAnswers, ReadPlan, TimeCol,
 };
