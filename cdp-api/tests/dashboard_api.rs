@@ -1107,127 +1107,28 @@ async fn without_a_token_only_this_machine_gets_in(b: Backend) {
     s.finish().await;
 }
 
-/// A deliberately small JSON Schema checker for the keywords the document uses: `$ref` into
-/// the document, `type` (one or a list), `required`, `properties`, `additionalProperties`,
-/// `items`, `enum`, `const`, `minimum`, `maximum`, `minItems`, `maxItems` and the
-/// `date-time` format. Returns every violation with its JSON path.
-fn check(doc: &Value, schema: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
-    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let target = r
-            .trim_start_matches("#/")
-            .split('/')
-            .fold(doc, |node, key| &node[key]);
-        assert!(!target.is_null(), "dangling $ref {r}");
-        check(doc, target, v, path, out);
-    }
-    if let Some(t) = schema.get("type") {
-        let types: Vec<&str> = match t {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let fits = types.iter().any(|t| match *t {
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "number" => v.is_number(),
-            "integer" => v.is_i64() || v.is_u64(),
-            "boolean" => v.is_boolean(),
-            "null" => v.is_null(),
-            _ => false,
-        });
-        if !fits {
-            out.push(format!("{path}: {v} is not {types:?}"));
-            return;
-        }
-    }
-    if let Some(c) = schema.get("const") {
-        if c != v {
-            out.push(format!("{path}: {v} is not {c}"));
-        }
-    }
-    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
-        if !e.contains(v) {
-            out.push(format!("{path}: {v} not in {e:?}"));
-        }
-    }
-    if let Some(n) = v.as_f64() {
-        if schema
-            .get("minimum")
-            .and_then(Value::as_f64)
-            .is_some_and(|m| n < m)
-        {
-            out.push(format!("{path}: {n} below minimum"));
-        }
-        if schema
-            .get("maximum")
-            .and_then(Value::as_f64)
-            .is_some_and(|m| n > m)
-        {
-            out.push(format!("{path}: {n} above maximum"));
-        }
-    }
-    if schema.get("format").and_then(Value::as_str) == Some("date-time") {
-        if let Some(s) = v.as_str() {
-            if DateTime::parse_from_rfc3339(s).is_err() {
-                out.push(format!("{path}: {s} is not a date-time"));
-            }
-        }
-    }
-    if let Some(obj) = v.as_object() {
-        for req in schema
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = req.as_str().unwrap_or("");
-            if !obj.contains_key(key) {
-                out.push(format!("{path}: missing required `{key}`"));
-            }
-        }
-        let props = schema.get("properties").and_then(Value::as_object);
-        for (k, val) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(s) => check(doc, s, val, &format!("{path}.{k}"), out),
-                None => match schema.get("additionalProperties") {
-                    Some(Value::Bool(false)) => out.push(format!("{path}: unexpected `{k}`")),
-                    Some(s @ Value::Object(_)) => check(doc, s, val, &format!("{path}.{k}"), out),
-                    _ => {}
-                },
-            }
-        }
-    }
-    if let Some(items) = v.as_array() {
-        if schema
-            .get("minItems")
-            .and_then(Value::as_u64)
-            .is_some_and(|m| (items.len() as u64) < m)
-        {
-            out.push(format!("{path}: fewer than minItems"));
-        }
-        if schema
-            .get("maxItems")
-            .and_then(Value::as_u64)
-            .is_some_and(|m| (items.len() as u64) > m)
-        {
-            out.push(format!("{path}: more than maxItems"));
-        }
-        if let Some(s) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                check(doc, s, item, &format!("{path}[{i}]"), out);
-            }
-        }
-    }
-}
-
-/// Checks an answer against the document's schema for that path and status.
-fn conforms(doc: &Value, route: &str, status: u16, body: &Value) {
+/// Validates `body` against the schema the document gives for `route`'s `status` answer,
+/// with a real JSON Schema 2020-12 validator (formats such as `date-time` checked too). The
+/// schema's `$ref`s point into the document's components, so the components go along with it.
+fn problems(doc: &Value, route: &str, status: u16, body: &Value) -> Vec<String> {
     let schema = &doc["paths"][route]["get"]["responses"][status.to_string()]["content"]
         ["application/json"]["schema"];
     assert!(!schema.is_null(), "{route} documents no {status} answer");
-    let mut problems = Vec::new();
-    check(doc, schema, body, "$", &mut problems);
+    let mut root = schema.clone();
+    root["components"] = doc["components"].clone();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("{route} {status}: the document's schema is invalid: {e}"));
+    validator
+        .iter_errors(body)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+fn conforms(doc: &Value, route: &str, status: u16, body: &Value) {
+    let problems = problems(doc, route, status, body);
     assert!(
         problems.is_empty(),
         "{route} {status} does not match the document: {problems:#?}"
@@ -1279,12 +1180,18 @@ async fn answers_match_the_openapi_document(b: Backend) {
         assert!(schemas.contains_key(name), "{name}");
     }
 
-    // Real answers, empty then seeded, validate.
-    conforms(
-        &doc,
-        "/api/cdp/metrics",
-        200,
-        &s.ok("/api/cdp/metrics").await,
+    // Real answers, empty then seeded, validate; a broken one does not.
+    let empty = s.ok("/api/cdp/metrics").await;
+    conforms(&doc, "/api/cdp/metrics", 200, &empty);
+    let mut broken = empty.clone();
+    if let Some(o) = broken.as_object_mut() {
+        o.remove("kpis");
+        o.insert("last_event_at".into(), Value::from("yesterday"));
+    }
+    assert_eq!(
+        problems(&doc, "/api/cdp/metrics", 200, &broken).len(),
+        2,
+        "a missing field and a malformed date-time are both caught"
     );
     seed(&s).await;
     for range in ["24h", "7d", "30d", "90d"] {
