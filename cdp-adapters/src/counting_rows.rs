@@ -4,10 +4,11 @@
 
 use crate::StoreError;
 use cdp_core::counting::{
-    CountedEvent, Counter, CounterDelta, CounterGroup, CounterKey, Fact, FactGroup, FactKind,
-    PROPERTIES,
+    CountedEvent, Counter, CounterDelta, CounterGroup, CounterKey, EventGroup, Fact, FactGroup,
+    FactKind, PROPERTIES,
 };
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 
 /// One result row's columns, by position.
 pub(crate) trait Cells {
@@ -31,11 +32,15 @@ fn count(n: Option<i64>) -> u64 {
     u64::try_from(n.unwrap_or(0)).unwrap_or(0)
 }
 
-/// A counted event (columns of `Dialect::counted_columns`).
-pub(crate) fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedEvent, StoreError> {
+/// The [`PROPERTIES`] columns from `from` on, parsed.
+fn properties(
+    op: &'static str,
+    r: &impl Cells,
+    from: usize,
+) -> Result<Vec<Option<serde_json::Value>>, StoreError> {
     let mut properties = Vec::with_capacity(PROPERTIES.len());
     for (i, name) in PROPERTIES.iter().enumerate() {
-        properties.push(match r.text(10 + i)? {
+        properties.push(match r.text(from + i)? {
             Some(json) => Some(
                 serde_json::from_str(&json)
                     .map_err(|e| corrupt(op, format!("property {name}: {e}")))?,
@@ -43,6 +48,11 @@ pub(crate) fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedE
             None => None,
         });
     }
+    Ok(properties)
+}
+
+/// A counted event (columns of `Dialect::counted_columns`).
+pub(crate) fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedEvent, StoreError> {
     Ok(CountedEvent {
         seq: need(op, "seq", r.int(0)?)?,
         brand_id: need(op, "brand_id", r.text(1)?)?,
@@ -54,7 +64,17 @@ pub(crate) fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedE
         predicted_persona: r.text(7)?.unwrap_or_default(),
         explicit_persona: r.text(8)?,
         current_stage: r.text(9)?.unwrap_or_default(),
-        properties,
+        properties: properties(op, r, 10)?,
+    })
+}
+
+/// A group of events that count alike (columns of `counting_sql::event_groups_in`).
+pub(crate) fn event_group(op: &'static str, r: &impl Cells) -> Result<EventGroup, StoreError> {
+    Ok(EventGroup {
+        event_type: need(op, "event_type", r.text(0)?)?,
+        predicted_persona: r.text(1)?.unwrap_or_default(),
+        properties: properties(op, r, 2)?,
+        events: count(r.int(2 + PROPERTIES.len())?),
     })
 }
 
@@ -111,4 +131,46 @@ pub(crate) fn fact_group(r: &impl Cells, labels: usize) -> Result<FactGroup, Sto
         count: count(r.int(labels)?),
         also: count(r.int(labels + 1)?),
     })
+}
+
+/// Fact groups summed from the rows of `counting_sql::fact_rows` (`labels..., also flag`).
+#[derive(Debug, Default)]
+pub(crate) struct FactGroups {
+    labels: usize,
+    groups: HashMap<Vec<Option<String>>, (u64, u64)>,
+}
+
+impl FactGroups {
+    /// Groups by the first `labels` columns.
+    pub(crate) fn new(labels: usize) -> FactGroups {
+        FactGroups {
+            labels,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Counts one row.
+    pub(crate) fn add(&mut self, r: &impl Cells) -> Result<(), StoreError> {
+        let mut key = Vec::with_capacity(self.labels);
+        for i in 0..self.labels {
+            key.push(r.text(i)?);
+        }
+        let also = u64::from(r.int(self.labels)? == Some(1));
+        let slot = self.groups.entry(key).or_default();
+        slot.0 += 1;
+        slot.1 += also;
+        Ok(())
+    }
+
+    /// The groups, in no particular order.
+    pub(crate) fn done(self) -> Vec<FactGroup> {
+        self.groups
+            .into_iter()
+            .map(|(labels, (count, also))| FactGroup {
+                labels,
+                count,
+                also,
+            })
+            .collect()
+    }
 }

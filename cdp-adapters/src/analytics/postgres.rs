@@ -114,12 +114,12 @@ impl PostgresStore {
                 }
             }));
             let events = try_join_all(plan.events.iter().map(async |w| {
-                match counting_sql::events_in(&d, brand, *w) {
+                match counting_sql::event_groups_in(&d, brand, *w) {
                     None => Ok(Vec::new()),
                     Some(stmt) => run(tx, op, &stmt)
                         .await?
                         .iter()
-                        .map(|r| counting_rows::counted_event(op, &PgCells(op, r)))
+                        .map(|r| counting_rows::event_group(op, &PgCells(op, r)))
                         .collect(),
                 }
             }));

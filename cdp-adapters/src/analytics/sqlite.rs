@@ -5,7 +5,7 @@
 
 use super::{AnalyticsError, RollupRows, StreamQuery};
 use crate::codec::{self, EVENT_COLUMNS};
-use crate::counting_rows::{self, Cells};
+use crate::counting_rows::{self, Cells, FactGroups};
 use crate::counting_sql::{self, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
 use crate::sqlite::{event_from_sql, quoted, sql_err, SqliteStore};
 use crate::StoreError;
@@ -53,7 +53,7 @@ fn run<T>(
     c: &Connection,
     op: &'static str,
     stmt: &Stmt,
-    f: impl Fn(&LiteCells<'_, '_>) -> Result<T, StoreError>,
+    mut f: impl FnMut(&LiteCells<'_, '_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let e = |err| sql_err(op, err);
     let mut prepared = c.prepare_cached(&stmt.sql).map_err(e)?;
@@ -82,19 +82,28 @@ fn answer_on(c: &Connection, brand: &str, plan: &ReadPlan) -> Result<ReadAnswers
             });
     }
     for q in &plan.facts {
-        out.facts
-            .push(match counting_sql::fact_count(&d, brand, q) {
+        out.facts.push(if q.group.is_empty() {
+            match counting_sql::fact_count(&d, brand, q) {
                 None => Vec::new(),
-                Some(stmt) => run(c, op, &stmt, |r| {
-                    counting_rows::fact_group(r, q.group.len())
-                })?,
-            });
+                Some(stmt) => run(c, op, &stmt, |r| counting_rows::fact_group(r, 0))?,
+            }
+        } else {
+            // Grouped here, not by SQLite's sorting GROUP BY (see `counting_sql::fact_rows`).
+            match counting_sql::fact_rows(&d, brand, q) {
+                None => Vec::new(),
+                Some(stmt) => {
+                    let mut groups = FactGroups::new(q.group.len());
+                    run(c, op, &stmt, |r| groups.add(r))?;
+                    groups.done()
+                }
+            }
+        });
     }
     for w in &plan.events {
         out.events
-            .push(match counting_sql::events_in(&d, brand, *w) {
+            .push(match counting_sql::event_groups_in(&d, brand, *w) {
                 None => Vec::new(),
-                Some(stmt) => run(c, op, &stmt, |r| counting_rows::counted_event(op, r))?,
+                Some(stmt) => run(c, op, &stmt, |r| counting_rows::event_group(op, r))?,
             });
     }
     if plan.last_event {

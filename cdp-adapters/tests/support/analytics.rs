@@ -397,13 +397,21 @@ pub async fn check_analytics(store: &Store) {
         }
     }
 
-    // Searches: per stored query text, in the two windows.
+    // Searches: per stored query text, in the two windows, which start a second before one
+    // search and end a second after another, so the partial hours at the edges (read from
+    // events) hold searches.
+    let mut searched: Vec<_> = stored
+        .iter()
+        .filter_map(EventRow::search)
+        .map(|r| r.searched_at)
+        .collect();
+    searched.sort();
     let cur = Window {
-        start: data::at("2026-03-05T00:00:00Z"),
-        end: data::at("2026-03-11T00:00:00Z"),
+        start: searched[searched.len() / 4] - Duration::seconds(1),
+        end: searched[searched.len() * 3 / 4] + Duration::seconds(1),
     };
     let prev = Window {
-        start: data::at("2026-02-27T00:00:00Z"),
+        start: cur.start - Duration::days(6),
         end: cur.start,
     };
     let mut got = store

@@ -3,7 +3,9 @@
 //! changes kept in between, leaves the same counters and facts, which is what the conformance
 //! suite checks on every backend.
 
-use super::keep::{prop, CountedEvent, Counter, CounterDelta, CounterKey, Fact, FactKind};
+use super::keep::{
+    prop, CountedEvent, Counter, CounterDelta, CounterKey, Described, Fact, FactKind,
+};
 use super::window::{floor_day, floor_hour};
 use crate::EventType;
 use chrono::{DateTime, Utc};
@@ -29,10 +31,10 @@ pub fn entities(events: &[CountedEvent]) -> BTreeSet<(String, String)> {
 
 /// The tunnel an event counts under: its `tunnel` property for tunnel views and hero CTA
 /// clicks, `''` for everything else.
-pub fn tunnel_of(e: &CountedEvent) -> String {
+pub fn tunnel_of(e: &impl Described) -> String {
     let is_tunnel = [EventType::TunnelViewed, EventType::HeroCtaClicked]
         .iter()
-        .any(|t| t.as_str() == e.event_type);
+        .any(|t| t.as_str() == e.event_type());
     if is_tunnel {
         e.text(prop::TUNNEL).unwrap_or_default()
     } else {
@@ -42,8 +44,8 @@ pub fn tunnel_of(e: &CountedEvent) -> String {
 
 /// The search an event counts as: the query (trimmed) and whether it showed no results, for
 /// `search_performed` events with a text query (the same rule as `EventRow::search`).
-pub fn search_of(e: &CountedEvent) -> Option<(String, bool)> {
-    if e.event_type != EventType::SearchPerformed.as_str() {
+pub fn search_of(e: &impl Described) -> Option<(String, bool)> {
+    if e.event_type() != EventType::SearchPerformed.as_str() {
         return None;
     }
     let query = e.property(prop::QUERY)?.as_str()?.trim().to_owned();

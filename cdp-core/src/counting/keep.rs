@@ -85,19 +85,64 @@ impl CountedEvent {
                 .collect(),
         }
     }
+}
 
-    pub(crate) fn property(&self, i: usize) -> Option<&Value> {
-        self.properties.get(i).and_then(Option::as_ref)
+impl Described for CountedEvent {
+    fn event_type(&self) -> &str {
+        &self.event_type
+    }
+    fn properties(&self) -> &[Option<Value>] {
+        &self.properties
+    }
+}
+
+/// What the per-event rules (an event's tunnel, search, A/B cohort) read: its type and the
+/// values of [`PROPERTIES`]. A whole [`CountedEvent`] has them, and so does an [`EventGroup`]
+/// of events that count alike.
+pub trait Described {
+    /// Event type name as stored.
+    fn event_type(&self) -> &str;
+    /// The values of [`PROPERTIES`], in that order.
+    fn properties(&self) -> &[Option<Value>];
+
+    /// One of [`PROPERTIES`] by its place.
+    fn property(&self, i: usize) -> Option<&Value> {
+        self.properties().get(i).and_then(Option::as_ref)
     }
 
     /// A property as text, the way SQL's `->>` reads it: a string as itself, JSON `null` or an
     /// absent key as `None`, any other value as its JSON text.
-    pub(crate) fn text(&self, i: usize) -> Option<String> {
+    fn text(&self, i: usize) -> Option<String> {
         match self.property(i)? {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         }
+    }
+}
+
+/// Stored events of one window that count alike for the dashboard: the same type, predicted
+/// persona and [`PROPERTIES`] (read as for a [`CountedEvent`]), and how many there are. A
+/// store hands over the partial hours at a window's edges this way, counted, instead of
+/// event by event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventGroup {
+    /// Event type name as stored.
+    pub event_type: String,
+    /// Predicted persona (`''` when none).
+    pub predicted_persona: String,
+    /// The values of [`PROPERTIES`], in that order.
+    pub properties: Vec<Option<Value>>,
+    /// Events in the group.
+    pub events: u64,
+}
+
+impl Described for EventGroup {
+    fn event_type(&self) -> &str {
+        &self.event_type
+    }
+    fn properties(&self) -> &[Option<Value>] {
+        &self.properties
     }
 }
 

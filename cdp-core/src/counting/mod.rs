@@ -24,7 +24,8 @@ pub use counts::{
 };
 pub use fold::{fold, Changes};
 pub use keep::{
-    CountedEvent, Counter, CounterDelta, CounterKey, Fact, FactKind, PROPERTIES, PROPERTY_TYPES,
+    CountedEvent, Counter, CounterDelta, CounterKey, Described, EventGroup, Fact, FactKind,
+    PROPERTIES, PROPERTY_TYPES,
 };
 pub use reads::{
     Cond, CounterGroup, CounterSum, FactCount, FactGroup, LabelCol, ReadAnswers, ReadPlan, TimeCol,

@@ -8,7 +8,7 @@ use super::counts::{
     VisitorCounts,
 };
 use super::fold::{search_of, tunnel_of};
-use super::keep::{CountedEvent, Counter, FactKind};
+use super::keep::{Counter, EventGroup, FactKind};
 use super::window::{floor_day, floor_hour, DaySplit, Resolution, Split, Window};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -107,7 +107,8 @@ pub struct ReadPlan {
     pub counters: Vec<CounterSum>,
     /// Fact counts.
     pub facts: Vec<FactCount>,
-    /// Events whose timestamp is in each window (empty windows may be skipped).
+    /// Events whose timestamp is in each window, as [`EventGroup`]s (empty windows may be
+    /// skipped). Each window lies inside one hour.
     pub events: Vec<Window>,
     /// The newest stored event's timestamp.
     pub last_event: bool,
@@ -120,8 +121,8 @@ pub struct ReadAnswers {
     pub counters: Vec<Vec<CounterGroup>>,
     /// One list of groups per fact count.
     pub facts: Vec<Vec<FactGroup>>,
-    /// The events of each window.
-    pub events: Vec<Vec<CountedEvent>>,
+    /// The events of each window, grouped.
+    pub events: Vec<Vec<EventGroup>>,
     /// The newest stored event's timestamp, when asked.
     pub last_event: Option<DateTime<Utc>>,
 }
@@ -133,7 +134,7 @@ impl ReadAnswers {
     fn facts(&self, i: usize) -> &[FactGroup] {
         self.facts.get(i).map_or(&[], Vec::as_slice)
     }
-    fn events(&self, i: usize) -> &[CountedEvent] {
+    fn events(&self, i: usize) -> &[EventGroup] {
         self.events.get(i).map_or(&[], Vec::as_slice)
     }
 }
@@ -352,18 +353,28 @@ impl MetricsPlan {
                     .or_default() += count(g.sum);
             }
         }
-        for e in a.events(0).iter().chain(a.events(1)) {
-            *by_bucket
-                .entry((floor_hour(e.timestamp), e.predicted_persona.clone()))
-                .or_default() += 1;
-            *by_type.entry(e.event_type.clone()).or_default() += 1;
-            let tunnel = tunnel_of(e);
-            if !tunnel.is_empty() {
-                *by_tunnel.entry((tunnel, e.event_type.clone())).or_default() += 1;
+        for i in [0, 1] {
+            // Each edge window lies inside one hour.
+            let Some(hour) = self.plan.events.get(i).map(|w| floor_hour(w.start)) else {
+                continue;
+            };
+            for g in a.events(i) {
+                *by_bucket
+                    .entry((hour, g.predicted_persona.clone()))
+                    .or_default() += g.events;
+                *by_type.entry(g.event_type.clone()).or_default() += g.events;
+                let tunnel = tunnel_of(g);
+                if !tunnel.is_empty() {
+                    *by_tunnel.entry((tunnel, g.event_type.clone())).or_default() += g.events;
+                }
             }
         }
-        let previous_events =
-            counter_total(a, EV_PREVIOUS) + (a.events(2).len() + a.events(3).len()) as u64;
+        let previous_events = counter_total(a, EV_PREVIOUS)
+            + a.events(2)
+                .iter()
+                .chain(a.events(3))
+                .map(|g| g.events)
+                .sum::<u64>();
 
         let mut states: BTreeMap<(String, Option<String>, String), u64> = BTreeMap::new();
         for g in a.facts(F_STATES) {
@@ -496,8 +507,10 @@ impl SearchPlan {
             }
         }
         for (i, current) in [(0, true), (1, true), (2, false), (3, false)] {
-            for (query, zero) in a.events(i).iter().filter_map(search_of) {
-                add(query, zero, current, 1);
+            for g in a.events(i) {
+                if let Some((query, zero)) = search_of(g) {
+                    add(query, zero, current, g.events);
+                }
             }
         }
         out.into_iter()

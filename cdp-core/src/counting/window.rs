@@ -20,7 +20,7 @@ impl Window {
 }
 
 /// How a window is read from the hourly rollup: whole hours from the rollup, the partial hours
-/// at the edges from `cdp_events`.
+/// at the edges from `cdp_events`. Each edge lies inside one hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HourSplit {
     /// Whole hours `[start, end)` read from the rollup (empty when `start == end`).
@@ -51,8 +51,8 @@ impl HourSplit {
             first
         };
         let last = floor_hour(w.end);
-        if first >= last {
-            // No whole hour inside: read it all from events.
+        if first > last {
+            // Inside one hour: read it all from events.
             return HourSplit {
                 rollup: Window {
                     start: w.end,
@@ -240,12 +240,12 @@ mod tests {
                 w("2026-03-01T12:10:00Z", "2026-03-01T12:50:00Z"),
                 w("2026-03-01T12:50:00Z", "2026-03-01T12:50:00Z"),
             ),
-            // Across one hour boundary without a whole hour.
+            // Across one hour boundary without a whole hour: an edge on each side of it.
             (
                 w("2026-03-01T12:10:00Z", "2026-03-01T13:50:00Z"),
-                w("2026-03-01T13:50:00Z", "2026-03-01T13:50:00Z"),
-                w("2026-03-01T12:10:00Z", "2026-03-01T13:50:00Z"),
-                w("2026-03-01T13:50:00Z", "2026-03-01T13:50:00Z"),
+                w("2026-03-01T13:00:00Z", "2026-03-01T13:00:00Z"),
+                w("2026-03-01T12:10:00Z", "2026-03-01T13:00:00Z"),
+                w("2026-03-01T13:00:00Z", "2026-03-01T13:50:00Z"),
             ),
         ];
         for (window, rollup, head, tail) in cases {
@@ -254,6 +254,14 @@ mod tests {
                 HourSplit { rollup, head, tail },
                 "{window:?}"
             );
+            // Each edge lies inside one hour: stores count an edge's events under its hour.
+            for edge in [head, tail].iter().filter(|e| !e.is_empty()) {
+                assert_eq!(
+                    floor_hour(edge.start),
+                    floor_hour(edge.end - Duration::nanoseconds(1)),
+                    "{edge:?}"
+                );
+            }
         }
     }
 
