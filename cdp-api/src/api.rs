@@ -31,6 +31,8 @@ type Params = Query<HashMap<String, String>>;
 
 /// `window` in the metrics answer.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "MetricsWindow"))]
 pub struct WindowBody {
     /// Start of the current window.
     pub start: String,
@@ -44,8 +46,11 @@ pub struct WindowBody {
 
 /// The metrics answer.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "Metrics"))]
 pub struct MetricsBody {
     /// `ok`, or `empty` when the window holds no events.
+    #[cfg_attr(test, ts(type = "'ok' | 'empty'"))]
     pub status: &'static str,
     /// The range asked for.
     pub range: Range,
@@ -69,8 +74,13 @@ pub struct MetricsBody {
     pub top_events: Vec<figures::EventTypeCount>,
     /// Events per bucket and persona label.
     #[serde(rename = "chartData")]
+    #[cfg_attr(
+        test,
+        ts(type = "Array<{ date: string } & Record<string, number | string>>")
+    )]
     pub chart_data: Vec<Map<String, Value>>,
     /// Revenue, not connected yet.
+    #[cfg_attr(test, ts(type = "{ status: string; reason?: string }"))]
     pub revenue: Value,
 }
 
@@ -163,6 +173,7 @@ pub fn metrics_body(
 
 /// One event of the stream.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct StreamEvent {
     /// Event id.
     pub event_id: String,
@@ -208,8 +219,11 @@ impl StreamEvent {
 
 /// The stream answer.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "EventStream"))]
 pub struct EventsBody {
     /// `ok`, or `empty` when no event matches.
+    #[cfg_attr(test, ts(type = "'ok' | 'empty'"))]
     pub status: &'static str,
     /// Newest first.
     pub events: Vec<StreamEvent>,
@@ -298,8 +312,11 @@ pub async fn events(
 
 /// The searches answer.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(test, ts(rename = "Searches"))]
 pub struct SearchesBody {
     /// `ok`, or `empty` when the window holds no searches.
+    #[cfg_attr(test, ts(type = "'ok' | 'empty'"))]
     pub status: &'static str,
     /// The range asked for.
     pub range: Range,

@@ -18,10 +18,13 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The health answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Health {
     /// `ok`, or `degraded` when the store is unreachable.
+    #[cfg_attr(test, ts(type = "'ok' | 'degraded'"))]
     pub status: String,
     /// `ok` or `unreachable`.
+    #[cfg_attr(test, ts(type = "'ok' | 'unreachable'"))]
     pub store: String,
     /// Backend name: `sqlite`, `postgres` or `supabase`.
     pub backend: String,

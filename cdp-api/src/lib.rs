@@ -13,6 +13,8 @@ pub mod body;
 pub mod clock;
 pub mod collect;
 pub mod dashboard;
+#[cfg(test)]
+mod dashboard_types;
 pub mod figures;
 pub mod health;
 pub mod logging;

@@ -37,6 +37,7 @@ pub struct CacheCounters {
 
 /// The cache as `/health` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct CacheReport {
     /// Profiles held.
     pub entries: u64,

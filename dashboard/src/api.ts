@@ -1,143 +1,44 @@
-//! The one module that talks to the CDP server. It knows the dashboard API contract (the types
-//! below mirror it field for field) and turns every answer into an `Outcome`: the data, or one of
-//! the three ways a request can fail that the page shows differently (offline, signed out, not
-//! found). Nothing here computes a figure: ranges, windows and deltas are the server's.
+//! The one module that talks to the CDP server. It knows the dashboard API contract (the
+//! answer types are generated from the server's, in `api.gen.ts`) and turns every answer into an
+//! `Outcome`: the data, or one of the three ways a request can fail that the page shows
+//! differently (offline, signed out, not found). Nothing here computes a figure: ranges, windows
+//! and deltas are the server's.
 
-/** The ranges the metrics and searches endpoints accept. */
-export const RANGES = ['24h', '7d', '30d', '90d'] as const;
-export type Range = (typeof RANGES)[number];
+import type { EventStream, Health, Metrics, Range, Searches } from './api.gen';
 
-/** A figure for the current window with the same figure for the window before it. */
-export interface Kpi {
-  value: number;
-  previous: number;
-  /** Percent change against `previous` (12.5 means +12.5 %); null when `previous` is 0. */
-  delta_pct: number | null;
-}
+// The answers' types are generated from the Rust answer types (cdp-api/src/dashboard_types.rs),
+// so they cannot drift from what the server sends.
+export type {
+  AbSignificance,
+  AbTest,
+  AbVariant,
+  EventStream,
+  EventTypeCount,
+  FunnelStage,
+  Health,
+  Kpi,
+  Kpis,
+  Metrics,
+  MetricsWindow,
+  PersonaShare,
+  Range,
+  SearchQuery,
+  Searches,
+  StreamEvent,
+  TunnelRow,
+} from './api.gen';
 
-export interface MetricsWindow {
-  start: string;
-  end: string;
-  previous_start: string;
-  bucket: 'hour' | 'day';
-}
-
-export interface PersonaShare {
-  persona: string;
-  label: string;
-  visitors: number;
-  /** Fraction of the window's visitors, 0..1. */
-  share: number;
-  /** Visitors who chose this persona themselves. */
-  explicit: number;
-}
-
-export interface FunnelStage {
-  stage: string;
-  /** Visitors whose current stage is this one. */
-  visitors: number;
-  /** Visitors at this stage or beyond it. */
-  reached: number;
-  /** `reached` over the previous stage's `reached`, 0..1; null for the first stage or after 0. */
-  conversion_from_previous: number | null;
-}
-
-export interface TunnelRow {
-  tunnel: string;
-  views: number;
-  cta_clicks: number;
-  click_rate: number | null;
-}
-
-export interface AbVariant {
-  variant: string;
-  exposures: number;
-  conversions: number;
-  rate: number | null;
-}
-
-export interface AbSignificance {
-  method: string;
-  z: number | null;
-  p_value: number | null;
-  significant: boolean;
-}
-
-export interface AbTest {
-  test_id: string;
-  variants: AbVariant[];
-  significance: AbSignificance;
-}
-
-export interface EventTypeCount {
-  event_type: string;
-  count: number;
-}
+/** The ranges the metrics and searches endpoints accept, in the order the page offers them. */
+export const RANGES = ['24h', '7d', '30d', '90d'] as const satisfies readonly Range[];
 
 /** One time bucket: `date` plus one number per persona label present in the window. */
-export type ChartRow = { date: string } & Record<string, number | string>;
+export type ChartRow = Metrics['chartData'][number];
 
 /** A section the server cannot fill yet says so instead of sending zeros. */
-export interface SectionStatus {
-  status: string;
-  reason?: string;
-}
+export type SectionStatus = Metrics['revenue'];
 
-export interface Metrics {
-  status: 'ok' | 'empty';
-  range: Range;
-  generated_at: string;
-  last_event_at: string | null;
-  window: MetricsWindow;
-  kpis: {
-    events: Kpi;
-    unique_visitors: Kpi;
-    sessions: Kpi;
-    identified_profiles: Kpi;
-  };
-  personas: PersonaShare[];
-  funnel: FunnelStage[];
-  tunnels: TunnelRow[];
-  ab_tests: AbTest[];
-  top_events: EventTypeCount[];
-  chartData: ChartRow[];
-  revenue: SectionStatus;
-}
-
-export interface StreamEvent {
-  event_id: string;
-  event_type: string;
-  anonymous_id: string;
-  timestamp: string;
-  page_url: string;
-  page_title: string | null;
-  predicted_persona: string;
-  persona_label: string;
-  persona_confidence: number;
-  explicit_persona: string | null;
-  current_stage: string;
-}
-
-export interface EventStream {
-  status: 'ok' | 'empty';
-  events: StreamEvent[];
-}
-
-export interface SearchQuery {
-  query: string;
-  count: number;
-  previous: number;
-  delta_pct: number | null;
-  zero_result_count: number;
-}
-
-export interface Searches {
-  status: 'ok' | 'empty';
-  total: Kpi;
-  top: SearchQuery[];
-  zero_results: { query: string; count: number }[];
-}
-
+// The profile answer carries the stored golden profile as JSON and the core's explanation;
+// its types stay written here (the OpenAPI document and its validator cover the answer).
 export interface Profile {
   anonymous_id: string;
   customer_id: string | null;
@@ -195,13 +96,6 @@ export interface VisitorProfile {
   persona_labels: Record<string, string>;
   explanation: Explanation;
   stage: StageDecision;
-}
-
-export interface Health {
-  status: 'ok' | 'degraded';
-  store: 'ok' | 'unreachable';
-  backend?: string;
-  last_event_at: string | null;
 }
 
 /**
