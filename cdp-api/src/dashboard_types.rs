@@ -47,9 +47,9 @@ fn generated() -> String {
     // Counts are `u64` in Rust and plain numbers in JSON and in the dashboard.
     let cfg = Config::new().with_large_int("number");
     let mut out = String::from(
-        "// Generated from the Rust answer types by `cargo test -p cdp-api dashboard_types` \
-         (cdp-api/src/dashboard_types.rs).\n// Do not edit: change the Rust type, then run it \
-         with CDP_UPDATE_TS=1.\n",
+        "//! The answer types of the dashboard API, generated from the Rust answer types by \
+         `cargo test -p cdp-api dashboard_types`\n//! (cdp-api/src/dashboard_types.rs). Do not \
+         edit: change the Rust type, then run that with CDP_UPDATE_TS=1.\n",
     );
     for d in declarations(&cfg) {
         out.push('\n');

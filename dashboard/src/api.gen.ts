@@ -1,5 +1,5 @@
-// Generated from the Rust answer types by `cargo test -p cdp-api dashboard_types` (cdp-api/src/dashboard_types.rs).
-// Do not edit: change the Rust type, then run it with CDP_UPDATE_TS=1.
+//! The answer types of the dashboard API, generated from the Rust answer types by `cargo test -p cdp-api dashboard_types`
+//! (cdp-api/src/dashboard_types.rs). Do not edit: change the Rust type, then run that with CDP_UPDATE_TS=1.
 
 export type Range = "24h" | "7d" | "30d" | "90d";
 
