@@ -237,6 +237,11 @@ fn fact_from(b: &mut Builder<'_>, brand: &str, q: &FactCount) -> String {
     )
 }
 
+/// The condition of a fact count's `also`, its parameters bound after the rows' filter.
+fn also_when(b: &mut Builder<'_>, q: &FactCount) -> Option<String> {
+    q.also.as_ref().map(|c| cond(b, c))
+}
+
 /// The statement of a fact count: the labels grouped by, then `count`, `also`. `None` when
 /// the window is empty.
 pub fn fact_count(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
@@ -245,8 +250,8 @@ pub fn fact_count(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
     }
     let mut b = Builder::new(d);
     let from = fact_from(&mut b, brand, q);
-    let also = match &q.also {
-        Some(c) => format!("count(case when {} then 1 end)", cond(&mut b, c)),
+    let also = match also_when(&mut b, q) {
+        Some(c) => format!("count(case when {c} then 1 end)"),
         None => "0".into(),
     };
     let labels: Vec<&str> = q.group.iter().map(|g| label_col(*g)).collect();
@@ -275,8 +280,8 @@ pub fn fact_rows(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
     }
     let mut b = Builder::new(d);
     let from = fact_from(&mut b, brand, q);
-    let also = match &q.also {
-        Some(c) => format!("case when {} then 1 else 0 end", cond(&mut b, c)),
+    let also = match also_when(&mut b, q) {
+        Some(c) => format!("case when {c} then 1 else 0 end"),
         None => "0".into(),
     };
     let mut select: Vec<String> = q.group.iter().map(|g| label_col(*g).to_owned()).collect();
