@@ -5,7 +5,7 @@
 //! `cdp_core::counting::{PROPERTIES, PROPERTY_TYPES}`.
 
 use cdp_core::counting::{
-    Cond, CounterSum, FactCount, LabelCol, TimeCol, Window, PROPERTIES, PROPERTY_TYPES,
+    Cond, Counter, CounterSum, FactCount, LabelCol, TimeCol, Window, PROPERTIES, PROPERTY_TYPES,
 };
 use chrono::{DateTime, Utc};
 
@@ -166,18 +166,15 @@ fn cond(b: &mut Builder<'_>, c: &Cond) -> String {
     }
 }
 
-/// The statement of a counter sum: `[bucket,] dim1, dim2, dim3 (null where not grouped), sum`.
-/// `None` when every range is empty (the answer is no groups).
-pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
-    let ranges: Vec<&(cdp_core::counting::Counter, Window)> =
-        q.ranges.iter().filter(|(_, w)| !w.is_empty()).collect();
+/// The union of a counter sum's ranges, each a seek on the primary key (brand, counter,
+/// bucket): an `or` of the ranges would scan every counter row of the brand. `None` when
+/// every range is empty.
+fn counter_union(b: &mut Builder<'_>, brand: &str, ranges: &[(Counter, Window)]) -> Option<String> {
+    let ranges: Vec<&(Counter, Window)> = ranges.iter().filter(|(_, w)| !w.is_empty()).collect();
     if ranges.is_empty() {
         return None;
     }
-    let mut b = Builder::new(d);
     let brand = b.text(brand);
-    // One branch per range, each a seek on the primary key (brand, counter, bucket): an `or`
-    // of the ranges would scan every counter row of the brand.
     let mut parts = Vec::new();
     for (counter, w) in ranges {
         let c = b.text(counter.name());
@@ -185,9 +182,17 @@ pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
         parts.push(format!(
             "select bucket, dim1, dim2, dim3, value from {} \
              where brand_id = {brand} and counter = {c} and bucket >= {s} and bucket < {e}",
-            d.table("cdp_counters")
+            b.d.table("cdp_counters")
         ));
     }
+    Some(parts.join(" union all "))
+}
+
+/// The statement of a counter sum: `[bucket,] dim1, dim2, dim3 (null where not grouped), sum`.
+/// `None` when every range is empty (the answer is no groups).
+pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
+    let mut b = Builder::new(d);
+    let union = counter_union(&mut b, brand, &q.ranges)?;
     let mut select = vec![if q.by_bucket { "bucket" } else { "null" }.to_owned()];
     let mut group = Vec::new();
     if q.by_bucket {
@@ -204,15 +209,22 @@ pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
     }
     select.push("cast(sum(value) as bigint)".into());
     b.sql = format!(
-        "select {} from ({}) parts{}",
+        "select {} from ({union}) parts{}",
         select.join(", "),
-        parts.join(" union all "),
         if group.is_empty() {
             String::new()
         } else {
             format!(" group by {}", group.join(", "))
         }
     );
+    Some(b.done())
+}
+
+/// The counter rows in some ranges, as stored: `bucket, dim1, dim2, dim3, value`, for a store
+/// that sums them itself ([`CounterSum::group`]). `None` when every range is empty.
+pub fn counter_rows(d: &Dialect, brand: &str, ranges: &[(Counter, Window)]) -> Option<Stmt> {
+    let mut b = Builder::new(d);
+    b.sql = counter_union(&mut b, brand, ranges)?;
     Some(b.done())
 }
 
@@ -327,7 +339,7 @@ pub fn last_event(d: &Dialect, brand: &str) -> Stmt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cdp_core::counting::{Counter, FactKind};
+    use cdp_core::counting::FactKind;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

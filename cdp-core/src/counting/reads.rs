@@ -89,6 +89,33 @@ pub struct CounterSum {
     pub by_dims: [bool; 3],
 }
 
+impl CounterSum {
+    /// Sums counter rows (each with its bucket and every dimension, as stored) into this
+    /// sum's groups: for a store that reads the rows of several sums over the same ranges
+    /// once and groups them itself.
+    pub fn group(&self, rows: &[CounterGroup]) -> Vec<CounterGroup> {
+        type Key<'a> = (Option<DateTime<Utc>>, [Option<&'a str>; 3]);
+        let mut out: BTreeMap<Key<'_>, i64> = BTreeMap::new();
+        for r in rows {
+            let bucket = if self.by_bucket { r.bucket } else { None };
+            let mut dims = [None; 3];
+            for (i, d) in dims.iter_mut().enumerate() {
+                if self.by_dims[i] {
+                    *d = r.dims[i].as_deref();
+                }
+            }
+            *out.entry((bucket, dims)).or_default() += r.sum;
+        }
+        out.into_iter()
+            .map(|((bucket, dims), sum)| CounterGroup {
+                bucket,
+                dims: dims.map(|d| d.map(str::to_owned)),
+                sum,
+            })
+            .collect()
+    }
+}
+
 /// One group of a [`CounterSum`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterGroup {
