@@ -2,10 +2,11 @@
 //! how to take text, an instant or an integer out of a column ([`Cells`]), and these turn
 //! the columns into the core's types in the order `counting_sql` selects them.
 
+use crate::counting_sql::JsonLayout;
 use crate::StoreError;
 use cdp_core::counting::{
     CountedEvent, Counter, CounterDelta, CounterGroup, CounterKey, EventGroup, Fact, FactGroup,
-    FactKind, PROPERTIES,
+    FactKind, ReadAnswers, ReadPlan, PROPERTIES,
 };
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHasher;
@@ -133,6 +134,89 @@ pub(crate) fn fact_group(r: &impl Cells, labels: usize) -> Result<FactGroup, Sto
         count: count(r.int(labels)?),
         also: count(r.int(labels + 1)?),
     })
+}
+
+/// A row of a [`counting_sql::plan_as_json`](crate::counting_sql::plan_as_json) answer: a
+/// JSON array, text as strings, instants as Postgres writes them in JSON (RFC 3339),
+/// integers as numbers.
+pub struct JsonCells<'a>(pub &'static str, pub &'a [serde_json::Value]);
+
+impl Cells for JsonCells<'_> {
+    fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.1.get(i) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(corrupt(self.0, format!("column {i}: {v} is not text"))),
+        }
+    }
+    fn time(&self, i: usize) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.text(i)? {
+            None => Ok(None),
+            Some(t) => DateTime::parse_from_rfc3339(&t)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|e| corrupt(self.0, format!("column {i}: {t:?}: {e}"))),
+        }
+    }
+    fn int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self.1.get(i) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| corrupt(self.0, format!("column {i}: {v} is not an integer"))),
+        }
+    }
+}
+
+/// The answers to a plan from the columns of its
+/// [`plan_as_json`](crate::counting_sql::plan_as_json) statement's one row.
+pub fn answers_from_json(
+    op: &'static str,
+    plan: &ReadPlan,
+    layout: &JsonLayout,
+    cols: &[serde_json::Value],
+) -> Result<ReadAnswers, StoreError> {
+    fn rows<T>(
+        op: &'static str,
+        cols: &[serde_json::Value],
+        at: Option<usize>,
+        mut each: impl FnMut(&JsonCells<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let Some(at) = at else {
+            return Ok(Vec::new());
+        };
+        let list = cols
+            .get(at)
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| corrupt(op, format!("answer column {at} is not an array")))?;
+        list.iter()
+            .map(|r| match r.as_array() {
+                Some(r) => each(&JsonCells(op, r)),
+                None => Err(corrupt(
+                    op,
+                    format!("answer column {at}: a row is not an array"),
+                )),
+            })
+            .collect()
+    }
+    let mut out = ReadAnswers::default();
+    for (q, at) in plan.counters.iter().zip(&layout.counters) {
+        out.counters
+            .push(rows(op, cols, *at, |r| counter_group(r, q.by_bucket))?);
+    }
+    for (q, at) in plan.facts.iter().zip(&layout.facts) {
+        out.facts
+            .push(rows(op, cols, *at, |r| fact_group(r, q.group.len()))?);
+    }
+    for at in &layout.events {
+        out.events
+            .push(rows(op, cols, *at, |r| event_group(op, r))?);
+    }
+    out.last_event = rows(op, cols, layout.last_event, |r| r.time(0))?
+        .into_iter()
+        .next()
+        .flatten();
+    Ok(out)
 }
 
 /// Fact groups summed from the rows of `counting_sql::fact_rows` (`labels..., also flag`).

@@ -5,7 +5,8 @@
 //! `cdp_core::counting::{PROPERTIES, PROPERTY_TYPES}`.
 
 use cdp_core::counting::{
-    Cond, Counter, CounterSum, FactCount, LabelCol, TimeCol, Window, PROPERTIES, PROPERTY_TYPES,
+    Cond, Counter, CounterSum, FactCount, LabelCol, ReadPlan, TimeCol, Window, PROPERTIES,
+    PROPERTY_TYPES,
 };
 use chrono::{DateTime, Utc};
 
@@ -192,7 +193,15 @@ fn counter_union(b: &mut Builder<'_>, brand: &str, ranges: &[(Counter, Window)])
 /// `None` when every range is empty (the answer is no groups).
 pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
     let mut b = Builder::new(d);
-    let union = counter_union(&mut b, brand, &q.ranges)?;
+    b.sql = counter_sum_sql(&mut b, brand, q)?;
+    Some(b.done())
+}
+
+/// Columns of a counter sum's rows.
+const COUNTER_SUM_COLUMNS: usize = 5;
+
+fn counter_sum_sql(b: &mut Builder<'_>, brand: &str, q: &CounterSum) -> Option<String> {
+    let union = counter_union(b, brand, &q.ranges)?;
     let mut select = vec![if q.by_bucket { "bucket" } else { "null" }.to_owned()];
     let mut group = Vec::new();
     if q.by_bucket {
@@ -208,7 +217,7 @@ pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
         }
     }
     select.push("cast(sum(value) as bigint)".into());
-    b.sql = format!(
+    Some(format!(
         "select {} from ({union}) parts{}",
         select.join(", "),
         if group.is_empty() {
@@ -216,8 +225,7 @@ pub fn counter_sum(d: &Dialect, brand: &str, q: &CounterSum) -> Option<Stmt> {
         } else {
             format!(" group by {}", group.join(", "))
         }
-    );
-    Some(b.done())
+    ))
 }
 
 /// The counter rows in some ranges, as stored: `bucket, dim1, dim2, dim3, value`, for a store
@@ -257,12 +265,17 @@ fn also_when(b: &mut Builder<'_>, q: &FactCount) -> Option<String> {
 /// The statement of a fact count: the labels grouped by, then `count`, `also`. `None` when
 /// the window is empty.
 pub fn fact_count(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
+    let mut b = Builder::new(d);
+    b.sql = fact_count_sql(&mut b, brand, q)?;
+    Some(b.done())
+}
+
+fn fact_count_sql(b: &mut Builder<'_>, brand: &str, q: &FactCount) -> Option<String> {
     if q.at.is_empty() {
         return None;
     }
-    let mut b = Builder::new(d);
-    let from = fact_from(&mut b, brand, q);
-    let also = match also_when(&mut b, q) {
+    let from = fact_from(b, brand, q);
+    let also = match also_when(b, q) {
         Some(c) => format!("count(case when {c} then 1 end)"),
         None => "0".into(),
     };
@@ -270,7 +283,7 @@ pub fn fact_count(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
     let mut select: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
     select.push("count(*)".into());
     select.push(format!("cast({also} as bigint)"));
-    b.sql = format!(
+    Some(format!(
         "select {} {from}{}",
         select.join(", "),
         if labels.is_empty() {
@@ -278,8 +291,7 @@ pub fn fact_count(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
         } else {
             format!(" group by {}", labels.join(", "))
         }
-    );
-    Some(b.done())
+    ))
 }
 
 /// The rows behind a fact count, for a store that groups them itself: the labels grouped by,
@@ -306,40 +318,106 @@ pub fn fact_rows(d: &Dialect, brand: &str, q: &FactCount) -> Option<Stmt> {
 /// `event_type, predicted_persona`, the [`PROPERTIES`] (as for a counted event), `count`.
 /// `None` when `w` is empty.
 pub fn event_groups_in(d: &Dialect, brand: &str, w: Window) -> Option<Stmt> {
+    let mut b = Builder::new(d);
+    b.sql = event_groups_sql(&mut b, brand, w)?;
+    Some(b.done())
+}
+
+fn event_groups_sql(b: &mut Builder<'_>, brand: &str, w: Window) -> Option<String> {
     if w.is_empty() {
         return None;
     }
-    let mut b = Builder::new(d);
     let brand = b.text(brand);
     let (s, e) = (b.time(w.start), b.time(w.end));
     let mut cols = vec!["event_type".to_owned(), "predicted_persona".into()];
-    cols.extend(d.properties());
+    cols.extend(b.d.properties());
     let group: Vec<String> = (1..=cols.len()).map(|i| i.to_string()).collect();
-    b.sql = format!(
+    Some(format!(
         "select {}, cast(count(*) as bigint) from {} where brand_id = {brand} \
          and \"timestamp\" >= {s} and \"timestamp\" < {e} group by {}",
         cols.join(", "),
-        d.table("cdp_events"),
+        b.d.table("cdp_events"),
         group.join(", ")
-    );
-    Some(b.done())
+    ))
 }
 
 /// The newest stored event's timestamp of a brand.
 pub fn last_event(d: &Dialect, brand: &str) -> Stmt {
     let mut b = Builder::new(d);
-    let brand = b.text(brand);
-    b.sql = format!(
-        "select max(\"timestamp\") from {} where brand_id = {brand}",
-        d.table("cdp_events")
-    );
+    b.sql = last_event_sql(&mut b, brand);
     b.done()
+}
+
+fn last_event_sql(b: &mut Builder<'_>, brand: &str) -> String {
+    let brand = b.text(brand);
+    format!(
+        "select max(\"timestamp\") from {} where brand_id = {brand}",
+        b.d.table("cdp_events")
+    )
+}
+
+/// Where a [`plan_as_json`] statement's answers are: for each list of the plan (counters,
+/// facts, events, last event), the column holding each entry's rows, or `None` where the
+/// entry reads nothing (its answer is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonLayout {
+    /// Per counter sum.
+    pub counters: Vec<Option<usize>>,
+    /// Per fact count.
+    pub facts: Vec<Option<usize>>,
+    /// Per event window.
+    pub events: Vec<Option<usize>>,
+    /// The last event's column, when asked.
+    pub last_event: Option<usize>,
+}
+
+/// A whole [`ReadPlan`] as one Postgres statement answering one row: one `json` column per
+/// read, each an array of that read's rows as arrays, in the columns the separate
+/// statements select. One statement is one round trip and one plan, however many reads a
+/// dashboard answer needs; the rows are a few hundred groups, so the JSON is small.
+pub fn plan_as_json(d: &Dialect, brand: &str, plan: &ReadPlan) -> (Stmt, JsonLayout) {
+    let mut b = Builder::new(d);
+    let mut cols: Vec<String> = Vec::new();
+    let mut add = |sql: Option<String>, n: usize| -> Option<usize> {
+        let sql = sql?;
+        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        cols.push(format!(
+            "(select coalesce(json_agg(json_build_array({})), '[]'::json) from ({sql}) as t({}))",
+            names.join(", "),
+            names.join(", ")
+        ));
+        Some(cols.len() - 1)
+    };
+    let mut layout = JsonLayout::default();
+    for q in &plan.counters {
+        let sql = counter_sum_sql(&mut b, brand, q);
+        layout.counters.push(add(sql, COUNTER_SUM_COLUMNS));
+    }
+    for q in &plan.facts {
+        let sql = fact_count_sql(&mut b, brand, q);
+        layout.facts.push(add(sql, q.group.len() + 2));
+    }
+    for w in &plan.events {
+        let sql = event_groups_sql(&mut b, brand, *w);
+        layout.events.push(add(sql, 3 + PROPERTIES.len()));
+    }
+    if plan.last_event {
+        let sql = last_event_sql(&mut b, brand);
+        layout.last_event = add(Some(sql), 1);
+    }
+    b.sql = if cols.is_empty() {
+        "select".to_owned()
+    } else {
+        format!("select {}", cols.join(", "))
+    };
+    (b.done(), layout)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use cdp_core::counting::FactKind;
+    use cdp_core::counting::ReadPlan;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)
@@ -392,5 +470,64 @@ mod tests {
             by_dims: [true; 3],
         };
         assert_eq!(counter_sum(&Dialect::Sqlite, "b", &empty), None);
+    }
+
+    #[test]
+    fn a_plan_as_one_statement_numbers_parameters_across_its_reads_and_skips_empty_ones() {
+        let w = Window {
+            start: at("2026-03-01T00:00:00Z"),
+            end: at("2026-03-01T05:00:00Z"),
+        };
+        let empty = Window {
+            start: w.end,
+            end: w.end,
+        };
+        let plan = ReadPlan {
+            counters: vec![CounterSum {
+                ranges: vec![(Counter::EventsHour, w)],
+                by_bucket: true,
+                by_dims: [true, false, false],
+            }],
+            facts: vec![
+                FactCount {
+                    kind: FactKind::Session,
+                    at: empty,
+                    filter: vec![],
+                    group: vec![],
+                    also: None,
+                },
+                FactCount {
+                    kind: FactKind::Identity,
+                    at: w,
+                    filter: vec![],
+                    group: vec![LabelCol::G1],
+                    also: None,
+                },
+            ],
+            events: vec![empty],
+            last_event: true,
+        };
+        let d = Dialect::Postgres {
+            prefix: "\"s\".".into(),
+        };
+        let (stmt, layout) = plan_as_json(&d, "b", &plan);
+        assert_eq!(
+            layout,
+            JsonLayout {
+                counters: vec![Some(0)],
+                facts: vec![None, Some(1)],
+                events: vec![None],
+                last_event: Some(2),
+            }
+        );
+        // counter: brand, name, start, end; identity facts: brand, kind, start, end; last: brand.
+        assert_eq!(stmt.params.len(), 9);
+        assert!(stmt
+            .sql
+            .starts_with("select (select coalesce(json_agg(json_build_array(c0, c1, c2, c3, c4))"));
+        assert!(stmt
+            .sql
+            .contains("kind = $6 and at >= $7 and at < $8 group by g1"));
+        assert!(stmt.sql.contains("where brand_id = $9) as t(c0))"));
     }
 }

@@ -1,8 +1,9 @@
 //! The counting role on Postgres: the fold (pending events through the core's fold into
 //! `cdp_counters` and `cdp_facts`, one transaction per batch under the flusher lock) and the
 //! dashboard reads (one pooled connection, one read-only repeatable-read transaction per
-//! request, so one snapshot, the statements pipelined on it). Statements are unnamed and
-//! schema-qualified like the rest of the backend, so they work through a transaction pooler.
+//! request, so one snapshot, and the whole plan as one statement answering JSON:
+//! `counting_sql::plan_as_json`). Statements are unnamed and schema-qualified like the rest
+//! of the backend, so they work through a transaction pooler.
 
 use super::{AnalyticsError, RollupRows, StreamQuery};
 use crate::codec::EVENT_COLUMNS;
@@ -13,7 +14,6 @@ use crate::StoreError;
 use cdp_core::counting::{fold, CounterDelta, Fact, ReadAnswers, ReadPlan};
 use cdp_core::{BrandId, EventRow};
 use chrono::{DateTime, Utc};
-use futures_util::future::try_join_all;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{GenericClient, Row, Transaction};
 
@@ -98,56 +98,18 @@ impl PostgresStore {
         // so the answers count every event stored before this request.
         self.flush_rollups().await?;
         let d = dialect(self.schema());
+        let (stmt, layout) = counting_sql::plan_as_json(&d, brand, plan);
         self.read(op, async |tx| {
-            // Pipelined: the statements go out together and the answers come back in order.
-            let counters = try_join_all(plan.counters.iter().map(async |q| {
-                match counting_sql::counter_sum(&d, brand, q) {
-                    None => Ok(Vec::new()),
-                    Some(stmt) => run(tx, op, &stmt)
-                        .await?
-                        .iter()
-                        .map(|r| counting_rows::counter_group(&PgCells(op, r), q.by_bucket))
-                        .collect(),
-                }
-            }));
-            let facts = try_join_all(plan.facts.iter().map(async |q| {
-                match counting_sql::fact_count(&d, brand, q) {
-                    None => Ok(Vec::new()),
-                    Some(stmt) => run(tx, op, &stmt)
-                        .await?
-                        .iter()
-                        .map(|r| counting_rows::fact_group(&PgCells(op, r), q.group.len()))
-                        .collect(),
-                }
-            }));
-            let events = try_join_all(plan.events.iter().map(async |w| {
-                match counting_sql::event_groups_in(&d, brand, *w) {
-                    None => Ok(Vec::new()),
-                    Some(stmt) => run(tx, op, &stmt)
-                        .await?
-                        .iter()
-                        .map(|r| counting_rows::event_group(op, &PgCells(op, r)))
-                        .collect(),
-                }
-            }));
-            let last = async {
-                if !plan.last_event {
-                    return Ok(None);
-                }
-                let rows = run(tx, op, &counting_sql::last_event(&d, brand)).await?;
-                match rows.first() {
-                    Some(r) => PgCells(op, r).time(0),
-                    None => Ok(None),
-                }
-            };
-            let (counters, facts, events, last_event) =
-                tokio::try_join!(counters, facts, events, last)?;
-            Ok(ReadAnswers {
-                counters,
-                facts,
-                events,
-                last_event,
-            })
+            let rows = run(tx, op, &stmt).await?;
+            let row = rows.first().ok_or_else(|| StoreError::Corrupt {
+                op,
+                message: "the read answered no row".into(),
+            })?;
+            let cols = (0..row.len())
+                .map(|i| row.try_get::<_, serde_json::Value>(i))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| pg_err(op, e))?;
+            counting_rows::answers_from_json(op, plan, &layout, &cols)
         })
         .await
     }
