@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// One result row's columns, by position.
-pub(crate) trait Cells {
+pub trait Cells {
     /// A text column (`None` for SQL null).
     fn text(&self, i: usize) -> Result<Option<String>, StoreError>;
     /// An instant column.
@@ -55,7 +55,7 @@ fn properties(
 }
 
 /// A counted event (columns of `Dialect::counted_columns`).
-pub(crate) fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedEvent, StoreError> {
+pub fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedEvent, StoreError> {
     Ok(CountedEvent {
         seq: need(op, "seq", r.int(0)?)?,
         brand_id: need(op, "brand_id", r.text(1)?)?,
@@ -72,7 +72,7 @@ pub(crate) fn counted_event(op: &'static str, r: &impl Cells) -> Result<CountedE
 }
 
 /// A group of events that count alike (columns of `counting_sql::event_groups_in`).
-pub(crate) fn event_group(op: &'static str, r: &impl Cells) -> Result<EventGroup, StoreError> {
+pub fn event_group(op: &'static str, r: &impl Cells) -> Result<EventGroup, StoreError> {
     Ok(EventGroup {
         event_type: need(op, "event_type", r.text(0)?)?,
         predicted_persona: r.text(1)?.unwrap_or_default(),
@@ -82,7 +82,7 @@ pub(crate) fn event_group(op: &'static str, r: &impl Cells) -> Result<EventGroup
 }
 
 /// A fact (columns of `FACT_COLUMNS`).
-pub(crate) fn fact(op: &'static str, r: &impl Cells) -> Result<Fact, StoreError> {
+pub fn fact(op: &'static str, r: &impl Cells) -> Result<Fact, StoreError> {
     let kind = need(op, "kind", r.text(2)?)?;
     Ok(Fact {
         brand_id: need(op, "brand_id", r.text(0)?)?,
@@ -96,7 +96,7 @@ pub(crate) fn fact(op: &'static str, r: &impl Cells) -> Result<Fact, StoreError>
 }
 
 /// A counter row (columns of `COUNTER_COLUMNS`).
-pub(crate) fn counter_row(op: &'static str, r: &impl Cells) -> Result<CounterDelta, StoreError> {
+pub fn counter_row(op: &'static str, r: &impl Cells) -> Result<CounterDelta, StoreError> {
     let name = need(op, "counter", r.text(1)?)?;
     Ok(CounterDelta {
         key: CounterKey {
@@ -115,7 +115,7 @@ pub(crate) fn counter_row(op: &'static str, r: &impl Cells) -> Result<CounterDel
 }
 
 /// A group of a counter sum (`bucket, dim1, dim2, dim3, sum`).
-pub(crate) fn counter_group(r: &impl Cells, by_bucket: bool) -> Result<CounterGroup, StoreError> {
+pub fn counter_group(r: &impl Cells, by_bucket: bool) -> Result<CounterGroup, StoreError> {
     Ok(CounterGroup {
         bucket: if by_bucket { r.time(0)? } else { None },
         dims: [r.text(1)?, r.text(2)?, r.text(3)?],
@@ -124,7 +124,7 @@ pub(crate) fn counter_group(r: &impl Cells, by_bucket: bool) -> Result<CounterGr
 }
 
 /// A group of a fact count (`labels..., count, also`).
-pub(crate) fn fact_group(r: &impl Cells, labels: usize) -> Result<FactGroup, StoreError> {
+pub fn fact_group(r: &impl Cells, labels: usize) -> Result<FactGroup, StoreError> {
     let mut out = Vec::with_capacity(labels);
     for i in 0..labels {
         out.push(r.text(i)?);
@@ -223,7 +223,7 @@ pub fn answers_from_json(
 /// Rows are looked up by their borrowed labels, so a row whose group exists allocates
 /// nothing (the 90-day states read sums some 120,000 rows into about a hundred groups).
 #[derive(Debug, Default)]
-pub(crate) struct FactGroups {
+pub struct FactGroups {
     groups: Vec<FactGroup>,
     /// Hash of the labels to the positions of the groups with that hash.
     index: HashMap<u64, Vec<usize>, BuildHasherDefault<FxHasher>>,
@@ -231,12 +231,12 @@ pub(crate) struct FactGroups {
 
 impl FactGroups {
     /// No groups yet.
-    pub(crate) fn new() -> FactGroups {
+    pub fn new() -> FactGroups {
         FactGroups::default()
     }
 
     /// Counts one row with these labels, meeting `also` or not.
-    pub(crate) fn add(&mut self, labels: &[Option<&str>], also: bool) {
+    pub fn add(&mut self, labels: &[Option<&str>], also: bool) {
         let mut h = FxHasher::default();
         labels.hash(&mut h);
         let slots = self.index.entry(h.finish()).or_default();
@@ -262,7 +262,7 @@ impl FactGroups {
     }
 
     /// The groups, in the order first seen.
-    pub(crate) fn done(self) -> Vec<FactGroup> {
+    pub fn done(self) -> Vec<FactGroup> {
         self.groups
     }
 }

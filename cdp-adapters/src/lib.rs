@@ -7,8 +7,9 @@
 //! enum that delegates to the backend, built from a [`StoreTarget`] parsed from a database URL.
 //! Every backend passes the same conformance suite in `tests/`.
 //!
-//! Without the default `native` feature only the pure parts build ([`codec`], [`rest`], the
-//! roles and [`StoreError`]), for wasm32 shells such as the Cloudflare Worker.
+//! Without the default `native` feature only the pure parts build ([`codec`], [`rest`],
+//! [`counting_sql`] and [`counting_rows`], the roles and [`StoreError`]), for wasm32 shells
+//! such as the Cloudflare Worker.
 //!
 //! Nothing here reads the environment or a clock: the caller passes `now`, the configuration
 //! and the secrets in.
@@ -17,8 +18,7 @@
 
 pub mod analytics;
 pub mod codec;
-#[cfg(feature = "native")]
-mod counting_rows;
+pub mod counting_rows;
 pub mod counting_sql;
 #[cfg(feature = "native")]
 pub mod migrate;

@@ -4,17 +4,20 @@
 //! turn the counts into the answer. An unreachable store is a 503 with `status: "offline"`,
 //! which the dashboard shows as such; no events is a 200 with `status: "empty"`.
 
-use crate::figures::{self, iso, Kpis, Range, Windows};
 use crate::reply::{AppError, Problem, Refusal};
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use cdp_adapters::analytics::{Analytics, AnalyticsError, Resolution, StreamQuery};
 use cdp_adapters::ProfileStore;
-use cdp_core::{AnonymousId, Config, EventRow, EventType, Profile};
-use serde::Serialize;
-use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap};
+pub use cdp_answers::bodies::{
+    metrics_body, profile_body, EventsBody, MetricsBody, ProfileBody, SearchesBody, StageBody,
+    StreamEvent, WindowBody,
+};
+use cdp_answers::figures::{self, Range};
+use cdp_core::{AnonymousId, Config, EventType};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -28,61 +31,6 @@ pub const MAX_LIMIT: usize = 100;
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Params = Query<HashMap<String, String>>;
-
-/// `window` in the metrics answer.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[cfg_attr(test, ts(rename = "MetricsWindow"))]
-pub struct WindowBody {
-    /// Start of the current window.
-    pub start: String,
-    /// End of the current window (now).
-    pub end: String,
-    /// Start of the previous window (which ends at `start`).
-    pub previous_start: String,
-    /// Chart bucket size.
-    pub bucket: figures::Bucket,
-}
-
-/// The metrics answer.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[cfg_attr(test, ts(rename = "Metrics"))]
-pub struct MetricsBody {
-    /// `ok`, or `empty` when the window holds no events.
-    #[cfg_attr(test, ts(type = "'ok' | 'empty'"))]
-    pub status: &'static str,
-    /// The range asked for.
-    pub range: Range,
-    /// When this answer was computed.
-    pub generated_at: String,
-    /// The newest stored event's timestamp, `null` when nothing was ever stored.
-    pub last_event_at: Option<String>,
-    /// The windows compared.
-    pub window: WindowBody,
-    /// Headline figures with deltas.
-    pub kpis: Kpis,
-    /// Visitors by predicted persona.
-    pub personas: Vec<figures::PersonaShare>,
-    /// The journey funnel.
-    pub funnel: Vec<figures::FunnelStage>,
-    /// Tunnel views and CTA clicks.
-    pub tunnels: Vec<figures::TunnelRow>,
-    /// A/B test cohorts.
-    pub ab_tests: Vec<figures::AbTest>,
-    /// Event types by count.
-    pub top_events: Vec<figures::EventTypeCount>,
-    /// Events per bucket and persona label.
-    #[serde(rename = "chartData")]
-    #[cfg_attr(
-        test,
-        ts(type = "Array<{ date: string } & Record<string, number | string>>")
-    )]
-    pub chart_data: Vec<Map<String, Value>>,
-    /// Revenue, not connected yet.
-    #[cfg_attr(test, ts(type = "{ status: string; reason?: string }"))]
-    pub revenue: Value,
-}
 
 fn range_param(params: &HashMap<String, String>) -> Result<Range, AppError> {
     match params.get("range") {
@@ -130,103 +78,6 @@ pub async fn metrics(
             .metric_counts(app.cfg.brand_id(), w.current, w.previous, resolution))
         .await?;
     Ok(Json(metrics_body(&app.cfg, &w, now, &counts)))
-}
-
-/// Assembles the metrics answer from the counts.
-pub fn metrics_body(
-    cfg: &Config,
-    w: &Windows,
-    now: chrono::DateTime<chrono::Utc>,
-    counts: &cdp_adapters::analytics::MetricCounts,
-) -> MetricsBody {
-    let (v, pv) = (counts.visitors, counts.previous_visitors);
-    let events = counts.events.total();
-    MetricsBody {
-        status: if events == 0 { "empty" } else { "ok" },
-        range: w.range,
-        generated_at: iso(now),
-        last_event_at: counts.last_event_at.map(iso),
-        window: WindowBody {
-            start: iso(w.current.start),
-            end: iso(w.current.end),
-            previous_start: iso(w.previous.start),
-            bucket: w.range.bucket(),
-        },
-        kpis: Kpis {
-            events: figures::kpi(events, counts.previous_events),
-            unique_visitors: figures::kpi(v.visitors, pv.visitors),
-            sessions: figures::kpi(v.sessions, pv.sessions),
-            identified_profiles: figures::kpi(v.identified, pv.identified),
-        },
-        personas: figures::personas(cfg, &counts.states),
-        funnel: figures::funnel(&counts.states),
-        tunnels: figures::tunnels(&counts.events.by_tunnel),
-        ab_tests: figures::ab_tests(&counts.ab),
-        top_events: figures::top_events(counts),
-        chart_data: figures::chart(cfg, w, &counts.events.by_hour_persona),
-        revenue: serde_json::json!({
-            "status": "unavailable",
-            "reason": "no order data connected",
-        }),
-    }
-}
-
-/// One event of the stream.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-pub struct StreamEvent {
-    /// Event id.
-    pub event_id: String,
-    /// Type.
-    pub event_type: String,
-    /// Visitor (link to `/api/cdp/profiles/{anonymous_id}`).
-    pub anonymous_id: String,
-    /// When it happened.
-    pub timestamp: String,
-    /// Page.
-    pub page_url: String,
-    /// Page title.
-    pub page_title: Option<String>,
-    /// Predicted persona after this event.
-    pub predicted_persona: String,
-    /// Its label.
-    pub persona_label: String,
-    /// Its confidence.
-    pub persona_confidence: f64,
-    /// Explicit persona, if chosen.
-    pub explicit_persona: Option<String>,
-    /// Stage after this event.
-    pub current_stage: String,
-}
-
-impl StreamEvent {
-    fn of(cfg: &Config, r: &EventRow) -> StreamEvent {
-        StreamEvent {
-            event_id: r.event_id.hyphenated().to_string(),
-            event_type: r.event_type.as_str().to_owned(),
-            anonymous_id: r.anonymous_id.as_str().to_owned(),
-            timestamp: iso(r.timestamp),
-            page_url: r.page_url.clone(),
-            page_title: r.page_title.clone(),
-            predicted_persona: r.predicted_persona.as_str().to_owned(),
-            persona_label: cfg.persona_label(&r.predicted_persona).to_owned(),
-            persona_confidence: r.persona_confidence,
-            explicit_persona: r.explicit_persona.as_ref().map(|p| p.as_str().to_owned()),
-            current_stage: r.current_stage.as_str().to_owned(),
-        }
-    }
-}
-
-/// The stream answer.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[cfg_attr(test, ts(rename = "EventStream"))]
-pub struct EventsBody {
-    /// `ok`, or `empty` when no event matches.
-    #[cfg_attr(test, ts(type = "'ok' | 'empty'"))]
-    pub status: &'static str,
-    /// Newest first.
-    pub events: Vec<StreamEvent>,
 }
 
 /// The stream's filters from the query string, or the first bad one.
@@ -310,21 +161,6 @@ pub async fn events(
     }))
 }
 
-/// The searches answer.
-#[derive(Debug, Clone, Serialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[cfg_attr(test, ts(rename = "Searches"))]
-pub struct SearchesBody {
-    /// `ok`, or `empty` when the window holds no searches.
-    #[cfg_attr(test, ts(type = "'ok' | 'empty'"))]
-    pub status: &'static str,
-    /// The range asked for.
-    pub range: Range,
-    /// The figures.
-    #[serde(flatten)]
-    pub figures: figures::SearchFigures,
-}
-
 /// `GET /api/cdp/searches?range=`.
 pub async fn searches(
     State(app): State<AppState>,
@@ -348,64 +184,6 @@ pub async fn searches(
     }))
 }
 
-/// The rule that set the visitor's stage.
-#[derive(Debug, Clone, Serialize)]
-pub struct StageBody {
-    /// Stage name.
-    pub stage: String,
-    /// Confidence in [0.5, 1].
-    pub confidence: f64,
-    /// The rule, in words.
-    pub rule: String,
-    /// Which clause matched; `null` for the default stage.
-    pub clause: Option<usize>,
-}
-
-/// The profile answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProfileBody {
-    /// Always `ok`.
-    pub status: &'static str,
-    /// The golden profile, without its replay-protection bookkeeping.
-    pub profile: Value,
-    /// Every persona id's label.
-    pub persona_labels: BTreeMap<String, String>,
-    /// Which signals, with what weight and decay, make the prediction.
-    pub explanation: cdp_core::Explanation,
-    /// Which rule set the stage.
-    pub stage: StageBody,
-}
-
-/// Assembles the profile answer as of `now`.
-pub fn profile_body(
-    cfg: &Config,
-    profile: &Profile,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<ProfileBody, AppError> {
-    let (explanation, stage) = profile.explain(cfg, now);
-    let mut view = serde_json::to_value(profile).map_err(|_| Refusal::Internal)?;
-    if let Value::Object(map) = &mut view {
-        map.remove("recent_event_ids");
-        map.remove("recent_sessions");
-    }
-    Ok(ProfileBody {
-        status: "ok",
-        profile: view,
-        persona_labels: cfg
-            .personas()
-            .iter()
-            .map(|p| (p.id.as_str().to_owned(), p.label.clone()))
-            .collect(),
-        explanation,
-        stage: StageBody {
-            stage: stage.stage.as_str().to_owned(),
-            confidence: cdp_core::persona::round6(stage.confidence),
-            rule: stage.why(cfg).to_owned(),
-            clause: stage.clause,
-        },
-    })
-}
-
 /// `GET /api/cdp/profiles/{anonymous_id}`. The stored profile can trail the events (profiles
 /// are saved behind them), so the visitor's events processed since it was saved are applied
 /// to it first, each at the time it was processed, as a rebuild would: the view is never
@@ -426,7 +204,9 @@ pub async fn profile(
         }))
     };
     match ask(async { load.await.map_err(AnalyticsError::from) }).await? {
-        Some(p) => Ok(Json(profile_body(&app.cfg, &p, now)?)),
+        Some(p) => Ok(Json(
+            profile_body(&app.cfg, &p, now).map_err(|_| Refusal::Internal)?,
+        )),
         None => Err(AppError::ProfileNotFound),
     }
 }

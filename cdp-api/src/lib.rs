@@ -15,7 +15,7 @@ pub mod collect;
 pub mod dashboard;
 #[cfg(test)]
 mod dashboard_types;
-pub mod figures;
+pub use cdp_answers::figures;
 pub mod health;
 pub mod logging;
 pub mod openapi;

@@ -7,7 +7,7 @@
 //! Ratios and percentages are rounded to six decimals so answers are stable across backends
 //! and platforms.
 
-use cdp_adapters::analytics::{
+use cdp_core::counting::{
     AbCount, HourCount, MetricCounts, SearchCount, StateCount, TunnelCount, Window,
 };
 use cdp_core::persona::round6;
@@ -26,7 +26,7 @@ pub const SEARCH_LIST_LIMIT: usize = 20;
 
 /// The ranges the dashboard offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Range {
     /// The last 24 hours, in hourly buckets.
     #[serde(rename = "24h")]
@@ -88,7 +88,7 @@ impl Range {
 /// A chart bucket size; buckets are aligned to UTC hours or days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Bucket {
     /// One hour.
     Hour,
@@ -149,7 +149,7 @@ pub fn iso(t: DateTime<Utc>) -> String {
 
 /// A figure for the current window with the previous window's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Kpi {
     /// This window.
     pub value: u64,
@@ -180,7 +180,7 @@ pub fn ratio(n: u64, d: u64) -> Option<f64> {
 
 /// The four headline figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Kpis {
     /// Events in the window.
     pub events: Kpi,
@@ -194,7 +194,7 @@ pub struct Kpis {
 
 /// One persona's slice of the window's visitors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PersonaShare {
     /// Persona id.
     pub persona: String,
@@ -256,7 +256,7 @@ fn label(cfg: &Config, id: &str) -> String {
 
 /// One rung of the journey funnel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FunnelStage {
     /// Stage name.
     pub stage: String,
@@ -295,7 +295,7 @@ pub fn funnel(states: &[StateCount]) -> Vec<FunnelStage> {
 
 /// Views and CTA clicks of one tunnel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TunnelRow {
     /// The `tunnel` property.
     pub tunnel: String,
@@ -333,7 +333,7 @@ pub fn tunnels(counts: &[TunnelCount]) -> Vec<TunnelRow> {
 
 /// One variant's cohort.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AbVariant {
     /// Variant name.
     pub variant: String,
@@ -347,8 +347,8 @@ pub struct AbVariant {
 
 /// Whether the difference between two variants is more than chance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[cfg_attr(test, ts(rename = "AbSignificance"))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "AbSignificance"))]
 pub struct Significance {
     /// Always [`AB_METHOD`].
     pub method: String,
@@ -368,7 +368,7 @@ pub struct Significance {
 
 /// One A/B test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AbTest {
     /// Test id.
     pub test_id: String,
@@ -493,7 +493,7 @@ pub fn erfc(x: f64) -> f64 {
 
 /// Events of one type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EventTypeCount {
     /// Event type name.
     pub event_type: String,
@@ -557,7 +557,7 @@ pub fn chart(cfg: &Config, w: &Windows, hours: &[HourCount]) -> Vec<Map<String, 
 
 /// A query's searches in the two windows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SearchQuery {
     /// The query, trimmed and lower-cased (queries are grouped that way).
     pub query: String,
@@ -573,7 +573,7 @@ pub struct SearchQuery {
 
 /// A query that found nothing: a content gap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ZeroResultQuery {
     /// The query, trimmed and lower-cased.
     pub query: String,
@@ -583,7 +583,7 @@ pub struct ZeroResultQuery {
 
 /// The searches figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SearchFigures {
     /// Every search in the two windows.
     pub total: Kpi,
