@@ -202,6 +202,11 @@ const COUNTER_SUM_COLUMNS: usize = 5;
 
 fn counter_sum_sql(b: &mut Builder<'_>, brand: &str, q: &CounterSum) -> Option<String> {
     let union = counter_union(b, brand, &q.ranges)?;
+    Some(counter_grouped(&format!("({union}) parts"), q))
+}
+
+/// A counter sum's grouping of the rows of `from` (a table expression named `parts`).
+fn counter_grouped(from: &str, q: &CounterSum) -> String {
     let mut select = vec![if q.by_bucket { "bucket" } else { "null" }.to_owned()];
     let mut group = Vec::new();
     if q.by_bucket {
@@ -217,15 +222,15 @@ fn counter_sum_sql(b: &mut Builder<'_>, brand: &str, q: &CounterSum) -> Option<S
         }
     }
     select.push("cast(sum(value) as bigint)".into());
-    Some(format!(
-        "select {} from ({union}) parts{}",
+    format!(
+        "select {} from {from}{}",
         select.join(", "),
         if group.is_empty() {
             String::new()
         } else {
             format!(" group by {}", group.join(", "))
         }
-    ))
+    )
 }
 
 /// The counter rows in some ranges, as stored: `bucket, dim1, dim2, dim3, value`, for a store
@@ -388,9 +393,34 @@ pub fn plan_as_json(d: &Dialect, brand: &str, plan: &ReadPlan) -> (Stmt, JsonLay
         ));
         Some(cols.len() - 1)
     };
+    // Sums over the same ranges (the metrics plan sums the current window's events three
+    // ways) read the rows once, as a materialized common table each groups.
+    // Each distinct shared range list and its table's name (`None`: every range empty).
+    type Shared<'a> = (&'a [(Counter, Window)], Option<String>);
+    let mut shared: Vec<Shared<'_>> = Vec::new();
+    let mut ctes = Vec::new();
+    for q in &plan.counters {
+        let users = plan
+            .counters
+            .iter()
+            .filter(|o| o.ranges == q.ranges)
+            .count();
+        if users > 1 && !shared.iter().any(|(r, _)| *r == q.ranges.as_slice()) {
+            let name = counter_union(&mut b, brand, &q.ranges).map(|union| {
+                ctes.push(format!("r{} as materialized ({union})", ctes.len()));
+                format!("r{}", ctes.len() - 1)
+            });
+            shared.push((&q.ranges, name));
+        }
+    }
     let mut layout = JsonLayout::default();
     for q in &plan.counters {
-        let sql = counter_sum_sql(&mut b, brand, q);
+        let sql = match shared.iter().find(|(r, _)| *r == q.ranges.as_slice()) {
+            Some((_, name)) => name
+                .as_ref()
+                .map(|name| counter_grouped(&format!("{name} parts"), q)),
+            None => counter_sum_sql(&mut b, brand, q),
+        };
         layout.counters.push(add(sql, COUNTER_SUM_COLUMNS));
     }
     for q in &plan.facts {
@@ -405,11 +435,12 @@ pub fn plan_as_json(d: &Dialect, brand: &str, plan: &ReadPlan) -> (Stmt, JsonLay
         let sql = last_event_sql(&mut b, brand);
         layout.last_event = add(Some(sql), 1);
     }
-    b.sql = if cols.is_empty() {
-        "select".to_owned()
+    let with = if ctes.is_empty() {
+        String::new()
     } else {
-        format!("select {}", cols.join(", "))
+        format!("with {} ", ctes.join(", "))
     };
+    b.sql = format!("{with}select {}", cols.join(", "));
     (b.done(), layout)
 }
 
@@ -529,5 +560,34 @@ mod tests {
             .sql
             .contains("kind = $6 and at >= $7 and at < $8 group by g1"));
         assert!(stmt.sql.contains("where brand_id = $9) as t(c0))"));
+    }
+
+    #[test]
+    fn counter_sums_over_the_same_ranges_read_them_once() {
+        let w = Window {
+            start: at("2026-03-01T00:00:00Z"),
+            end: at("2026-03-03T00:00:00Z"),
+        };
+        let sum = |by_dims| CounterSum {
+            ranges: vec![(Counter::EventsDay, w)],
+            by_bucket: false,
+            by_dims,
+        };
+        let plan = ReadPlan {
+            counters: vec![sum([true, false, false]), sum([false, true, false])],
+            ..ReadPlan::default()
+        };
+        let d = Dialect::Postgres {
+            prefix: "\"s\".".into(),
+        };
+        let (stmt, layout) = plan_as_json(&d, "b", &plan);
+        assert_eq!(layout.counters, vec![Some(0), Some(1)]);
+        assert!(stmt
+            .sql
+            .starts_with("with r0 as materialized (select bucket"));
+        assert_eq!(stmt.sql.matches("cdp_counters").count(), 1);
+        assert!(stmt.sql.contains("from r0 parts group by dim1)"));
+        assert!(stmt.sql.contains("from r0 parts group by dim2)"));
+        assert_eq!(stmt.params.len(), 4);
     }
 }
