@@ -3,5 +3,7 @@
 //! search folding) and the answer [`bodies`]. No I/O and no clock, so `cdp serve` (cdp-api)
 //! and the Cloudflare Worker (cdp-wasm) answer the same JSON for the same counts.
 
+pub mod access;
+pub mod api;
 pub mod bodies;
 pub mod figures;

@@ -22,18 +22,11 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
-/// The session cookie's name.
-pub const COOKIE: &str = "cdp_admin_session";
-/// How long a login lasts.
-pub const SESSION_HOURS: i64 = 12;
+pub use cdp_answers::access::{AdminToken, COOKIE, SESSION_HOURS};
+
 /// Where the login page lives.
 pub const LOGIN_PATH: &str = "/admin/login";
 /// Where a successful login lands.
@@ -42,77 +35,6 @@ pub const DASHBOARD_PATH: &str = "/admin/cdp/";
 pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
 /// How long a wrong token waits before its answer, to slow guessing.
 const WRONG_TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// The admin token, kept as its digest for comparisons and as the session-signing key.
-#[derive(Clone)]
-pub struct AdminToken {
-    digest: [u8; 32],
-    key: Arc<[u8]>,
-}
-
-impl fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AdminToken([redacted])")
-    }
-}
-
-impl AdminToken {
-    /// Wraps a configured token.
-    pub fn new(token: &str) -> AdminToken {
-        AdminToken {
-            digest: Sha256::digest(token.as_bytes()).into(),
-            key: Arc::from(token.as_bytes()),
-        }
-    }
-
-    /// Whether `candidate` is the token, in time independent of both.
-    pub fn matches(&self, candidate: &str) -> bool {
-        let got: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
-        bool::from(got.ct_eq(&self.digest))
-    }
-
-    fn mac(&self, expires: i64) -> Option<Hmac<Sha256>> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
-        mac.update(format!("cdp-admin-session v1 {expires}").as_bytes());
-        Some(mac)
-    }
-
-    /// A session value valid until `expires`.
-    pub fn session(&self, expires: DateTime<Utc>) -> String {
-        let at = expires.timestamp();
-        let tag = self
-            .mac(at)
-            .map(|m| hex(&m.finalize().into_bytes()))
-            .unwrap_or_default();
-        format!("v1.{at}.{tag}")
-    }
-
-    /// Whether a session value is ours and unexpired at `now`.
-    pub fn session_valid(&self, value: &str, now: DateTime<Utc>) -> bool {
-        let mut parts = value.splitn(3, '.');
-        let (Some("v1"), Some(at), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
-            return false;
-        };
-        let (Ok(at), Some(tag)) = (at.parse::<i64>(), unhex(tag)) else {
-            return false;
-        };
-        at > now.timestamp() && self.mac(at).is_some_and(|m| m.verify_slice(&tag).is_ok())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
 
 /// How admin routes are guarded.
 #[derive(Debug, Clone)]
@@ -136,8 +58,14 @@ impl Access {
     fn admits(&self, headers: &HeaderMap, peer: Option<SocketAddr>, now: DateTime<Utc>) -> bool {
         match self {
             Access::Token(token) => {
-                bearer(headers).is_some_and(|b| token.matches(b))
-                    || cookie(headers, COOKIE).is_some_and(|c| token.session_valid(c, now))
+                let authorization = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                let cookies = headers
+                    .get_all(header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok());
+                token.admits(authorization, cookies, now)
             }
             Access::LoopbackOnly => peer.is_some_and(|p| p.ip().is_loopback()) && !proxied(headers),
         }
@@ -176,23 +104,6 @@ pub fn startup_notice(access: &Access, listen: SocketAddr) -> (bool, String) {
             ),
         ),
     }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// Headers that proxies, tunnels and CDNs add to say whom they forward for. A request carrying

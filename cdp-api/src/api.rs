@@ -21,8 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-/// The default range of metrics and searches.
-pub const DEFAULT_RANGE: Range = Range::Week;
+pub use cdp_answers::api::{shown, DEFAULT_RANGE};
 /// Events the stream returns when no limit is given.
 pub const DEFAULT_LIMIT: usize = 50;
 /// The most events the stream returns.
@@ -33,20 +32,8 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 type Params = Query<HashMap<String, String>>;
 
 fn range_param(params: &HashMap<String, String>) -> Result<Range, AppError> {
-    match params.get("range") {
-        None => Ok(DEFAULT_RANGE),
-        Some(r) => Range::parse(r.trim()).ok_or_else(|| {
-            AppError::BadParameter(Problem::new(
-                "range",
-                format!("must be one of {}, got `{}`", Range::known_list(), shown(r)),
-            ))
-        }),
-    }
-}
-
-/// A caller's value, shortened for an error message.
-fn shown(value: &str) -> String {
-    value.chars().take(60).collect()
+    cdp_answers::api::range_param(params.get("range").map(String::as_str))
+        .map_err(AppError::BadParameter)
 }
 
 /// Runs a store call under [`QUERY_TIMEOUT`], mapping failures to answers.

@@ -4,6 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cdp_answers::api::Failure;
 pub use cdp_core::intake::{
     CollectReply, ErrorBody, EventReply, Problem, Refusal, Status, RETRY_AFTER_SECONDS,
 };
@@ -69,49 +70,28 @@ impl From<cdp_adapters::analytics::AnalyticsError> for AppError {
 
 /// The dashboard's status bodies (`{"status": ..., "reason": ...}`), which the dashboard tells
 /// apart from figures by `status`.
-fn status_body(status: StatusCode, state: &str, reason: Option<String>) -> Response {
-    let mut body = serde_json::Map::new();
-    body.insert("status".into(), state.into());
-    if let Some(reason) = reason {
-        body.insert("reason".into(), reason.into());
+/// A dashboard API failure as a response (its status and body are `cdp_answers::api`'s,
+/// shared with the Worker).
+fn failure(f: Failure) -> Response {
+    let status = StatusCode::from_u16(f.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(f.body())).into_response();
+    if let Some(seconds) = f.retry_after() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    (status, Json(serde_json::Value::Object(body))).into_response()
+    response
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match self {
-            AppError::BadParameter(problem) => {
-                let body = ErrorBody {
-                    error: "bad_request".to_owned(),
-                    problems: vec![problem],
-                };
-                (StatusCode::BAD_REQUEST, Json(body)).into_response()
-            }
-            AppError::Offline(reason) => {
-                let mut response =
-                    status_body(StatusCode::SERVICE_UNAVAILABLE, "offline", Some(reason));
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-                response
-            }
-            AppError::QueryFailed(reason) => {
-                status_body(StatusCode::INTERNAL_SERVER_ERROR, "error", Some(reason))
-            }
-            AppError::Unsupported(reason) => {
-                status_body(StatusCode::NOT_IMPLEMENTED, "unsupported", Some(reason))
-            }
-            AppError::ProfileNotFound => status_body(StatusCode::NOT_FOUND, "not_found", None),
-            AppError::Unauthorized => {
-                let message = "sign in at /admin/login or send Authorization: Bearer <admin token>";
-                let body = serde_json::json!({
-                    "error": "unauthorized",
-                    "message": message,
-                    "problems": [Problem::new("authorization", message)],
-                });
-                (StatusCode::UNAUTHORIZED, Json(body)).into_response()
-            }
+            AppError::BadParameter(problem) => failure(Failure::BadParameter(problem)),
+            AppError::Offline(reason) => failure(Failure::Offline(reason)),
+            AppError::QueryFailed(reason) => failure(Failure::QueryFailed(reason)),
+            AppError::Unsupported(reason) => failure(Failure::Unsupported(reason)),
+            AppError::ProfileNotFound => failure(Failure::NotFound),
+            AppError::Unauthorized => failure(Failure::Unauthorized),
             AppError::Forbidden(message) => {
                 let body = serde_json::json!({
                     "error": "forbidden",
