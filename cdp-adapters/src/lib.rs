@@ -36,6 +36,14 @@ pub mod supabase;
 pub use store::{PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget, TargetError};
 
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
+
+/// Whether a failed Postgres statement means the connection is gone (the store is offline)
+/// rather than the server refusing the statement: no SQLSTATE (I/O, a closed socket), class
+/// 08 (connection exception) or 57P0x (the server ended the session: an operator, a crash, a
+/// shutdown). One rule for the native client and the Worker's.
+pub fn postgres_gone(sqlstate: Option<&str>) -> bool {
+    sqlstate.is_none_or(|code| code.starts_with("08") || code.starts_with("57P0"))
+}
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;

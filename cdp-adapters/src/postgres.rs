@@ -807,12 +807,10 @@ pub(crate) fn pg_err(op: &'static str, e: tokio_postgres::Error) -> StoreError {
     };
     match e.code().map(|c| c.code().to_owned()) {
         None => unavailable(op, message),
-        Some(code) if code.starts_with("08") || code.starts_with("57P0") => {
-            StoreError::Unavailable {
-                op,
-                message: format!("SQLSTATE {code}: {message}"),
-            }
-        }
+        Some(code) if crate::postgres_gone(Some(&code)) => StoreError::Unavailable {
+            op,
+            message: format!("SQLSTATE {code}: {message}"),
+        },
         Some(status) => StoreError::Rejected {
             op,
             status,

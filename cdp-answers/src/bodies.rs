@@ -235,3 +235,17 @@ pub fn profile_body(
         },
     })
 }
+
+/// Assembles the searches answer from the counts.
+pub fn searches_body(range: Range, counts: &[cdp_core::counting::SearchCount]) -> SearchesBody {
+    let figures = figures::searches(counts);
+    SearchesBody {
+        status: if figures.total.value == 0 {
+            "empty"
+        } else {
+            "ok"
+        },
+        range,
+        figures,
+    }
+}

@@ -11,8 +11,8 @@ use axum::Json;
 use cdp_adapters::analytics::{Analytics, AnalyticsError, Resolution, StreamQuery};
 use cdp_adapters::ProfileStore;
 pub use cdp_answers::bodies::{
-    metrics_body, profile_body, EventsBody, MetricsBody, ProfileBody, SearchesBody, StageBody,
-    StreamEvent, WindowBody,
+    metrics_body, profile_body, searches_body, EventsBody, MetricsBody, ProfileBody, SearchesBody,
+    StageBody, StreamEvent, WindowBody,
 };
 use cdp_answers::figures::{self, Range};
 use cdp_core::{AnonymousId, Config, EventType};
@@ -159,16 +159,7 @@ pub async fn searches(
         .store
         .search_counts(app.cfg.brand_id(), w.current, w.previous))
     .await?;
-    let figures = figures::searches(&counts);
-    Ok(Json(SearchesBody {
-        status: if figures.total.value == 0 {
-            "empty"
-        } else {
-            "ok"
-        },
-        range,
-        figures,
-    }))
+    Ok(Json(searches_body(range, &counts)))
 }
 
 /// `GET /api/cdp/profiles/{anonymous_id}`. The stored profile can trail the events (profiles

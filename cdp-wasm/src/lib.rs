@@ -8,6 +8,7 @@
 //! to reason about than a generated object model, and the JSON is the same serde form the
 //! server stores and tests snapshot.
 
+pub mod dashboard;
 pub mod delivery;
 pub mod http;
 pub mod visitor;

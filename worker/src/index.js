@@ -3,12 +3,18 @@
 // sampling, Supabase requests and their retry/split verdicts) is made in Rust; this file only
 // moves bytes between the bindings and those functions.
 //
+// The dashboard API (GET /api/cdp/metrics, /api/cdp/searches) reads Supabase's Postgres
+// through the Hyperdrive binding: wasm checks access and parameters and hands back one
+// read-only statement, this file runs it in a repeatable-read transaction, and wasm turns the
+// row into the answer (the same plan, SQL and body as `cdp serve`).
+//
 // Flow: POST /collect -> checks in wasm -> each visitor's events to that visitor's Durable
 // Object (serialised: load profile, apply, enqueue rows, save) -> answer. The queue consumer
 // writes rows to Supabase REST, acks after a 2xx, retries with backoff, and refused or
 // exhausted messages end in the dead-letter queue, whose consumer keeps them in KV.
 
 import { DurableObject } from "cloudflare:workers";
+import postgres from "postgres";
 import wasmModule from "../pkg/cdp_wasm_bg.wasm";
 import { initSync, Engine, Delivery, is_event_row, retry_delay_seconds } from "../pkg/cdp_wasm.js";
 
@@ -118,12 +124,47 @@ function bench({ events, now, reps }, e) {
   return Response.json({ events: n });
 }
 
+// Runs one dashboard read: the statement wasm planned, in a read-only repeatable-read
+// transaction (one snapshot), on a connection through Hyperdrive. Values stay as Postgres
+// sent them: JSON columns parsed, nothing else converted.
+async function dashboard(request, env, url) {
+  const e = engineFor(env);
+  const schema = env.SUPABASE_SCHEMA ?? "public";
+  const planned = JSON.parse(e.dashboard_request(url.pathname, url.search,
+    request.headers.get("authorization") ?? undefined, request.headers.get("cookie") ?? undefined,
+    env.CDP_ADMIN_TOKEN ?? "", schema, nowMs(request, env)));
+  if (planned.reply) return send(planned.reply);
+  const state = JSON.stringify(planned.state);
+  let sql;
+  try {
+    if (!env.HYPERDRIVE) throw new Error("no HYPERDRIVE binding: see docs/deploy-cloudflare.md");
+    sql = postgres(env.HYPERDRIVE.connectionString, {
+      max: 1, fetch_types: false, prepare: false, connect_timeout: 10, onnotice: () => {},
+    });
+    const rows = await sql.begin("isolation level repeatable read read only",
+      (tx) => tx.unsafe(planned.sql, planned.params).values());
+    return send(e.dashboard_answer(state, schema, JSON.stringify(rows[0] ?? []), undefined, undefined));
+  } catch (err) {
+    // A SQLSTATE is the server refusing the statement; anything else is the connection.
+    const sqlstate = err instanceof postgres.PostgresError ? err.code : undefined;
+    log("error", "dashboard read failed", { sqlstate, error: String(err.message ?? err) });
+    return send(e.dashboard_answer(state, schema, undefined, sqlstate, String(err.message ?? err)));
+  } finally {
+    if (sql) await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
 async function route(request, env) {
   const e = engineFor(env);
   const origin = request.headers.get("origin");
   const o = origin ?? undefined;
-  const { pathname } = new URL(request.url);
+  const url = new URL(request.url);
+  const { pathname } = url;
   if (request.method === "OPTIONS") return send(e.preflight(o));
+  if (pathname.startsWith("/api/cdp/")) {
+    if (request.method !== "GET") return send(e.error_reply("method_not_allowed", o));
+    return dashboard(request, env, url);
+  }
   if (pathname === "/collect") {
     if (request.method === "POST") return collect(request, env, origin);
     return send(e.error_reply("method_not_allowed", o));

@@ -11,10 +11,11 @@ import { spawn, execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
+import { bundleOptions, need, sleep, waitFor, freePort } from "../test-support.js";
 
 const KEY = "worker-test-service-key";
 const ORIGIN = "https://southlandorganics.com";
@@ -27,24 +28,6 @@ const EVENT_COLUMNS = [
   "persona_scores", "processed_at",
 ];
 const SEARCH_COLUMNS = ["brand_id", "event_id", "query", "anonymous_id", "results_count", "page_url", "searched_at"];
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set: run the Worker tests through worker/test.sh`);
-  return v;
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(what, fn, timeoutMs = 60_000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 // ---- the PostgREST stand-in -------------------------------------------------------------
 
@@ -88,15 +71,8 @@ async function select(schema, table, columns, filters = {}) {
 const workers = [];
 
 async function startWorker(schema, { maxRetries = 10, testMode = true } = {}) {
-  const dir = need("BUNDLE_DIR");
   const mf = new Miniflare({
-    modules: true,
-    scriptPath: join(dir, "index.js"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: "2025-09-01",
-    kvNamespaces: ["CDP_KV"],
-    durableObjects: { VISITORS_DO: "Visitor" },
-    queueProducers: { EVENTS: { queueName: "events" }, DEAD_LETTER: { queueName: "events-dlq" } },
+    ...bundleOptions(),
     queueConsumers: {
       events: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries, deadLetterQueue: "events-dlq" },
       "events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
@@ -135,17 +111,6 @@ async function kvProfile(mf, id) {
 let serve;
 let serveUrl;
 let serveDir;
-
-// A port the OS just handed out and released, so parallel runs never pick the same one.
-function freePort() {
-  return new Promise((done, fail) => {
-    const probe = createServer().once("error", fail);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => done(port));
-    });
-  });
-}
 
 async function startServe() {
   serveDir = mkdtempSync(join(tmpdir(), "cdp-serve-"));

@@ -1,0 +1,48 @@
+// Helpers both Worker test files use (kept out of test/, where node --test would run it).
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+export function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the Worker tests through worker/test.sh`);
+  return v;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(what, fn, timeoutMs = 60_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+// A port the OS just handed out and released, so parallel runs never pick the same one.
+export function freePort() {
+  return new Promise((done, fail) => {
+    const probe = createServer().once("error", fail);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => done(port));
+    });
+  });
+}
+
+// The Miniflare options every test Worker shares: the wrangler bundle (BUNDLE_DIR) with its
+// wasm module, wrangler.toml's date and flags, and the bindings the code always touches.
+// Each test adds its queue consumers, Hyperdrive and variables.
+export function bundleOptions() {
+  return {
+    modules: true,
+    scriptPath: join(need("BUNDLE_DIR"), "index.js"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2025-09-01",
+    compatibilityFlags: ["nodejs_compat"],
+    kvNamespaces: ["CDP_KV"],
+    durableObjects: { VISITORS_DO: "Visitor" },
+    queueProducers: { EVENTS: { queueName: "events" }, DEAD_LETTER: { queueName: "events-dlq" } },
+  };
+}
