@@ -1,5 +1,7 @@
 // Helpers both Worker test files use (kept out of test/, where node --test would run it).
+import { spawn } from "node:child_process";
 import { createServer } from "node:net";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 
 export function need(name) {
@@ -44,5 +46,35 @@ export function bundleOptions() {
     kvNamespaces: ["CDP_KV"],
     durableObjects: { VISITORS_DO: "Visitor" },
     queueProducers: { EVENTS: { queueName: "events" }, DEAD_LETTER: { queueName: "events-dlq" } },
+  };
+}
+
+// The PostgREST stand-in (cdp-adapters example postgrest_standin, STANDIN_BIN) over the real
+// Postgres, answering with service key `key`: its REST URL, a fresh migrated schema per
+// `newSchema()`, and `stop()` (which drops its schemas).
+export async function startStandin(key) {
+  const proc = spawn(need("STANDIN_BIN"), [key], { stdio: ["pipe", "pipe", "inherit"], env: process.env });
+  const line = await new Promise((ok, fail) => {
+    const rl = createInterface({ input: proc.stdout });
+    rl.once("line", ok);
+    proc.once("exit", (code) => fail(new Error(`PostgREST stand-in exited (${code}); is Postgres up?`)));
+  });
+  const { rest_url: rest, control_url: control } = JSON.parse(line);
+  return {
+    rest,
+    // A call of the control API (GET without a body, else POST of JSON).
+    async ctl(path, body) {
+      const res = await fetch(`${control}${path}`, body === undefined ? {} : {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      });
+      if (res.status !== 200) throw new Error(`stand-in control ${path} answered ${res.status}`);
+      return res.json();
+    },
+    async newSchema() {
+      return (await this.ctl("/schema", {})).schema;
+    },
+    stop() {
+      proc.stdin.end();
+    },
   };
 }

@@ -29,6 +29,47 @@ pub enum Param {
     Text(String),
     /// An instant.
     Time(DateTime<Utc>),
+    /// A whole number (Postgres `int8`).
+    Int(i64),
+    /// A Postgres `text[]` (nulls allowed).
+    TextArray(Vec<Option<String>>),
+    /// A Postgres `timestamptz[]` (nulls allowed).
+    TimeArray(Vec<Option<DateTime<Utc>>>),
+    /// A Postgres `int8[]`.
+    IntArray(Vec<i64>),
+}
+
+/// A Postgres array literal's element: quoted, backslashes and quotes escaped; `NULL` bare.
+fn array_element(v: Option<&str>) -> String {
+    match v {
+        None => "NULL".to_owned(),
+        Some(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+    }
+}
+
+fn instant_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Param {
+    /// The value as Postgres text input, for a client that sends every parameter as text
+    /// (the Worker's): the statements cast each parameter, so the server parses it as the
+    /// type the native client binds.
+    pub fn text(&self) -> String {
+        let array = |items: Vec<String>| format!("{{{}}}", items.join(","));
+        match self {
+            Param::Text(s) => s.clone(),
+            Param::Time(t) => instant_text(t),
+            Param::Int(n) => n.to_string(),
+            Param::TextArray(v) => array(v.iter().map(|x| array_element(x.as_deref())).collect()),
+            Param::TimeArray(v) => array(
+                v.iter()
+                    .map(|x| array_element(x.as_ref().map(instant_text).as_deref()))
+                    .collect(),
+            ),
+            Param::IntArray(v) => array(v.iter().map(i64::to_string).collect()),
+        }
+    }
 }
 
 /// A statement and its parameters in order.
@@ -361,6 +402,18 @@ fn last_event_sql(b: &mut Builder<'_>, brand: &str) -> String {
     )
 }
 
+/// A select of `columns` columns as one JSON value: the array of its rows, each an array of
+/// its columns (instants as RFC 3339 text, whole numbers as numbers). For a client that
+/// should not convert values itself (the Worker's), and to put several reads in one row.
+pub fn json_rows(select: &str, columns: usize) -> String {
+    let names: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+    format!(
+        "select coalesce(json_agg(json_build_array({})), '[]'::json) from ({select}) as t({})",
+        names.join(", "),
+        names.join(", ")
+    )
+}
+
 /// Where a [`plan_as_json`] statement's answers are: for each list of the plan (counters,
 /// facts, events, last event), the column holding each entry's rows, or `None` where the
 /// entry reads nothing (its answer is empty).
@@ -384,13 +437,7 @@ pub fn plan_as_json(d: &Dialect, brand: &str, plan: &ReadPlan) -> (Stmt, JsonLay
     let mut b = Builder::new(d);
     let mut cols: Vec<String> = Vec::new();
     let mut add = |sql: Option<String>, n: usize| -> Option<usize> {
-        let sql = sql?;
-        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-        cols.push(format!(
-            "(select coalesce(json_agg(json_build_array({})), '[]'::json) from ({sql}) as t({}))",
-            names.join(", "),
-            names.join(", ")
-        ));
+        cols.push(format!("({})", json_rows(&sql?, n)));
         Some(cols.len() - 1)
     };
     // Sums over the same ranges (the metrics plan sums the current window's events three
@@ -589,5 +636,25 @@ mod tests {
         assert!(stmt.sql.contains("from r0 parts group by dim1)"));
         assert!(stmt.sql.contains("from r0 parts group by dim2)"));
         assert_eq!(stmt.params.len(), 4);
+    }
+
+    #[test]
+    fn parameters_as_postgres_text_input_quote_array_elements() {
+        assert_eq!(
+            Param::TextArray(vec![
+                Some("a\"b".into()),
+                None,
+                Some("c\\d".into()),
+                Some("".into())
+            ])
+            .text(),
+            r#"{"a\"b",NULL,"c\\d",""}"#
+        );
+        assert_eq!(
+            Param::TimeArray(vec![Some(at("2026-03-01T00:00:00Z")), None]).text(),
+            r#"{"2026-03-01T00:00:00.000000Z",NULL}"#
+        );
+        assert_eq!(Param::IntArray(vec![3, -1]).text(), "{3,-1}");
+        assert_eq!(Param::Int(7).text(), "7");
     }
 }

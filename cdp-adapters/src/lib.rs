@@ -20,6 +20,7 @@ pub mod analytics;
 pub mod codec;
 pub mod counting_rows;
 pub mod counting_sql;
+pub mod fold_sql;
 #[cfg(feature = "native")]
 pub mod migrate;
 #[cfg(feature = "native")]

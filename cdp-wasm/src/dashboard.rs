@@ -20,7 +20,7 @@ use cdp_answers::bodies::{metrics_body, searches_body};
 use cdp_answers::figures::{self, Bucket, Range};
 use cdp_core::counting::reads::{MetricsPlan, SearchPlan};
 use cdp_core::counting::{ReadPlan, Resolution};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
@@ -179,14 +179,7 @@ impl Engine {
             prefix: quoted_schema(schema),
         };
         let (stmt, _) = plan_as_json(&d, self.cfg.brand_id().as_str(), planned.plan());
-        let params: Vec<String> = stmt
-            .params
-            .iter()
-            .map(|p| match p {
-                Param::Text(s) => s.clone(),
-                Param::Time(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
-            })
-            .collect();
+        let params: Vec<String> = stmt.params.iter().map(Param::text).collect();
         Ok(json!({ "sql": stmt.sql, "params": params, "state": state }).to_string())
     }
 

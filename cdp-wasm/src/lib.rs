@@ -10,6 +10,7 @@
 
 pub mod dashboard;
 pub mod delivery;
+pub mod fold;
 pub mod http;
 pub mod visitor;
 

@@ -6,7 +6,9 @@
 // The dashboard API (GET /api/cdp/metrics, /api/cdp/searches) reads Supabase's Postgres
 // through the Hyperdrive binding: wasm checks access and parameters and hands back one
 // read-only statement, this file runs it in a repeatable-read transaction, and wasm turns the
-// row into the answer (the same plan, SQL and body as `cdp serve`).
+// row into the answer (the same plan, SQL and body as `cdp serve`). The rollups are folded at
+// the edge too, with the Postgres store's statements and the core's fold (wasm `Fold`): after
+// each delivered batch, before each dashboard read, and on the Cron Trigger.
 //
 // Flow: POST /collect -> checks in wasm -> each visitor's events to that visitor's Durable
 // Object (serialised: load profile, apply, enqueue rows, save) -> answer. The queue consumer
@@ -16,7 +18,7 @@
 import { DurableObject } from "cloudflare:workers";
 import postgres from "postgres";
 import wasmModule from "../pkg/cdp_wasm_bg.wasm";
-import { initSync, Engine, Delivery, is_event_row, retry_delay_seconds } from "../pkg/cdp_wasm.js";
+import { initSync, Engine, Delivery, Fold, is_event_row, retry_delay_seconds } from "../pkg/cdp_wasm.js";
 
 initSync({ module: wasmModule });
 
@@ -124,6 +126,55 @@ function bench({ events, now, reps }, e) {
   return Response.json({ events: n });
 }
 
+// A Postgres client through Hyperdrive, one connection, values as Postgres sends them.
+function database(env) {
+  if (!env.HYPERDRIVE) throw new Error("no HYPERDRIVE binding: see docs/deploy-cloudflare.md");
+  return postgres(env.HYPERDRIVE.connectionString, {
+    max: 1, fetch_types: false, prepare: false, connect_timeout: 10, onnotice: () => {},
+  });
+}
+
+// Most events one fold transaction takes (as `cdp serve`'s Postgres fold).
+const FOLD_EVENTS = 100000;
+
+// Folds the pending events into the rollups, a batch per transaction, until none is
+// pending; the statements and the fold are wasm's (Fold). Returns how many it folded.
+async function foldRollups(env, sql) {
+  const schema = env.SUPABASE_SCHEMA ?? "public";
+  let total = 0;
+  for (;;) {
+    const f = new Fold(schema, FOLD_EVENTS);
+    try {
+      await sql.begin(async (tx) => {
+        for (let s; (s = f.next_statement()) !== undefined;) {
+          const st = JSON.parse(s);
+          f.answer(JSON.stringify(await tx.unsafe(st.sql, st.params).values()));
+        }
+      });
+      const n = f.folded();
+      total += n;
+      if (n < FOLD_EVENTS) return total;
+    } finally {
+      f.free();
+    }
+  }
+}
+
+// Folds with a connection of its own, logging instead of throwing: a fold that fails is
+// retried by the next batch, the next dashboard read and the Cron Trigger.
+async function foldQuietly(env, why) {
+  let sql;
+  try {
+    sql = database(env);
+    const n = await foldRollups(env, sql);
+    if (n > 0) log("log", "rollups folded", { events: n, why });
+  } catch (err) {
+    log("error", "rollup fold failed", { why, error: String(err.message ?? err) });
+  } finally {
+    if (sql) await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
 // Runs one dashboard read: the statement wasm planned, in a read-only repeatable-read
 // transaction (one snapshot), on a connection through Hyperdrive. Values stay as Postgres
 // sent them: JSON columns parsed, nothing else converted.
@@ -137,10 +188,10 @@ async function dashboard(request, env, url) {
   const state = JSON.stringify(planned.state);
   let sql;
   try {
-    if (!env.HYPERDRIVE) throw new Error("no HYPERDRIVE binding: see docs/deploy-cloudflare.md");
-    sql = postgres(env.HYPERDRIVE.connectionString, {
-      max: 1, fetch_types: false, prepare: false, connect_timeout: 10, onnotice: () => {},
-    });
+    sql = database(env);
+    // The rollups trail the delivered events by up to one fold: fold what is pending first,
+    // so the answer counts every event stored before this request (as `cdp serve` does).
+    await foldRollups(env, sql);
     const rows = await sql.begin("isolation level repeatable read read only",
       (tx) => tx.unsafe(planned.sql, planned.params).values());
     return send(e.dashboard_answer(state, schema, JSON.stringify(rows[0] ?? []), undefined, undefined));
@@ -288,6 +339,7 @@ async function deliver(batch, env) {
       error: dead.error, row: dead.row, failed_at: new Date().toISOString() });
   }
   for (const msg of messages) msg.ack();
+  await foldQuietly(env, "batch delivered");
   if (Date.now() - lastLivenessWrite >= 1000) {
     lastLivenessWrite = Date.now();
     await env.CDP_KV.put("last_event_at", new Date().toISOString()).catch((err) =>
@@ -326,5 +378,10 @@ export default {
   async queue(batch, env) {
     if (batch.queue === env.DEAD_LETTER_QUEUE_NAME) return keepDeadLetters(batch, env);
     return deliver(batch, env);
+  },
+
+  // The Cron Trigger: a safety net that folds whatever a failed fold left pending.
+  async scheduled(controller, env, ctx) {
+    ctx.waitUntil(foldQuietly(env, "cron"));
   },
 };

@@ -1,10 +1,12 @@
 // The dashboard API at the edge: the built Worker in real workerd through miniflare, its
 // HYPERDRIVE binding pointed at the real Postgres (miniflare passes the connection through
 // to it as Cloudflare's Hyperdrive would to Supabase's database), against `cdp serve` over
-// the same database. The events go in through `cdp serve` (which folds the rollups), and both
-// answer every read: the Worker must give the same JSON for the same `now`.
-//   CDP_BIN     the `cdp` binary
-//   BUNDLE_DIR  wrangler --dry-run --outdir output of the default environment
+// the same database: both answer every read, and the Worker must give the same JSON for the
+// same `now`. Then the same events go in through the Worker (queue, Supabase REST played by
+// the PostgREST stand-in over the real Postgres, the fold at the edge) and must count the same.
+//   CDP_BIN      the `cdp` binary
+//   BUNDLE_DIR   wrangler --dry-run --outdir output of the default environment
+//   STANDIN_BIN  cdp-adapters example postgrest_standin
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -13,7 +15,7 @@ import { join, resolve } from "node:path";
 import { createServer } from "node:net";
 import { Miniflare } from "miniflare";
 import postgres from "postgres";
-import { bundleOptions, need, sleep, freePort } from "../test-support.js";
+import { bundleOptions, need, sleep, startStandin, waitFor, freePort } from "../test-support.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const JOURNEYS = join(ROOT, "fixtures/journeys");
@@ -56,14 +58,19 @@ async function startServe(db) {
 }
 
 const workers = [];
-async function startWorker(hyperdrive, { token = TOKEN } = {}) {
+const KEY = "worker-test-service-key";
+async function startWorker(hyperdrive, { token = TOKEN, schema = "public", rest = "http://127.0.0.1:9" } = {}) {
   const mf = new Miniflare({
     ...bundleOptions(),
+    queueConsumers: {
+      events: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10, deadLetterQueue: "events-dlq" },
+      "events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
+    },
     hyperdrives: { HYPERDRIVE: hyperdrive },
     bindings: {
-      SUPABASE_URL: "http://127.0.0.1:9", // not used by the dashboard API
-      SUPABASE_SERVICE_KEY: "worker-test-service-key",
-      SUPABASE_SCHEMA: "public",
+      SUPABASE_URL: rest,
+      SUPABASE_SERVICE_KEY: KEY,
+      SUPABASE_SCHEMA: schema,
       CDP_ALLOWED_ORIGINS: ORIGIN,
       DEAD_LETTER_QUEUE_NAME: "events-dlq",
       CDP_TEST_MODE: "1",
@@ -77,6 +84,7 @@ async function startWorker(hyperdrive, { token = TOKEN } = {}) {
 
 after(async () => {
   for (const mf of workers) await mf.dispose();
+  standin?.stop();
   for (const p of serves) p.kill("SIGTERM");
   await sleep(500);
   for (const db of databases) await admin.unsafe(`drop database if exists ${db} with (force)`).catch(() => {});
@@ -140,11 +148,15 @@ const withoutGeneratedAt = ({ body, ...rest }) => {
 
 let serve;
 let mf;
+let posted;
+let standin;
 before(async () => {
+  standin = await startStandin(KEY);
   const db = await newDatabase();
   serve = await startServe(db);
   mf = await startWorker(dbUrl(db, { password: "unused" }));
-  await collect(serve, events(Date.now() - 60_000, 6));
+  posted = events(Date.now() - 60_000, 6);
+  await collect(serve, posted);
 });
 
 test("metrics from the Worker are cdp serve's, for 24h, 7d and 30d", async () => {
@@ -235,4 +247,33 @@ test("no secret in any dashboard answer", async () => {
     assert.ok(!t.includes("worker-test-service-key"), "service key in an answer");
     assert.ok(!t.includes("unused@"), "connection string in an answer");
   }
+});
+
+test("events posted to the Worker are folded at the edge and counted as cdp serve counts them", async () => {
+  const schema = await standin.newSchema();
+  const edge = await startWorker(dbUrl(PG.pathname.slice(1), { password: "unused" }), { schema, rest: standin.rest });
+  for (let i = 0; i < posted.length; i += 50) {
+    const res = await edge.dispatchFetch("http://worker.test/collect", {
+      method: "POST", headers: { "content-type": "application/json", origin: ORIGIN },
+      body: JSON.stringify(posted.slice(i, i + 50)),
+    });
+    assert.equal(res.status, 200, await res.text());
+  }
+  const served = postgres(dbUrl(databases[0]), { max: 1 });
+  const [{ n: want }] = await served`select count(*)::int as n from cdp_events`;
+  await served.end();
+  const q = (text) => admin.unsafe(text.replaceAll("S.", `"${schema}".`));
+  // Delivered by the queue consumer, then folded by it: nothing left pending, before any read.
+  await waitFor("every event delivered to Supabase", async () =>
+    (await q("select count(*)::int as n from S.cdp_events"))[0].n === want);
+  await waitFor("the consumer's fold", async () =>
+    (await q("select count(*)::int as n from S.cdp_rollup_pending"))[0].n === 0);
+  assert.ok((await q("select count(*)::int as n from S.cdp_counters"))[0].n > 0, "counters folded");
+  for (const range of ["24h", "7d", "30d"]) {
+    const { want: w, got } = await both(serve, edge, `/api/cdp/metrics?range=${range}`);
+    assert.equal(w.body.status, "ok");
+    assert.deepEqual(withoutGeneratedAt(got), withoutGeneratedAt(w), range);
+  }
+  const { want: ws, got: gs } = await both(serve, edge, "/api/cdp/searches?range=7d");
+  assert.deepEqual(gs, ws);
 });

@@ -12,10 +12,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { connect } from "node:net";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
-import { bundleOptions, need, sleep, waitFor, freePort } from "../test-support.js";
+import { bundleOptions, need, sleep, startStandin, waitFor, freePort } from "../test-support.js";
 
 const KEY = "worker-test-service-key";
 const ORIGIN = "https://southlandorganics.com";
@@ -33,29 +32,9 @@ const SEARCH_COLUMNS = ["brand_id", "event_id", "query", "anonymous_id", "result
 
 let standin;
 let rest;
-let control;
 
-async function startStandin() {
-  standin = spawn(need("STANDIN_BIN"), [KEY], { stdio: ["pipe", "pipe", "inherit"], env: process.env });
-  const line = await new Promise((ok, fail) => {
-    const rl = createInterface({ input: standin.stdout });
-    rl.once("line", ok);
-    standin.once("exit", (code) => fail(new Error(`PostgREST stand-in exited (${code}); is Postgres up?`)));
-  });
-  ({ rest_url: rest, control_url: control } = JSON.parse(line));
-}
-
-async function ctl(path, body) {
-  const res = await fetch(`${control}${path}`, body === undefined ? {} : {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-  });
-  assert.equal(res.status, 200, `control ${path}`);
-  return res.json();
-}
-
-async function newSchema() {
-  return (await ctl("/schema", {})).schema;
-}
+const ctl = (path, body) => standin.ctl(path, body);
+const newSchema = () => standin.newSchema();
 
 async function select(schema, table, columns, filters = {}) {
   const q = new URLSearchParams({ select: columns.join(","), order: "event_id.asc", ...filters });
@@ -124,13 +103,14 @@ async function startServe() {
 }
 
 before(async () => {
-  await startStandin();
+  standin = await startStandin(KEY);
+  rest = standin.rest;
   await startServe();
 });
 
 after(async () => {
   for (const mf of workers) await mf.dispose();
-  standin?.stdin.end();
+  standin?.stop();
   serve?.kill("SIGTERM");
   if (serveDir) rmSync(serveDir, { recursive: true, force: true });
 });

@@ -61,6 +61,11 @@ fn bound(p: &Param) -> rusqlite::types::Value {
     match p {
         Param::Text(s) => rusqlite::types::Value::Text(s.clone()),
         Param::Time(t) => rusqlite::types::Value::Text(codec::ts_text(*t)),
+        Param::Int(n) => rusqlite::types::Value::Integer(*n),
+        // SQLite has no arrays; no SQLite statement binds one.
+        p @ (Param::TextArray(_) | Param::TimeArray(_) | Param::IntArray(_)) => {
+            rusqlite::types::Value::Text(p.text())
+        }
     }
 }
 
