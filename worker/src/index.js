@@ -205,6 +205,33 @@ async function dashboard(request, env, url) {
   }
 }
 
+// Test mode only: one real dashboard read of `path` (for its row), then the wasm work of a
+// dashboard request (plan, then answer from that row) `reps` times with no I/O, so the caller
+// can time the CPU cost per request in workerd from the outside.
+async function benchDashboard({ path, reps }, request, env, e) {
+  const url = new URL(path, "http://bench.test");
+  const schema = env.SUPABASE_SCHEMA ?? "public";
+  const plan = () => JSON.parse(e.dashboard_request(url.pathname, url.search,
+    request.headers.get("authorization") ?? undefined, undefined, env.CDP_ADMIN_TOKEN ?? "", schema,
+    nowMs(request, env)));
+  const planned = plan();
+  const sql = database(env);
+  let columns;
+  try {
+    const rows = await sql.begin("isolation level repeatable read read only",
+      (tx) => tx.unsafe(planned.sql, planned.params).values());
+    columns = JSON.stringify(rows[0] ?? []);
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+  let bytes = 0;
+  for (let r = 0; r < reps; r++) {
+    const p = plan();
+    bytes += e.dashboard_answer(JSON.stringify(p.state), schema, columns, undefined, undefined).length;
+  }
+  return Response.json({ reps, bytes });
+}
+
 async function route(request, env) {
   const e = engineFor(env);
   const origin = request.headers.get("origin");
@@ -222,6 +249,9 @@ async function route(request, env) {
   }
   if (pathname === "/__bench" && env.CDP_TEST_MODE === "1" && request.method === "POST") {
     return bench(await request.json(), e);
+  }
+  if (pathname === "/__bench_dashboard" && env.CDP_TEST_MODE === "1" && request.method === "POST") {
+    return benchDashboard(await request.json(), request, env, e);
   }
   if (pathname === "/health") {
     if (request.method !== "GET") return send(e.error_reply("method_not_allowed", o));
