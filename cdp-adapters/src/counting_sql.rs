@@ -402,6 +402,60 @@ fn last_event_sql(b: &mut Builder<'_>, brand: &str) -> String {
     )
 }
 
+/// The live stream's read on Postgres (tables under `prefix`): the newest events of a brand,
+/// filtered, columns of `codec::EVENT_COLUMNS`.
+pub fn recent_events(prefix: &str, brand: &str, q: &crate::analytics::StreamQuery) -> Stmt {
+    recent_events_with(prefix, brand, q, |c| format!("\"{c}\""))
+}
+
+/// [`recent_events`] answering one JSON value: the array of the rows as objects keyed by
+/// column (as PostgREST answers, so `codec::EventColumns` reads them), the `real` columns
+/// widened to `float8` in SQL exactly as the native client widens them.
+pub fn recent_events_json(prefix: &str, brand: &str, q: &crate::analytics::StreamQuery) -> Stmt {
+    let s = recent_events_with(prefix, brand, q, |c| match c {
+        "persona_confidence" | "stage_confidence" => format!("\"{c}\"::float8 as \"{c}\""),
+        _ => format!("\"{c}\""),
+    });
+    Stmt {
+        sql: format!(
+            "select coalesce(json_agg(t), '[]'::json) from ({}) t",
+            s.sql
+        ),
+        params: s.params,
+    }
+}
+
+fn recent_events_with(
+    prefix: &str,
+    brand: &str,
+    q: &crate::analytics::StreamQuery,
+    column: impl Fn(&str) -> String,
+) -> Stmt {
+    let d = Dialect::Postgres {
+        prefix: prefix.to_owned(),
+    };
+    let mut b = Builder::new(&d);
+    let mut wheres = vec![format!("brand_id = {}", b.text(brand))];
+    if let Some(t) = &q.event_type {
+        wheres.push(format!("event_type = {}", b.text(t)));
+    }
+    if let Some(p) = &q.persona {
+        wheres.push(format!("predicted_persona = {}", b.text(p)));
+    }
+    let limit = b.bind(Param::Int(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+    let cols: Vec<String> = crate::codec::EVENT_COLUMNS
+        .iter()
+        .map(|c| column(c))
+        .collect();
+    b.sql = format!(
+        "select {} from {} where {} order by \"timestamp\" desc, seq desc limit {limit}::int8",
+        cols.join(", "),
+        d.table("cdp_events"),
+        wheres.join(" and ")
+    );
+    b.done()
+}
+
 /// A select of `columns` columns as one JSON value: the array of its rows, each an array of
 /// its columns (instants as RFC 3339 text, whole numbers as numbers). For a client that
 /// should not convert values itself (the Worker's), and to put several reads in one row.

@@ -4,11 +4,17 @@
 //! alike.
 
 use crate::figures::Range;
+use cdp_adapters::analytics::StreamQuery;
 use cdp_core::intake::{ErrorBody, Problem, RETRY_AFTER_SECONDS};
+use cdp_core::{Config, EventType};
 use serde_json::{json, Map, Value};
 
 /// The default range of metrics and searches.
 pub const DEFAULT_RANGE: Range = Range::Week;
+/// Events the stream returns when no limit is given.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The most events the stream returns.
+pub const MAX_LIMIT: usize = 100;
 
 /// What the 401 says.
 pub const UNAUTHORIZED_MESSAGE: &str =
@@ -96,4 +102,66 @@ impl Failure {
             }),
         }
     }
+}
+
+/// The stream's filters (`limit`, `type`, `persona` of the query string), or the first bad
+/// one.
+pub fn stream_query(
+    cfg: &Config,
+    limit: Option<&str>,
+    event_type: Option<&str>,
+    persona: Option<&str>,
+) -> Result<StreamQuery, Problem> {
+    let bad = |field: &str, rule: String| Problem::new(field, rule);
+    let limit = match limit.map(|l| l.trim()) {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<u64>() {
+            Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+            _ => {
+                return Err(bad(
+                    "limit",
+                    format!(
+                    "must be a whole number from 1 (at most {MAX_LIMIT} are returned), got `{}`",
+                    shown(l)
+                ),
+                ))
+            }
+        },
+    };
+    let event_type = match event_type.map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => match EventType::parse(t) {
+            Some(t) => Some(t.as_str().to_owned()),
+            None => {
+                return Err(bad(
+                    "type",
+                    format!(
+                        "must be an event type of the contract ({}), got `{}`",
+                        EventType::known_list(),
+                        shown(t)
+                    ),
+                ))
+            }
+        },
+    };
+    let persona = match persona.map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) if cfg.has_persona(p) => Some(p.to_owned()),
+        Some(p) => {
+            let known: Vec<&str> = cfg.personas().iter().map(|x| x.id.as_str()).collect();
+            return Err(bad(
+                "persona",
+                format!(
+                    "must be a persona id ({}), got `{}`",
+                    known.join(", "),
+                    shown(p)
+                ),
+            ));
+        }
+    };
+    Ok(StreamQuery {
+        event_type,
+        persona,
+        limit,
+    })
 }

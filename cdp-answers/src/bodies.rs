@@ -249,3 +249,12 @@ pub fn searches_body(range: Range, counts: &[cdp_core::counting::SearchCount]) -
         figures,
     }
 }
+
+/// Assembles the stream answer from the rows, newest first.
+pub fn events_body(cfg: &Config, rows: &[EventRow]) -> EventsBody {
+    let events: Vec<StreamEvent> = rows.iter().map(|r| StreamEvent::of(cfg, r)).collect();
+    EventsBody {
+        status: if events.is_empty() { "empty" } else { "ok" },
+        events,
+    }
+}

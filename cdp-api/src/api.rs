@@ -4,28 +4,24 @@
 //! turn the counts into the answer. An unreachable store is a 503 with `status: "offline"`,
 //! which the dashboard shows as such; no events is a 200 with `status: "empty"`.
 
-use crate::reply::{AppError, Problem, Refusal};
+use crate::reply::{AppError, Refusal};
 use crate::server::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use cdp_adapters::analytics::{Analytics, AnalyticsError, Resolution, StreamQuery};
 use cdp_adapters::ProfileStore;
 pub use cdp_answers::bodies::{
-    metrics_body, profile_body, searches_body, EventsBody, MetricsBody, ProfileBody, SearchesBody,
-    StageBody, StreamEvent, WindowBody,
+    events_body, metrics_body, profile_body, searches_body, EventsBody, MetricsBody, ProfileBody,
+    SearchesBody, StageBody, StreamEvent, WindowBody,
 };
 use cdp_answers::figures::{self, Range};
-use cdp_core::{AnonymousId, Config, EventType};
+use cdp_core::{AnonymousId, Config};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-pub use cdp_answers::api::{shown, DEFAULT_RANGE};
-/// Events the stream returns when no limit is given.
-pub const DEFAULT_LIMIT: usize = 50;
-/// The most events the stream returns.
-pub const MAX_LIMIT: usize = 100;
+pub use cdp_answers::api::{shown, DEFAULT_LIMIT, DEFAULT_RANGE, MAX_LIMIT};
 /// The longest a dashboard query may take before the store counts as offline.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -72,66 +68,9 @@ pub fn stream_query(
     cfg: &Config,
     params: &HashMap<String, String>,
 ) -> Result<StreamQuery, AppError> {
-    let bad = |field: &str, rule: String| AppError::BadParameter(Problem::new(field, rule));
-    let limit = match params.get("limit").map(|l| l.trim()) {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(l) => match l.parse::<u64>() {
-            Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
-            _ => {
-                return Err(bad(
-                    "limit",
-                    format!(
-                    "must be a whole number from 1 (at most {MAX_LIMIT} are returned), got `{}`",
-                    shown(l)
-                ),
-                ))
-            }
-        },
-    };
-    let event_type = match params
-        .get("type")
-        .map(|t| t.trim())
-        .filter(|t| !t.is_empty())
-    {
-        None => None,
-        Some(t) => match EventType::parse(t) {
-            Some(t) => Some(t.as_str().to_owned()),
-            None => {
-                return Err(bad(
-                    "type",
-                    format!(
-                        "must be an event type of the contract ({}), got `{}`",
-                        EventType::known_list(),
-                        shown(t)
-                    ),
-                ))
-            }
-        },
-    };
-    let persona = match params
-        .get("persona")
-        .map(|p| p.trim())
-        .filter(|p| !p.is_empty())
-    {
-        None => None,
-        Some(p) if cfg.has_persona(p) => Some(p.to_owned()),
-        Some(p) => {
-            let known: Vec<&str> = cfg.personas().iter().map(|x| x.id.as_str()).collect();
-            return Err(bad(
-                "persona",
-                format!(
-                    "must be a persona id ({}), got `{}`",
-                    known.join(", "),
-                    shown(p)
-                ),
-            ));
-        }
-    };
-    Ok(StreamQuery {
-        event_type,
-        persona,
-        limit,
-    })
+    let get = |k: &str| params.get(k).map(String::as_str);
+    cdp_answers::api::stream_query(cfg, get("limit"), get("type"), get("persona"))
+        .map_err(AppError::BadParameter)
 }
 
 /// `GET /api/cdp/events?limit=&type=&persona=`.
@@ -141,11 +80,7 @@ pub async fn events(
 ) -> Result<Json<EventsBody>, AppError> {
     let query = stream_query(&app.cfg, &params)?;
     let rows = ask(app.store.recent_events(app.cfg.brand_id(), &query)).await?;
-    let events: Vec<StreamEvent> = rows.iter().map(|r| StreamEvent::of(&app.cfg, r)).collect();
-    Ok(Json(EventsBody {
-        status: if events.is_empty() { "empty" } else { "ok" },
-        events,
-    }))
+    Ok(Json(events_body(&app.cfg, &rows)))
 }
 
 /// `GET /api/cdp/searches?range=`.

@@ -1,5 +1,6 @@
-//! The dashboard API at the edge (`GET /api/cdp/metrics`, `/api/cdp/searches`): the same
-//! plans, statements and answer bodies as `cdp serve` over Postgres. A request goes in two
+//! The dashboard API at the edge (`GET /api/cdp/metrics`, `/api/cdp/searches`,
+//! `/api/cdp/events`): the same plans, statements and answer bodies as `cdp serve` over
+//! Postgres. A request goes in two
 //! calls, because the read itself is I/O the JavaScript does over Hyperdrive:
 //!
 //! 1. [`Engine::dashboard_request`] checks access and the parameters and answers at once
@@ -12,14 +13,19 @@
 //! rebuilt from it, deterministically, so nothing of the request lives in the isolate.
 
 use crate::{at_ms, js_err, to_json, Engine};
+use cdp_adapters::analytics::StreamQuery;
+use cdp_adapters::codec::EventColumns;
 use cdp_adapters::counting_rows::answers_from_json;
-use cdp_adapters::counting_sql::{plan_as_json, Dialect, Param};
+use cdp_adapters::counting_sql::{
+    plan_as_json, recent_events_json, Dialect, JsonLayout, Param, Stmt,
+};
 use cdp_answers::access::AdminToken;
-use cdp_answers::api::{range_param, Failure};
-use cdp_answers::bodies::{metrics_body, searches_body};
+use cdp_answers::api::{range_param, stream_query, Failure, DEFAULT_RANGE};
+use cdp_answers::bodies::{events_body, metrics_body, searches_body};
 use cdp_answers::figures::{self, Bucket, Range};
 use cdp_core::counting::reads::{MetricsPlan, SearchPlan};
 use cdp_core::counting::{ReadPlan, Resolution};
+use cdp_core::EventRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -31,6 +37,7 @@ use wasm_bindgen::prelude::*;
 enum Answer {
     Metrics,
     Searches,
+    Events,
 }
 
 /// What [`Engine::dashboard_answer`] needs back.
@@ -38,6 +45,8 @@ enum Answer {
 struct State {
     answer: Answer,
     range: Range,
+    /// The stream's filters (events only).
+    stream: Option<StreamQuery>,
     now_ms: i64,
 }
 
@@ -47,9 +56,10 @@ enum Planned {
 }
 
 impl Planned {
-    fn of(s: &State, now: DateTime<Utc>) -> Planned {
+    /// The plan of a metrics or searches request (`None` for the stream).
+    fn of(s: &State, now: DateTime<Utc>) -> Option<Planned> {
         let w = figures::windows(s.range, now);
-        match s.answer {
+        Some(match s.answer {
             Answer::Metrics => Planned::Metrics(MetricsPlan::new(
                 w.current,
                 w.previous,
@@ -59,7 +69,8 @@ impl Planned {
                 },
             )),
             Answer::Searches => Planned::Searches(SearchPlan::new(w.current, w.previous)),
-        }
+            Answer::Events => return None,
+        })
     }
 
     fn plan(&self) -> &ReadPlan {
@@ -127,6 +138,26 @@ fn quoted_schema(schema: &str) -> String {
     format!("\"{}\".", schema.replace('"', "\"\""))
 }
 
+impl Engine {
+    /// The statement of a request, with its plan and layout (none for the stream).
+    fn statement(
+        &self,
+        state: &State,
+        schema: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Stmt, Option<Planned>, Option<JsonLayout>), JsError> {
+        let prefix = quoted_schema(schema);
+        let brand = self.cfg.brand_id().as_str();
+        if let Some(q) = &state.stream {
+            return Ok((recent_events_json(&prefix, brand, q), None, None));
+        }
+        let planned = Planned::of(state, now).ok_or_else(|| js_err("no plan for this answer"))?;
+        let d = Dialect::Postgres { prefix };
+        let (stmt, layout) = plan_as_json(&d, brand, planned.plan());
+        Ok((stmt, Some(planned), Some(layout)))
+    }
+}
+
 #[wasm_bindgen]
 impl Engine {
     /// Step 1 of a dashboard API request: `path` and `query` of the URL, the `Authorization`
@@ -158,27 +189,35 @@ impl Engine {
         let answer = match path.trim_end_matches('/') {
             "/api/cdp/metrics" => Answer::Metrics,
             "/api/cdp/searches" => Answer::Searches,
+            "/api/cdp/events" => Answer::Events,
             _ => return Ok(json!({ "reply": failed(&Failure::NotFound) }).to_string()),
         };
         let pairs = query_pairs(query);
-        let range = pairs
-            .iter()
-            .find(|(k, _)| k == "range")
-            .map(|(_, v)| v.as_str());
-        let range = match range_param(range) {
-            Ok(r) => r,
-            Err(p) => return Ok(json!({ "reply": failed(&Failure::BadParameter(p)) }).to_string()),
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let bad = |p| Ok(json!({ "reply": failed(&Failure::BadParameter(p)) }).to_string());
+        let (range, stream) = if answer == Answer::Events {
+            match stream_query(&self.cfg, get("limit"), get("type"), get("persona")) {
+                Ok(q) => (DEFAULT_RANGE, Some(q)),
+                Err(p) => return bad(p),
+            }
+        } else {
+            match range_param(get("range")) {
+                Ok(r) => (r, None),
+                Err(p) => return bad(p),
+            }
         };
         let state = State {
             answer,
             range,
+            stream,
             now_ms: now.timestamp_millis(),
         };
-        let planned = Planned::of(&state, now);
-        let d = Dialect::Postgres {
-            prefix: quoted_schema(schema),
-        };
-        let (stmt, _) = plan_as_json(&d, self.cfg.brand_id().as_str(), planned.plan());
+        let stmt = self.statement(&state, schema, now)?.0;
         let params: Vec<String> = stmt.params.iter().map(Param::text).collect();
         Ok(json!({ "sql": stmt.sql, "params": params, "state": state }).to_string())
     }
@@ -206,23 +245,46 @@ impl Engine {
             return Ok(to_json(&failed(&f)));
         };
         let now = at_ms(state.now_ms as f64)?;
-        let planned = Planned::of(&state, now);
-        let d = Dialect::Postgres {
-            prefix: quoted_schema(schema),
-        };
-        let (_, layout) = plan_as_json(&d, self.cfg.brand_id().as_str(), planned.plan());
         let cols: Vec<Value> = serde_json::from_str(&columns).map_err(js_err)?;
-        let answers = match answers_from_json("dashboard_read", planned.plan(), &layout, &cols) {
-            Ok(a) => a,
-            Err(e) => return Ok(to_json(&failed(&Failure::QueryFailed(e.to_string())))),
-        };
-        let w = figures::windows(state.range, now);
-        let body = match &planned {
-            Planned::Metrics(p) => {
-                serde_json::to_value(metrics_body(&self.cfg, &w, now, &p.assemble(&answers)))
+        let (_, planned, layout) = self.statement(&state, schema, now)?;
+        let failed_read = |e: String| Ok(to_json(&failed(&Failure::QueryFailed(e))));
+        let body = match (planned, layout) {
+            (Some(planned), Some(layout)) => {
+                let answers =
+                    match answers_from_json("dashboard_read", planned.plan(), &layout, &cols) {
+                        Ok(a) => a,
+                        Err(e) => return failed_read(e.to_string()),
+                    };
+                let w = figures::windows(state.range, now);
+                match &planned {
+                    Planned::Metrics(p) => serde_json::to_value(metrics_body(
+                        &self.cfg,
+                        &w,
+                        now,
+                        &p.assemble(&answers),
+                    )),
+                    Planned::Searches(p) => {
+                        serde_json::to_value(searches_body(state.range, &p.assemble(&answers)))
+                    }
+                }
             }
-            Planned::Searches(p) => {
-                serde_json::to_value(searches_body(state.range, &p.assemble(&answers)))
+            _ => {
+                let rows: Result<Vec<EventRow>, String> = cols
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| "the stream read answered no column".to_owned())
+                    .and_then(|v| {
+                        serde_json::from_value::<Vec<EventColumns>>(v).map_err(|e| e.to_string())
+                    })
+                    .and_then(|list| {
+                        list.into_iter()
+                            .map(|c| c.into_row("recent_events").map_err(|e| e.to_string()))
+                            .collect()
+                    });
+                match rows {
+                    Ok(rows) => serde_json::to_value(events_body(&self.cfg, &rows)),
+                    Err(e) => return failed_read(e),
+                }
             }
         }
         .map_err(js_err)?;

@@ -179,9 +179,23 @@ test("searches from the Worker are cdp serve's", async () => {
   assert.ok(want.body.total.value > 0, "the journeys' searches were counted");
 });
 
+test("the event stream from the Worker is cdp serve's, filtered alike", async () => {
+  for (const q of ["", "?limit=5", "?type=page_view", "?persona=backyard&limit=100", "?type=search_performed&persona=lawn"]) {
+    const want = await read(await fetch(`${serve}/api/cdp/events${q}`, { headers: bearer }));
+    const got = await read(await mf.dispatchFetch(`http://worker.test/api/cdp/events${q}`, { headers: bearer }));
+    assert.equal(want.status, 200, JSON.stringify(want.body));
+    assert.deepEqual(got, want, q);
+  }
+  const all = await read(await fetch(`${serve}/api/cdp/events?limit=100`, { headers: bearer }));
+  assert.ok(all.body.events.length > 20, "the stream holds the journeys' events");
+});
+
 test("a bad range, no token and a wrong token are refused as cdp serve refuses them", async () => {
   const cases = [
     ["bad range", "/api/cdp/metrics?range=12y", bearer],
+    ["bad limit", "/api/cdp/events?limit=0", bearer],
+    ["bad type", "/api/cdp/events?type=nope", bearer],
+    ["bad persona", "/api/cdp/events?persona=nope", bearer],
     ["no token", "/api/cdp/metrics?range=7d", {}],
     ["wrong token", "/api/cdp/metrics?range=7d", { authorization: "Bearer not-the-admin-token" }],
     ["wrong scheme", "/api/cdp/searches", { authorization: `Basic ${TOKEN}` }],
@@ -238,7 +252,7 @@ test("the database down is offline (503 with Retry-After), not an error", async 
 
 test("no secret in any dashboard answer", async () => {
   const texts = [];
-  for (const path of ["/api/cdp/metrics?range=30d", "/api/cdp/searches", "/api/cdp/metrics?range=bad", "/api/cdp/nothing"]) {
+  for (const path of ["/api/cdp/metrics?range=30d", "/api/cdp/searches", "/api/cdp/events", "/api/cdp/metrics?range=bad", "/api/cdp/nothing"]) {
     const res = await mf.dispatchFetch(`http://worker.test${path}`, { headers: bearer });
     texts.push(await res.text());
   }

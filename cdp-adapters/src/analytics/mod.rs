@@ -30,7 +30,7 @@ use cdp_core::counting::{
 use cdp_core::{BrandId, EventRow};
 
 /// Which events the live stream wants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StreamQuery {
     /// Only this event type.
     pub event_type: Option<String>,

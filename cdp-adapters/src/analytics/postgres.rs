@@ -6,11 +6,10 @@
 //! of the backend, so they work through a transaction pooler.
 
 use super::{AnalyticsError, RollupRows, StreamQuery};
-use crate::codec::EVENT_COLUMNS;
 use crate::counting_rows::{self, Cells};
 use crate::counting_sql::{self, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
 use crate::fold_sql::PgFold;
-use crate::postgres::{col_list, event_from_pg, ident, pg_err, PostgresStore};
+use crate::postgres::{event_from_pg, ident, pg_err, PostgresStore};
 use crate::StoreError;
 use cdp_core::counting::{fold, ReadAnswers, ReadPlan};
 use cdp_core::{BrandId, EventRow};
@@ -125,31 +124,18 @@ impl PostgresStore {
         query: &StreamQuery,
     ) -> Result<Vec<EventRow>, AnalyticsError> {
         let op = "recent_events";
-        let brand = brand.as_str();
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let stream = format!(
-            "select {} from {}.cdp_events where brand_id = $1 \
-             and ($2::text is null or event_type = $2) \
-             and ($3::text is null or predicted_persona = $3) \
-             order by \"timestamp\" desc, seq desc limit $4",
-            col_list(&EVENT_COLUMNS),
-            ident(self.schema())
+        let stmt = counting_sql::recent_events(
+            &format!("{}.", ident(self.schema())),
+            brand.as_str(),
+            query,
         );
         Ok(self
             .read(op, async |tx| {
-                let rows = tx
-                    .query_typed(
-                        &stream,
-                        &[
-                            (&brand, Type::TEXT),
-                            (&query.event_type, Type::TEXT),
-                            (&query.persona, Type::TEXT),
-                            (&limit, Type::INT8),
-                        ],
-                    )
-                    .await
-                    .map_err(|e| pg_err(op, e))?;
-                rows.iter().map(|r| event_from_pg(op, r)).collect()
+                run(tx, op, &stmt)
+                    .await?
+                    .iter()
+                    .map(|r| event_from_pg(op, r))
+                    .collect()
             })
             .await?)
     }
