@@ -162,7 +162,16 @@ async function foldRollups(env, sql) {
 
 // Folds with a connection of its own, logging instead of throwing: a fold that fails is
 // retried by the next batch, the next dashboard read and the Cron Trigger.
+let warnedNoHyperdrive = false;
 async function foldQuietly(env, why) {
+  if (!env.HYPERDRIVE) {
+    // A collector-only deployment (no dashboard at the edge): said once per isolate.
+    if (!warnedNoHyperdrive) {
+      warnedNoHyperdrive = true;
+      log("warn", "no HYPERDRIVE binding: the rollups are not folded here; see docs/deploy-cloudflare.md", { why });
+    }
+    return;
+  }
   let sql;
   try {
     sql = database(env);
