@@ -9,21 +9,15 @@
 //   BENCH_DATABASE_URL=postgres://postgres:unused@127.0.0.1:5432/bench_edge node worker/bench-dashboard.mjs
 import { Miniflare } from "miniflare";
 import { join } from "node:path";
+import { bundleOptions } from "./test-support.js";
 
 const TOKEN = "bench-dashboard-admin-token";
 const db = process.env.BENCH_DATABASE_URL ?? "postgres://postgres:unused@127.0.0.1:5432/bench_edge";
 const requests = Number(process.env.BENCH_REQUESTS ?? 100);
-const dir = process.env.BUNDLE_DIR ?? join(import.meta.dirname, "dist/test");
 
+process.env.BUNDLE_DIR ??= join(import.meta.dirname, "dist/test");
 const mf = new Miniflare({
-  modules: true,
-  scriptPath: join(dir, "index.js"),
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-  compatibilityDate: "2025-09-01",
-  compatibilityFlags: ["nodejs_compat"],
-  kvNamespaces: ["CDP_KV"],
-  durableObjects: { VISITORS_DO: "Visitor" },
-  queueProducers: { EVENTS: { queueName: "events" }, DEAD_LETTER: { queueName: "events-dlq" } },
+  ...bundleOptions(),
   hyperdrives: { HYPERDRIVE: db },
   bindings: {
     SUPABASE_URL: "http://127.0.0.1:9", SUPABASE_SERVICE_KEY: "unused", SUPABASE_SCHEMA: "cdp_bench",

@@ -34,9 +34,10 @@ export function freePort() {
 }
 
 // The Miniflare options every test Worker shares: the wrangler bundle (BUNDLE_DIR) with its
-// wasm module, wrangler.toml's date and flags, and the bindings the code always touches.
-// Each test adds its queue consumers, Hyperdrive and variables.
-export function bundleOptions() {
+// wasm module, wrangler.toml's date and flags, the bindings the code always touches, and the
+// queue consumers (retrying at most `maxRetries` times). Each test adds its Hyperdrive and
+// variables.
+export function bundleOptions({ maxRetries = 10 } = {}) {
   return {
     modules: true,
     scriptPath: join(need("BUNDLE_DIR"), "index.js"),
@@ -46,6 +47,10 @@ export function bundleOptions() {
     kvNamespaces: ["CDP_KV"],
     durableObjects: { VISITORS_DO: "Visitor" },
     queueProducers: { EVENTS: { queueName: "events" }, DEAD_LETTER: { queueName: "events-dlq" } },
+    queueConsumers: {
+      events: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries, deadLetterQueue: "events-dlq" },
+      "events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
+    },
   };
 }
 

@@ -112,6 +112,11 @@ impl Dialect {
 
     /// The columns of a counted event: the ones `CountedEvent` has, properties last.
     pub fn counted_columns(&self) -> String {
+        self.counted_column_list().join(", ")
+    }
+
+    /// The columns of [`Dialect::counted_columns`], one per entry.
+    pub fn counted_column_list(&self) -> Vec<String> {
         let mut cols = vec![
             "seq".to_owned(),
             "brand_id".into(),
@@ -125,7 +130,7 @@ impl Dialect {
             "current_stage".into(),
         ];
         cols.extend(self.properties());
-        cols.join(", ")
+        cols
     }
 
     /// The [`PROPERTIES`] columns, in order.
@@ -549,7 +554,6 @@ pub fn plan_as_json(d: &Dialect, brand: &str, plan: &ReadPlan) -> (Stmt, JsonLay
 mod tests {
     use super::*;
     use cdp_core::counting::FactKind;
-    use cdp_core::counting::ReadPlan;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

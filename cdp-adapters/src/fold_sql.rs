@@ -5,7 +5,7 @@
 //! differs (typed natively, as Postgres text input at the edge: [`Param::text`]).
 
 use crate::counting_sql::{json_rows, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
-use cdp_core::counting::{fold, CountedEvent, CounterDelta, PROPERTIES};
+use cdp_core::counting::{fold, CountedEvent, CounterDelta};
 
 /// The fold's statements for one schema.
 #[derive(Debug, Clone)]
@@ -93,8 +93,7 @@ impl PgFold {
     /// [`PgFold::take`] answering one JSON value (see `counting_sql::json_rows`).
     pub fn take_json(&self, limit: i64) -> Stmt {
         let (with, select) = self.take_parts();
-        // `Dialect::counted_columns`: ten columns, then the properties.
-        let rows = json_rows(&select, 10 + PROPERTIES.len());
+        let rows = json_rows(&select, self.d.counted_column_list().len());
         stmt(format!("{with} {rows}"), vec![Param::Int(limit)])
     }
 

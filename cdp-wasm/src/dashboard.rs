@@ -29,6 +29,7 @@ use cdp_core::EventRow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use wasm_bindgen::prelude::*;
 
 /// Which answer a request wants.
@@ -81,38 +82,6 @@ impl Planned {
     }
 }
 
-/// The pairs of a query string (`a=1&b=2`), decoded.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
-    let decode = |s: &str| -> String {
-        let bytes = s.replace('+', " ").into_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-                (b'%', Some(h), Some(l)) if hex(*h).is_some() && hex(*l).is_some() => {
-                    out.push((hex(*h).unwrap_or(0) * 16 + hex(*l).unwrap_or(0)) as u8);
-                    i += 3;
-                }
-                (b, _, _) => {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
-    query
-        .trim_start_matches('?')
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode(k), decode(v)),
-            None => (decode(p), String::new()),
-        })
-        .collect()
-}
-
 /// A dashboard answer as the Worker's reply: JSON, and never cached once admitted (as
 /// `cdp serve`'s guard marks every API answer it lets through; its 401 carries no mark).
 fn reply(status: u16, body: &Value, retry_after: Option<u64>) -> Value {
@@ -160,8 +129,9 @@ impl Engine {
 
 #[wasm_bindgen]
 impl Engine {
-    /// Step 1 of a dashboard API request: `path` and `query` of the URL, the `Authorization`
-    /// and `Cookie` headers, the admin token (the Worker secret; empty: every request is
+    /// Step 1 of a dashboard API request: the URL's `path` and its query parameters as a JSON
+    /// object (decoded by the URL API; a repeated name keeps its last value, as `cdp serve`'s
+    /// query extractor does), the `Authorization` and `Cookie` headers, the admin token (the Worker secret; empty: every request is
     /// refused, there is no loopback at the edge), the Postgres schema and `now`. Returns
     /// JSON: `{"reply": Reply}`, or `{"sql", "params": [text...], "state"}` to run and hand
     /// to [`Engine::dashboard_answer`].
@@ -169,7 +139,7 @@ impl Engine {
     pub fn dashboard_request(
         &self,
         path: &str,
-        query: &str,
+        query_json: &str,
         authorization: Option<String>,
         cookie: Option<String>,
         admin_token: &str,
@@ -192,13 +162,8 @@ impl Engine {
             "/api/cdp/events" => Answer::Events,
             _ => return Ok(json!({ "reply": failed(&Failure::NotFound) }).to_string()),
         };
-        let pairs = query_pairs(query);
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let query: HashMap<String, String> = serde_json::from_str(query_json).map_err(js_err)?;
+        let get = |name: &str| query.get(name).map(String::as_str);
         let bad = |p| Ok(json!({ "reply": failed(&Failure::BadParameter(p)) }).to_string());
         let (range, stream) = if answer == Answer::Events {
             match stream_query(&self.cfg, get("limit"), get("type"), get("persona")) {
@@ -296,15 +261,40 @@ impl Engine {
 mod tests {
     use super::*;
 
+    fn engine() -> Engine {
+        match Engine::new("", "", 0) {
+            Ok(e) => e,
+            Err(_) => panic!("the bundled configuration builds"),
+        }
+    }
+
+    fn request(e: &Engine, path: &str, query: &str) -> Value {
+        match e.dashboard_request(
+            path,
+            query,
+            Some("Bearer a-dashboard-admin-token".into()),
+            None,
+            "a-dashboard-admin-token",
+            "s",
+            1_780_000_000_000.0,
+        ) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or(Value::Null),
+            Err(_) => panic!("{path} {query}: not planned"),
+        }
+    }
+
     #[test]
-    fn query_strings_are_decoded() {
-        assert_eq!(
-            query_pairs("?range=30d&x=a%20b+c&flag"),
-            vec![
-                ("range".to_owned(), "30d".to_owned()),
-                ("x".to_owned(), "a b c".to_owned()),
-                ("flag".to_owned(), String::new()),
-            ]
-        );
+    fn query_parameters_are_read_from_the_object_the_url_api_decoded() {
+        let e = engine();
+        let bad = request(&e, "/api/cdp/metrics", r#"{"range":"12y"}"#);
+        assert_eq!(bad["reply"]["status"], 400);
+        assert!(bad["reply"]["body"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"field\":\"range\""));
+        let ok = request(&e, "/api/cdp/events", r#"{"limit":"5","persona":"lawn"}"#);
+        assert_eq!(ok["state"]["stream"]["limit"], 5);
+        assert_eq!(ok["state"]["stream"]["persona"], "lawn");
+        assert_eq!(ok["params"].as_array().map(Vec::len), Some(3));
     }
 }

@@ -3,7 +3,7 @@
 // sampling, Supabase requests and their retry/split verdicts) is made in Rust; this file only
 // moves bytes between the bindings and those functions.
 //
-// The dashboard API (GET /api/cdp/metrics, /api/cdp/searches) reads Supabase's Postgres
+// The dashboard API (GET /api/cdp/metrics, /searches, /events) reads Supabase's Postgres
 // through the Hyperdrive binding: wasm checks access and parameters and hands back one
 // read-only statement, this file runs it in a repeatable-read transaction, and wasm turns the
 // row into the answer (the same plan, SQL and body as `cdp serve`). The rollups are folded at
@@ -184,15 +184,27 @@ async function foldQuietly(env, why) {
   }
 }
 
+// Step 1 of a dashboard request in wasm: an answer at once, or the statement to run.
+function planDashboard(e, request, env, url) {
+  return JSON.parse(e.dashboard_request(url.pathname, JSON.stringify(Object.fromEntries(url.searchParams)),
+    request.headers.get("authorization") ?? undefined, request.headers.get("cookie") ?? undefined,
+    env.CDP_ADMIN_TOKEN ?? "", env.SUPABASE_SCHEMA ?? "public", nowMs(request, env)));
+}
+
+// The planned statement's one row (as JSON text), read in one snapshot.
+async function readRow(sql, planned) {
+  const rows = await sql.begin("isolation level repeatable read read only",
+    (tx) => tx.unsafe(planned.sql, planned.params).values());
+  return JSON.stringify(rows[0] ?? []);
+}
+
 // Runs one dashboard read: the statement wasm planned, in a read-only repeatable-read
 // transaction (one snapshot), on a connection through Hyperdrive. Values stay as Postgres
 // sent them: JSON columns parsed, nothing else converted.
 async function dashboard(request, env, url) {
   const e = engineFor(env);
   const schema = env.SUPABASE_SCHEMA ?? "public";
-  const planned = JSON.parse(e.dashboard_request(url.pathname, url.search,
-    request.headers.get("authorization") ?? undefined, request.headers.get("cookie") ?? undefined,
-    env.CDP_ADMIN_TOKEN ?? "", schema, nowMs(request, env)));
+  const planned = planDashboard(e, request, env, url);
   if (planned.reply) return send(planned.reply);
   const state = JSON.stringify(planned.state);
   let sql;
@@ -201,9 +213,8 @@ async function dashboard(request, env, url) {
     // The rollups trail the delivered events by up to one fold: fold what is pending first,
     // so the answer counts every event stored before this request (as `cdp serve` does).
     await foldRollups(env, sql);
-    const rows = await sql.begin("isolation level repeatable read read only",
-      (tx) => tx.unsafe(planned.sql, planned.params).values());
-    return send(e.dashboard_answer(state, schema, JSON.stringify(rows[0] ?? []), undefined, undefined));
+    const columns = await readRow(sql, planned);
+    return send(e.dashboard_answer(state, schema, columns, undefined, undefined));
   } catch (err) {
     // A SQLSTATE is the server refusing the statement; anything else is the connection.
     const sqlstate = err instanceof postgres.PostgresError ? err.code : undefined;
@@ -220,22 +231,17 @@ async function dashboard(request, env, url) {
 async function benchDashboard({ path, reps }, request, env, e) {
   const url = new URL(path, "http://bench.test");
   const schema = env.SUPABASE_SCHEMA ?? "public";
-  const plan = () => JSON.parse(e.dashboard_request(url.pathname, url.search,
-    request.headers.get("authorization") ?? undefined, undefined, env.CDP_ADMIN_TOKEN ?? "", schema,
-    nowMs(request, env)));
-  const planned = plan();
+  const planned = planDashboard(e, request, env, url);
   const sql = database(env);
   let columns;
   try {
-    const rows = await sql.begin("isolation level repeatable read read only",
-      (tx) => tx.unsafe(planned.sql, planned.params).values());
-    columns = JSON.stringify(rows[0] ?? []);
+    columns = await readRow(sql, planned);
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});
   }
   let bytes = 0;
   for (let r = 0; r < reps; r++) {
-    const p = plan();
+    const p = planDashboard(e, request, env, url);
     bytes += e.dashboard_answer(JSON.stringify(p.state), schema, columns, undefined, undefined).length;
   }
   return Response.json({ reps, bytes });

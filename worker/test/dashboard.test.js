@@ -62,10 +62,6 @@ const KEY = "worker-test-service-key";
 async function startWorker(hyperdrive, { token = TOKEN, schema = "public", rest = "http://127.0.0.1:9" } = {}) {
   const mf = new Miniflare({
     ...bundleOptions(),
-    queueConsumers: {
-      events: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10, deadLetterQueue: "events-dlq" },
-      "events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
-    },
     hyperdrives: { HYPERDRIVE: hyperdrive },
     bindings: {
       SUPABASE_URL: rest,

@@ -51,11 +51,7 @@ const workers = [];
 
 async function startWorker(schema, { maxRetries = 10, testMode = true } = {}) {
   const mf = new Miniflare({
-    ...bundleOptions(),
-    queueConsumers: {
-      events: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries, deadLetterQueue: "events-dlq" },
-      "events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
-    },
+    ...bundleOptions({ maxRetries }),
     bindings: {
       SUPABASE_URL: rest,
       SUPABASE_SERVICE_KEY: KEY,
