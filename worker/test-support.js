@@ -41,12 +41,21 @@ export function bundleOptions({ maxRetries = 10 } = {}) {
   return {
     modules: true,
     scriptPath: join(need("BUNDLE_DIR"), "index.js"),
+    // Module names relative to the bundle, whatever directory the tests run from.
+    modulesRoot: need("BUNDLE_DIR"),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2025-09-01",
     compatibilityFlags: ["nodejs_compat"],
     kvNamespaces: ["CDP_KV"],
     durableObjects: { VISITORS_DO: "Visitor" },
     queueProducers: { EVENTS: { queueName: "events" }, DEAD_LETTER: { queueName: "events-dlq" } },
+    // wrangler.toml's [assets]: the dashboard build, behind the Worker.
+    assets: {
+      directory: join(import.meta.dirname, "../dashboard/dist"),
+      binding: "ASSETS",
+      routerConfig: { invoke_user_worker_ahead_of_assets: true, has_user_worker: true },
+      assetConfig: { html_handling: "none", not_found_handling: "none" },
+    },
     queueConsumers: {
       events: { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries, deadLetterQueue: "events-dlq" },
       "events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1 },
@@ -55,10 +64,11 @@ export function bundleOptions({ maxRetries = 10 } = {}) {
 }
 
 // The PostgREST stand-in (cdp-adapters example postgrest_standin, STANDIN_BIN) over the real
-// Postgres, answering with service key `key`: its REST URL, a fresh migrated schema per
-// `newSchema()`, and `stop()` (which drops its schemas).
-export async function startStandin(key) {
-  const proc = spawn(need("STANDIN_BIN"), [key], { stdio: ["pipe", "pipe", "inherit"], env: process.env });
+// Postgres (CDP_TEST_DATABASE_URL, or `databaseUrl`), answering with service key `key`: its
+// REST URL, a fresh migrated schema per `newSchema()`, and `stop()` (which drops its schemas).
+export async function startStandin(key, { databaseUrl } = {}) {
+  const env = databaseUrl ? { ...process.env, CDP_TEST_DATABASE_URL: databaseUrl } : process.env;
+  const proc = spawn(need("STANDIN_BIN"), [key], { stdio: ["pipe", "pipe", "inherit"], env });
   const line = await new Promise((ok, fail) => {
     const rl = createInterface({ input: proc.stdout });
     rl.once("line", ok);

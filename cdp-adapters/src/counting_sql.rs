@@ -417,16 +417,71 @@ pub fn recent_events(prefix: &str, brand: &str, q: &crate::analytics::StreamQuer
 /// column (as PostgREST answers, so `codec::EventColumns` reads them), the `real` columns
 /// widened to `float8` in SQL exactly as the native client widens them.
 pub fn recent_events_json(prefix: &str, brand: &str, q: &crate::analytics::StreamQuery) -> Stmt {
-    let s = recent_events_with(prefix, brand, q, |c| match c {
-        "persona_confidence" | "stage_confidence" => format!("\"{c}\"::float8 as \"{c}\""),
-        _ => format!("\"{c}\""),
-    });
+    let s = recent_events_with(prefix, brand, q, json_event_column);
     Stmt {
         sql: format!(
             "select coalesce(json_agg(t), '[]'::json) from ({}) t",
             s.sql
         ),
         params: s.params,
+    }
+}
+
+/// When an event of `brand` was last stored (what `/health` reports): the newest rows by
+/// `seq` (a backwards walk of its index), not a scan. One `timestamptz` column, `null`
+/// before the first event.
+pub fn last_processed_at(prefix: &str, brand: &str) -> Stmt {
+    let d = Dialect::Postgres {
+        prefix: prefix.to_owned(),
+    };
+    let mut b = Builder::new(&d);
+    let brand = b.text(brand);
+    b.sql = format!(
+        "select max(processed_at) from (select processed_at from {} \
+         where brand_id = {brand}::text order by seq desc limit 100) latest",
+        d.table("cdp_events")
+    );
+    b.done()
+}
+
+/// One visitor's dashboard profile read as one statement of two JSON columns: the stored
+/// profile live at `now` (`null` when there is none), and the array of the visitor's events
+/// (objects keyed by column, as [`recent_events_json`] answers them) in store order,
+/// processed since that profile was last updated (all of them when there is none), for
+/// `cdp_answers::bodies::live_profile`. The bound keeps one second of slack below the
+/// profile's `last_updated`, which JSON carries at a finer precision than the column: an
+/// event read twice that way is a duplicate to the core and changes nothing.
+pub fn visitor_profile_json(prefix: &str, brand: &str, id: &str, now: DateTime<Utc>) -> Stmt {
+    let d = Dialect::Postgres {
+        prefix: prefix.to_owned(),
+    };
+    let mut b = Builder::new(&d);
+    let (brand, id, now) = (b.text(brand), b.text(id), b.time(now));
+    let cols: Vec<String> = crate::codec::EVENT_COLUMNS
+        .iter()
+        .map(|c| json_event_column(c))
+        .collect();
+    b.sql = format!(
+        "with p as (select profile from {profiles} where brand_id = {brand}::text \
+         and anonymous_id = {id}::text and expires_at >= {now}::timestamptz) \
+         select (select profile from p), \
+         (select coalesce(json_agg(t), '[]'::json) from (select {cols} from {events} \
+         where brand_id = {brand}::text and anonymous_id = {id}::text and processed_at >= \
+         coalesce((select (profile->>'last_updated')::timestamptz - interval '1 second' from p), \
+         '-infinity') order by seq) t)",
+        profiles = d.table("cdp_profiles"),
+        events = d.table("cdp_events"),
+        cols = cols.join(", "),
+    );
+    b.done()
+}
+
+/// An event column as the JSON reads select it: the `real` columns widened to `float8`
+/// exactly as the native client widens them.
+fn json_event_column(c: &str) -> String {
+    match c {
+        "persona_confidence" | "stage_confidence" => format!("\"{c}\"::float8 as \"{c}\""),
+        _ => format!("\"{c}\""),
     }
 }
 

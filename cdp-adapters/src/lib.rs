@@ -45,6 +45,33 @@ use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 pub fn postgres_gone(sqlstate: Option<&str>) -> bool {
     sqlstate.is_none_or(|code| code.starts_with("08") || code.starts_with("57P0"))
 }
+
+/// A failed Postgres call as a store error, from what the server said: its SQLSTATE (none:
+/// the connection itself failed), whether the error ended the session (severity FATAL or
+/// PANIC, as when the database refuses a new connection) and its message. Gone (see
+/// [`postgres_gone`]) or ended is `Unavailable`, naming the SQLSTATE; any other SQLSTATE is
+/// the server refusing this statement, `Rejected`. One rule for the native client and the
+/// Worker's.
+pub fn postgres_failure(
+    op: &'static str,
+    sqlstate: Option<&str>,
+    session_ended: bool,
+    message: String,
+) -> StoreError {
+    match sqlstate {
+        None => StoreError::Unavailable { op, message },
+        Some(code) if session_ended || postgres_gone(Some(code)) => StoreError::Unavailable {
+            op,
+            message: format!("SQLSTATE {code}: {message}"),
+        },
+        Some(code) => StoreError::Rejected {
+            op,
+            status: code.to_owned(),
+            message,
+        },
+    }
+}
+
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;

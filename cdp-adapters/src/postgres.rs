@@ -191,11 +191,7 @@ impl Statements {
                 "select distinct anonymous_id from {events} where brand_id = $1 \
                  and ($2::text is null or anonymous_id > $2) order by anonymous_id limit $3"
             ),
-            // The newest rows by `seq` (a backwards walk of its index), not a scan.
-            last_processed_at: format!(
-                "select max(processed_at) from (select processed_at from {events} \
-                 where brand_id = $1 order by seq desc limit 100) latest"
-            ),
+            last_processed_at: crate::counting_sql::last_processed_at(&format!("{s}."), "").sql,
             existing_ids: format!(
                 "select event_id from {events} where brand_id = $1 and event_id = any($2)"
             ),
@@ -805,18 +801,7 @@ pub(crate) fn pg_err(op: &'static str, e: tokio_postgres::Error) -> StoreError {
         },
         None => e.to_string(),
     };
-    match e.code().map(|c| c.code().to_owned()) {
-        None => unavailable(op, message),
-        Some(code) if crate::postgres_gone(Some(&code)) => StoreError::Unavailable {
-            op,
-            message: format!("SQLSTATE {code}: {message}"),
-        },
-        Some(status) => StoreError::Rejected {
-            op,
-            status,
-            message,
-        },
-    }
+    crate::postgres_failure(op, e.code().map(|c| c.code()), false, message)
 }
 
 #[cfg(test)]

@@ -119,3 +119,49 @@ impl AdminToken {
             || cookie(cookies, COOKIE).is_some_and(|c| self.session_valid(c, now))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn sessions_expire_and_are_bound_to_the_token() {
+        let token = AdminToken::new("correct-horse-battery-staple");
+        let now = at("2026-03-08T12:00:00Z");
+        let value = token.session(now + Duration::hours(1));
+        assert!(!value.contains("correct-horse"), "{value}");
+        assert!(token.session_valid(&value, now));
+        assert!(
+            !token.session_valid(&value, now + Duration::hours(2)),
+            "expired"
+        );
+        assert!(!AdminToken::new("another-token-entirely").session_valid(&value, now));
+        let forged = value.replacen("v1.", "v1.9", 1);
+        assert!(!token.session_valid(&forged, now), "changed expiry");
+        for junk in ["", "v1", "v1.x.y", "v2.1.00", "v1.99999999999.zz"] {
+            assert!(!token.session_valid(junk, now), "{junk}");
+        }
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        let token = AdminToken::new("0123456789abcdef");
+        assert!(token.matches("0123456789abcdef"));
+        for wrong in [
+            "",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "0123456789ABCDEF",
+        ] {
+            assert!(!token.matches(wrong), "{wrong}");
+        }
+        assert_eq!(format!("{token:?}"), "AdminToken([redacted])");
+    }
+}

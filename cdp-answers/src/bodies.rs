@@ -206,6 +206,17 @@ pub struct ProfileBody {
     pub stage: StageBody,
 }
 
+/// The visitor's profile as the dashboard shows it: the stored one (if any) with the events
+/// processed since it was saved applied to it, each at the time it was processed, as a rebuild
+/// would, so the view is never older than the event stream that links to it. `rows` are the
+/// visitor's events in store order; one already applied is a duplicate to the core and
+/// changes nothing.
+pub fn live_profile(cfg: &Config, stored: Option<Profile>, rows: &[EventRow]) -> Option<Profile> {
+    rows.iter().fold(stored, |p, row| {
+        Some(cdp_core::apply(cfg, p, &row.to_valid_event(), row.processed_at).profile)
+    })
+}
+
 /// Assembles the profile answer as of `now`.
 pub fn profile_body(
     cfg: &Config,

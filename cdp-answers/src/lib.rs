@@ -4,6 +4,8 @@
 //! and the Cloudflare Worker (cdp-wasm) answer the same JSON for the same counts.
 
 pub mod access;
+pub mod admin;
 pub mod api;
 pub mod bodies;
 pub mod figures;
+pub mod openapi;

@@ -21,20 +21,16 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
 pub use cdp_answers::access::{AdminToken, COOKIE, SESSION_HOURS};
+use cdp_answers::admin::{self, WRONG_TOKEN_DELAY_MS};
+pub use cdp_answers::admin::{DASHBOARD_PATH, LOGIN_PATH};
 
-/// Where the login page lives.
-pub const LOGIN_PATH: &str = "/admin/login";
-/// Where a successful login lands.
-pub const DASHBOARD_PATH: &str = "/admin/cdp/";
 /// Shortest admin token accepted (checked in [`crate::settings`]).
 pub const ADMIN_TOKEN_MIN_CHARS: usize = 16;
-/// How long a wrong token waits before its answer, to slow guessing.
-const WRONG_TOKEN_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How admin routes are guarded.
 #[derive(Debug, Clone)]
@@ -214,16 +210,10 @@ pub async fn login(
         return Redirect::to(DASHBOARD_PATH).into_response();
     };
     if !token.matches(form.token.trim()) {
-        tokio::time::sleep(WRONG_TOKEN_DELAY).await;
-        return page(StatusCode::UNAUTHORIZED, Some("That token is not right."));
+        tokio::time::sleep(std::time::Duration::from_millis(WRONG_TOKEN_DELAY_MS)).await;
+        return page(StatusCode::UNAUTHORIZED, Some(admin::WRONG_TOKEN));
     }
-    let now = app.clock.now();
-    let value = token.session(now + Duration::hours(SESSION_HOURS));
-    let cookie = format!(
-        "{COOKIE}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{}",
-        SESSION_HOURS * 3600,
-        if over_https(&headers) { "; Secure" } else { "" }
-    );
+    let cookie = admin::session_cookie(token, app.clock.now(), over_https(&headers));
     let mut response = Redirect::to(DASHBOARD_PATH).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -236,37 +226,19 @@ pub async fn logout() -> Response {
     let mut response = Redirect::to(LOGIN_PATH).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static(
-            "cdp_admin_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict",
-        ),
+        HeaderValue::from_static(admin::CLEARED_COOKIE),
     );
     response
 }
 
 fn page(status: StatusCode, message: Option<&str>) -> Response {
-    let message = message.map_or(String::new(), |m| format!("<p class=\"msg\">{m}</p>"));
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>CDP sign in</title>\
-         <style>body{{font:16px system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}\
-         input,button{{font:inherit;padding:.5rem;width:100%;box-sizing:border-box;margin:.25rem 0}}\
-         .msg{{color:#9a3412}}</style></head><body><h1>CDP dashboard</h1>{message}\
-         <form method=\"post\" action=\"{LOGIN_PATH}\" autocomplete=\"off\">\
-         <label for=\"token\">Admin token</label>\
-         <input id=\"token\" name=\"token\" type=\"password\" required autofocus>\
-         <button type=\"submit\">Sign in</button></form></body></html>"
-    );
     (
         status,
         [
             (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ),
+            (header::CONTENT_SECURITY_POLICY, admin::LOGIN_CSP),
         ],
-        Html(html),
+        Html(admin::login_html(message)),
     )
         .into_response()
 }
@@ -275,50 +247,15 @@ fn page(status: StatusCode, message: Option<&str>) -> Response {
 mod tests {
     use super::*;
 
-    fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn sessions_expire_and_are_bound_to_the_token() {
-        let token = AdminToken::new("correct-horse-battery-staple");
-        let now = at("2026-03-08T12:00:00Z");
-        let value = token.session(now + Duration::hours(1));
-        assert!(!value.contains("correct-horse"), "{value}");
-        assert!(token.session_valid(&value, now));
-        assert!(
-            !token.session_valid(&value, now + Duration::hours(2)),
-            "expired"
-        );
-        assert!(!AdminToken::new("another-token-entirely").session_valid(&value, now));
-        let forged = value.replacen("v1.", "v1.9", 1);
-        assert!(!token.session_valid(&forged, now), "changed expiry");
-        for junk in ["", "v1", "v1.x.y", "v2.1.00", "v1.99999999999.zz"] {
-            assert!(!token.session_valid(junk, now), "{junk}");
-        }
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        let token = AdminToken::new("0123456789abcdef");
-        assert!(token.matches("0123456789abcdef"));
-        for wrong in [
-            "",
-            "0123456789abcde",
-            "0123456789abcdef0",
-            "0123456789ABCDEF",
-        ] {
-            assert!(!token.matches(wrong), "{wrong}");
-        }
-        assert_eq!(format!("{token:?}"), "AdminToken([redacted])");
+    /// 2026-03-08 12:00 UTC.
+    fn noon() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_772_971_200, 0).unwrap_or_default()
     }
 
     #[test]
     fn loopback_only_refuses_remote_and_proxied_clients() {
         let access = Access::LoopbackOnly;
-        let now = at("2026-03-08T12:00:00Z");
+        let now = noon();
         let local: SocketAddr = "127.0.0.1:5000".parse().unwrap_or_else(|e| panic!("{e}"));
         let remote: SocketAddr = "192.0.2.7:5000".parse().unwrap_or_else(|e| panic!("{e}"));
         assert!(access.admits(&HeaderMap::new(), Some(local), now));

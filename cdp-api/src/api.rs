@@ -11,8 +11,8 @@ use axum::Json;
 use cdp_adapters::analytics::{Analytics, AnalyticsError, Resolution, StreamQuery};
 use cdp_adapters::ProfileStore;
 pub use cdp_answers::bodies::{
-    events_body, metrics_body, profile_body, searches_body, EventsBody, MetricsBody, ProfileBody,
-    SearchesBody, StageBody, StreamEvent, WindowBody,
+    events_body, live_profile, metrics_body, profile_body, searches_body, EventsBody, MetricsBody,
+    ProfileBody, SearchesBody, StageBody, StreamEvent, WindowBody,
 };
 use cdp_answers::figures::{self, Range};
 use cdp_core::{AnonymousId, Config};
@@ -98,9 +98,8 @@ pub async fn searches(
 }
 
 /// `GET /api/cdp/profiles/{anonymous_id}`. The stored profile can trail the events (profiles
-/// are saved behind them), so the visitor's events processed since it was saved are applied
-/// to it first, each at the time it was processed, as a rebuild would: the view is never
-/// older than the event stream that links to it.
+/// are saved behind them), so it is read with the visitor's events processed since it was
+/// saved, and shown as [`live_profile`] makes it.
 pub async fn profile(
     State(app): State<AppState>,
     Path(anonymous_id): Path<String>,
@@ -112,9 +111,7 @@ pub async fn profile(
         let stored = app.store.load_profile(brand, &id, now).await?;
         let after = stored.as_ref().map(|p| p.last_updated);
         let rows = app.store.visitor_events(brand, &id, after).await?;
-        Ok::<_, cdp_adapters::StoreError>(rows.iter().fold(stored, |p, row| {
-            Some(cdp_core::apply(&app.cfg, p, &row.to_valid_event(), row.processed_at).profile)
-        }))
+        Ok::<_, cdp_adapters::StoreError>(live_profile(&app.cfg, stored, &rows))
     };
     match ask(async { load.await.map_err(AnalyticsError::from) }).await? {
         Some(p) => Ok(Json(

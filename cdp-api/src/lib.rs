@@ -15,10 +15,9 @@ pub mod collect;
 pub mod dashboard;
 #[cfg(test)]
 mod dashboard_types;
-pub use cdp_answers::figures;
+pub use cdp_answers::{figures, openapi};
 pub mod health;
 pub mod logging;
-pub mod openapi;
 pub mod profile_cache;
 pub mod rebuild;
 pub mod reply;

@@ -1,7 +1,7 @@
 //! The dashboard API at the edge (`GET /api/cdp/metrics`, `/api/cdp/searches`,
-//! `/api/cdp/events`): the same plans, statements and answer bodies as `cdp serve` over
-//! Postgres. A request goes in two
-//! calls, because the read itself is I/O the JavaScript does over Hyperdrive:
+//! `/api/cdp/events`, `/api/cdp/profiles/{anonymous_id}`, and the OpenAPI document): the same plans, statements and
+//! answer bodies as `cdp serve` over Postgres. A request goes in two calls, because the read
+//! itself is I/O the JavaScript does over Hyperdrive:
 //!
 //! 1. [`Engine::dashboard_request`] checks access and the parameters and answers at once
 //!    (401, 400, 404), or returns the one read-only statement to run (`counting_sql::
@@ -17,15 +17,15 @@ use cdp_adapters::analytics::StreamQuery;
 use cdp_adapters::codec::EventColumns;
 use cdp_adapters::counting_rows::answers_from_json;
 use cdp_adapters::counting_sql::{
-    plan_as_json, recent_events_json, Dialect, JsonLayout, Param, Stmt,
+    plan_as_json, recent_events_json, visitor_profile_json, Dialect, JsonLayout, Param, Stmt,
 };
 use cdp_answers::access::AdminToken;
 use cdp_answers::api::{range_param, stream_query, Failure, DEFAULT_RANGE};
-use cdp_answers::bodies::{events_body, metrics_body, searches_body};
+use cdp_answers::bodies::{events_body, live_profile, metrics_body, profile_body, searches_body};
 use cdp_answers::figures::{self, Bucket, Range};
 use cdp_core::counting::reads::{MetricsPlan, SearchPlan};
 use cdp_core::counting::{ReadPlan, Resolution};
-use cdp_core::EventRow;
+use cdp_core::{EventRow, Profile};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -39,6 +39,7 @@ enum Answer {
     Metrics,
     Searches,
     Events,
+    Profile,
 }
 
 /// What [`Engine::dashboard_answer`] needs back.
@@ -48,6 +49,8 @@ struct State {
     range: Range,
     /// The stream's filters (events only).
     stream: Option<StreamQuery>,
+    /// The visitor (profile only).
+    anonymous_id: Option<String>,
     now_ms: i64,
 }
 
@@ -70,7 +73,7 @@ impl Planned {
                 },
             )),
             Answer::Searches => Planned::Searches(SearchPlan::new(w.current, w.previous)),
-            Answer::Events => return None,
+            Answer::Events | Answer::Profile => return None,
         })
     }
 
@@ -84,7 +87,17 @@ impl Planned {
 
 /// A dashboard answer as the Worker's reply: JSON, and never cached once admitted (as
 /// `cdp serve`'s guard marks every API answer it lets through; its 401 carries no mark).
-fn reply(status: u16, body: &Value, retry_after: Option<u64>) -> Value {
+/// `body` is serialised from the answer types themselves (not through `Value`, whose maps are
+/// sorted), so the keys come in the order `cdp serve` writes them.
+fn reply(status: u16, body: &impl Serialize, retry_after: Option<u64>) -> Value {
+    reply_text(
+        status,
+        serde_json::to_string(body).unwrap_or_default(),
+        retry_after,
+    )
+}
+
+fn reply_text(status: u16, body: String, retry_after: Option<u64>) -> Value {
     let mut headers = vec![("content-type", "application/json".to_owned())];
     if status != 401 {
         headers.push(("cache-control", "no-store".to_owned()));
@@ -95,7 +108,7 @@ fn reply(status: u16, body: &Value, retry_after: Option<u64>) -> Value {
     json!({
         "status": status,
         "headers": headers,
-        "body": body.to_string(),
+        "body": body,
     })
 }
 
@@ -103,7 +116,8 @@ fn failed(f: &Failure) -> Value {
     reply(f.status(), &f.body(), f.retry_after())
 }
 
-fn quoted_schema(schema: &str) -> String {
+/// A schema name as the prefix of its tables.
+pub(crate) fn quoted_schema(schema: &str) -> String {
     format!("\"{}\".", schema.replace('"', "\"\""))
 }
 
@@ -119,6 +133,9 @@ impl Engine {
         let brand = self.cfg.brand_id().as_str();
         if let Some(q) = &state.stream {
             return Ok((recent_events_json(&prefix, brand, q), None, None));
+        }
+        if let Some(id) = &state.anonymous_id {
+            return Ok((visitor_profile_json(&prefix, brand, id, now), None, None));
         }
         let planned = Planned::of(state, now).ok_or_else(|| js_err("no plan for this answer"))?;
         let d = Dialect::Postgres { prefix };
@@ -156,11 +173,27 @@ impl Engine {
         if !admitted {
             return Ok(json!({ "reply": failed(&Failure::Unauthorized) }).to_string());
         }
+        let not_found = || Ok(json!({ "reply": failed(&Failure::NotFound) }).to_string());
+        let mut anonymous_id = None;
         let answer = match path.trim_end_matches('/') {
             "/api/cdp/metrics" => Answer::Metrics,
             "/api/cdp/searches" => Answer::Searches,
             "/api/cdp/events" => Answer::Events,
-            _ => return Ok(json!({ "reply": failed(&Failure::NotFound) }).to_string()),
+            "/api/cdp/openapi.json" => {
+                let doc = cdp_answers::openapi::document();
+                return Ok(json!({ "reply": reply(200, &doc, None) }).to_string());
+            }
+            p => match p.strip_prefix("/api/cdp/profiles/") {
+                // One path segment, percent-decoded, as `cdp serve`'s router takes it.
+                Some(segment) if !segment.is_empty() && !segment.contains('/') => {
+                    match percent_encoding::percent_decode_str(segment).decode_utf8() {
+                        Ok(id) => anonymous_id = Some(id.into_owned()),
+                        Err(_) => return not_found(),
+                    }
+                    Answer::Profile
+                }
+                _ => return not_found(),
+            },
         };
         let query: HashMap<String, String> = serde_json::from_str(query_json).map_err(js_err)?;
         let get = |name: &str| query.get(name).map(String::as_str);
@@ -180,6 +213,7 @@ impl Engine {
             answer,
             range,
             stream,
+            anonymous_id,
             now_ms: now.timestamp_millis(),
         };
         let stmt = self.statement(&state, schema, now)?.0;
@@ -189,8 +223,9 @@ impl Engine {
 
     /// Step 2: the answer from the statement's one row (`columns_json`, a JSON array of its
     /// column values), or, with `columns_json` absent, from the failure to run it: the
-    /// server's SQLSTATE if it sent one, and the error's text. A connection that is gone is
-    /// offline (503, as `cdp serve` says), any other failure a query failure (500).
+    /// server's SQLSTATE and severity if it sent them, and the error's text. A connection
+    /// that is gone or was refused is offline (503, as `cdp serve` says:
+    /// `cdp_adapters::postgres_failure`), any other failure a query failure (500).
     pub fn dashboard_answer(
         &self,
         state_json: &str,
@@ -198,14 +233,22 @@ impl Engine {
         columns_json: Option<String>,
         sqlstate: Option<String>,
         error: Option<String>,
+        severity: Option<String>,
     ) -> Result<String, JsError> {
         let state: State = serde_json::from_str(state_json).map_err(js_err)?;
         let Some(columns) = columns_json else {
             let reason = error.unwrap_or_else(|| "the database did not answer".to_owned());
-            let f = if cdp_adapters::postgres_gone(sqlstate.as_deref()) {
-                Failure::Offline(reason)
+            let ended = matches!(severity.as_deref(), Some("FATAL" | "PANIC"));
+            let e = cdp_adapters::postgres_failure(
+                "dashboard_read",
+                sqlstate.as_deref(),
+                ended,
+                reason,
+            );
+            let f = if e.is_unavailable() {
+                Failure::Offline(e.to_string())
             } else {
-                Failure::QueryFailed(reason)
+                Failure::QueryFailed(e.to_string())
             };
             return Ok(to_json(&failed(&f)));
         };
@@ -222,39 +265,59 @@ impl Engine {
                     };
                 let w = figures::windows(state.range, now);
                 match &planned {
-                    Planned::Metrics(p) => serde_json::to_value(metrics_body(
+                    Planned::Metrics(p) => serde_json::to_string(&metrics_body(
                         &self.cfg,
                         &w,
                         now,
                         &p.assemble(&answers),
                     )),
                     Planned::Searches(p) => {
-                        serde_json::to_value(searches_body(state.range, &p.assemble(&answers)))
+                        serde_json::to_string(&searches_body(state.range, &p.assemble(&answers)))
                     }
                 }
             }
-            _ => {
-                let rows: Result<Vec<EventRow>, String> = cols
-                    .first()
-                    .cloned()
-                    .ok_or_else(|| "the stream read answered no column".to_owned())
-                    .and_then(|v| {
-                        serde_json::from_value::<Vec<EventColumns>>(v).map_err(|e| e.to_string())
-                    })
-                    .and_then(|list| {
-                        list.into_iter()
-                            .map(|c| c.into_row("recent_events").map_err(|e| e.to_string()))
-                            .collect()
-                    });
-                match rows {
-                    Ok(rows) => serde_json::to_value(events_body(&self.cfg, &rows)),
+            _ if state.answer == Answer::Profile => {
+                let read = profile_columns(&cols).map(|(stored, rows)| {
+                    live_profile(&self.cfg, stored, &rows).map(|p| profile_body(&self.cfg, &p, now))
+                });
+                match read {
+                    Ok(Some(body)) => serde_json::to_string(&body.map_err(js_err)?),
+                    Ok(None) => return Ok(to_json(&failed(&Failure::NotFound))),
                     Err(e) => return failed_read(e),
                 }
             }
+            _ => match event_rows("recent_events", cols.first()) {
+                Ok(rows) => serde_json::to_string(&events_body(&self.cfg, &rows)),
+                Err(e) => return failed_read(e),
+            },
         }
         .map_err(js_err)?;
-        Ok(to_json(&reply(200, &body, None)))
+        Ok(to_json(&reply_text(200, body, None)))
     }
+}
+
+/// Event rows from a JSON column holding an array of objects keyed by column.
+fn event_rows(op: &'static str, column: Option<&Value>) -> Result<Vec<EventRow>, String> {
+    let list: Vec<EventColumns> = column
+        .cloned()
+        .ok_or_else(|| format!("the {op} read answered no column"))
+        .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))?;
+    list.into_iter()
+        .map(|c| c.into_row(op).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// The stored profile (if any) and the visitor's later events, from the two columns of
+/// [`visitor_profile_json`].
+fn profile_columns(cols: &[Value]) -> Result<(Option<Profile>, Vec<EventRow>), String> {
+    let stored = match cols.first() {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            cdp_adapters::codec::profile_from_json("load_profile", v.clone())
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    Ok((stored, event_rows("visitor_events", cols.get(1))?))
 }
 
 #[cfg(test)]

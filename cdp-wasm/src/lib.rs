@@ -8,6 +8,7 @@
 //! to reason about than a generated object model, and the JSON is the same serde form the
 //! server stores and tests snapshot.
 
+pub mod admin;
 pub mod dashboard;
 pub mod delivery;
 pub mod fold;
@@ -189,14 +190,51 @@ impl Engine {
         to_json(&self.gate.preflight(origin.as_deref()))
     }
 
-    /// `GET /health`: `{"status":"ok","backend":"cloudflare-queue","last_event_at":...}`.
-    pub fn health(&self, last_event_at: Option<String>, origin: Option<String>) -> String {
-        let body = json!({
-            "status": "ok",
+    /// `GET /health`: `{"status", "backend": "cloudflare-queue", "last_event_at"}`, and,
+    /// when the Worker reads a store (the HYPERDRIVE binding), `"store"`: `ok`, or
+    /// `unreachable` (then `status` is `degraded` and the answer 503, as `cdp serve` says
+    /// it). `last_event_at` is the later of the Worker's own record (KV) and the store's
+    /// newest row (`stored_last`, from [`Engine::health_read`]), both RFC 3339.
+    pub fn health(
+        &self,
+        last_event_at: Option<String>,
+        origin: Option<String>,
+        store: Option<String>,
+        stored_last: Option<String>,
+    ) -> String {
+        let parse = |t: Option<String>| {
+            t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let last = parse(last_event_at)
+            .max(parse(stored_last))
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        let reachable = store.as_deref() != Some("unreachable");
+        let mut body = json!({
+            "status": if reachable { "ok" } else { "degraded" },
             "backend": "cloudflare-queue",
-            "last_event_at": last_event_at,
+            "last_event_at": last,
         });
-        to_json::<Reply>(&self.gate.json(200, &body, origin.as_deref()))
+        if let (Some(_), Value::Object(map)) = (store, &mut body) {
+            let store = if reachable { "ok" } else { "unreachable" };
+            map.insert("store".to_owned(), store.into());
+        }
+        let status = if reachable { 200 } else { 503 };
+        to_json::<Reply>(&self.gate.json(status, &body, origin.as_deref()))
+    }
+
+    /// The statement `/health` runs against the store: when an event was last stored (one
+    /// column). JSON `{"sql", "params"}`.
+    pub fn health_read(&self, schema: &str) -> String {
+        let prefix = dashboard::quoted_schema(schema);
+        let stmt =
+            cdp_adapters::counting_sql::last_processed_at(&prefix, self.cfg.brand_id().as_str());
+        let params: Vec<String> = stmt
+            .params
+            .iter()
+            .map(cdp_adapters::counting_sql::Param::text)
+            .collect();
+        to_json(&json!({ "sql": stmt.sql, "params": params }))
     }
 
     /// Applies one visitor's events (`events_json`, a JSON array of valid events in arrival

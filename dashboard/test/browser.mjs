@@ -12,7 +12,31 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { openFixtureSite } from './site.mjs';
-import { assertServesCurrentDashboard, freshPostgres, seed, startCdpServe } from './cdp-serve.mjs';
+import { ADMIN_TOKEN, assertServesCurrentDashboard, freshPostgres, getJson, seed, startCdpServe } from './cdp-serve.mjs';
+
+/**
+ * Which server the suite drives: `cdp serve` (the default), or the Worker in workerd with
+ * `CDP_DASHBOARD_TARGET=worker` (worker/test.sh runs the server files that way, with what the
+ * Worker needs built: see worker/dashboard-target.js).
+ */
+export const TARGET = process.env.CDP_DASHBOARD_TARGET || 'cdp-serve';
+if (!['cdp-serve', 'worker'].includes(TARGET)) throw new Error(`CDP_DASHBOARD_TARGET must be cdp-serve or worker, not '${TARGET}'`);
+
+/**
+ * The Worker as the server of `kind` (every kind on a fresh Postgres database, which the Worker
+ * always reads). Its store going away is the database refusing connections: each Worker read
+ * connects anew, and miniflare's Hyperdrive proxy cannot survive a cut socket, so the proxy's
+ * `cut()` / `restore()` mean refusing and allowing connections here.
+ */
+async function startWorkerTarget(h) {
+  h.pg = await freshPostgres();
+  const { startWorkerServer } = await import('../../worker/dashboard-target.js');
+  const server = await startWorkerServer({ databaseUrl: h.pg.directUrl, token: ADMIN_TOKEN });
+  server.api = (p) => getJson(server.origin, p, ADMIN_TOKEN);
+  const pg = h.pg;
+  pg.proxy = { cut: () => pg.refuseConnections(), restore: () => pg.allowConnections() };
+  return server;
+}
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -40,6 +64,9 @@ export const VIEWPORT = { width: 1440, height: 1000 };
  * - `postgres`: a real `cdp serve` on a fresh Postgres database reached through a TCP proxy
  *   (`h.pg.proxy.cut()` / `.restore()`), seeded like `seeded`;
  * - `fixtures`: the fixture server (site.mjs), for figures no real traffic produces on demand.
+ *
+ * With `CDP_DASHBOARD_TARGET=worker` the three server kinds get the Worker instead of `cdp
+ * serve` (see `startWorkerTarget`), seeded the same way through its `/collect`.
  */
 export function useHarness(kind) {
   const h = { kind, site: null, server: null, pg: null, seededEvents: 0, browser: null, contexts: [] };
@@ -52,11 +79,15 @@ export function useHarness(kind) {
         h.site = await openFixtureSite();
       } else {
         if (!['seeded', 'empty', 'postgres'].includes(kind)) throw new Error(`no server kind '${kind}'`);
-        if (kind === 'postgres') h.pg = await freshPostgres();
-        h.server = await startCdpServe({ databaseUrl: h.pg?.url ?? null });
+        if (TARGET === 'worker') {
+          h.server = await startWorkerTarget(h);
+        } else {
+          if (kind === 'postgres') h.pg = await freshPostgres();
+          h.server = await startCdpServe({ databaseUrl: h.pg?.url ?? null });
+        }
         await assertServesCurrentDashboard(h.server);
         if (kind !== 'empty') h.seededEvents = await seed(h.server);
-        h.site = { fixtures: false, origin: h.server.origin, token: h.server.token, api: h.server.api };
+        h.site = { fixtures: false, origin: h.server.origin, token: h.server.token, api: h.server.api, backend: h.server.backend };
       }
       h.browser = await chromium.launch({
         executablePath: CHROMIUM,

@@ -48,6 +48,8 @@ export async function startCdpServe({ databaseUrl = null } = {}) {
   const server = {
     origin: '',
     token: ADMIN_TOKEN,
+    /** What `/health` names as the backend. */
+    backend: databaseUrl ? 'postgres' : 'sqlite',
     dataDir,
     log: [],
     child: null,
@@ -235,6 +237,8 @@ export async function freshPostgres() {
     proxy,
     /** The database URL `cdp serve` gets: through the proxy. */
     url: url.toString(),
+    /** The database URL without the proxy (the Worker's Hyperdrive and REST stand-in). */
+    directUrl: Object.assign(new URL(POSTGRES_URL), { pathname: `/${name}` }).toString(),
     /**
      * Makes the database refuse new connections (SQLSTATE 55000, as a paused or restricted
      * database does) and ends the server's open ones, so its next query must connect again.
@@ -320,7 +324,7 @@ function run(command, args) {
   });
 }
 
-async function getJson(origin, p, token) {
+export async function getJson(origin, p, token) {
   const response = await fetch(origin + p, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
   const text = await response.text();
   try {

@@ -214,12 +214,14 @@ async function dashboard(request, env, url) {
     // so the answer counts every event stored before this request (as `cdp serve` does).
     await foldRollups(env, sql);
     const columns = await readRow(sql, planned);
-    return send(e.dashboard_answer(state, schema, columns, undefined, undefined));
+    return send(e.dashboard_answer(state, schema, columns, undefined, undefined, undefined));
   } catch (err) {
-    // A SQLSTATE is the server refusing the statement; anything else is the connection.
-    const sqlstate = err instanceof postgres.PostgresError ? err.code : undefined;
+    // What the server said (SQLSTATE, severity), if anything: wasm tells offline from failed.
+    const known = err instanceof postgres.PostgresError;
+    const sqlstate = known ? err.code : undefined;
     log("error", "dashboard read failed", { sqlstate, error: String(err.message ?? err) });
-    return send(e.dashboard_answer(state, schema, undefined, sqlstate, String(err.message ?? err)));
+    return send(e.dashboard_answer(state, schema, undefined, sqlstate, String(err.message ?? err),
+      known ? err.severity : undefined));
   } finally {
     if (sql) await sql.end({ timeout: 1 }).catch(() => {});
   }
@@ -242,10 +244,55 @@ async function benchDashboard({ path, reps }, request, env, e) {
   let bytes = 0;
   for (let r = 0; r < reps; r++) {
     const p = planDashboard(e, request, env, url);
-    bytes += e.dashboard_answer(JSON.stringify(p.state), schema, columns, undefined, undefined).length;
+    bytes += e.dashboard_answer(JSON.stringify(p.state), schema, columns, undefined, undefined, undefined).length;
   }
   return Response.json({ reps, bytes });
 }
+
+// GET /health: the Worker's own last event (KV) and, with the HYPERDRIVE binding, whether
+// the store answers (its newest row), waiting at most 2 s for it as `cdp serve` does.
+async function health(e, env, origin) {
+  const kv = (await env.CDP_KV.get("last_event_at")) ?? undefined;
+  if (!env.HYPERDRIVE) return e.health(kv, origin, undefined, undefined);
+  const { sql: text, params } = JSON.parse(e.health_read(env.SUPABASE_SCHEMA ?? "public"));
+  let sql;
+  let timer;
+  try {
+    sql = database(env);
+    const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2000); });
+    const [[at]] = await Promise.race([sql.unsafe(text, params).values(), late]);
+    const stored = at == null ? undefined : new Date(at).toISOString();
+    return e.health(kv, origin, "ok", stored);
+  } catch (err) {
+    log("warn", "health: the store did not answer", { error: String(err.message ?? err) });
+    return e.health(kv, origin, "unreachable", undefined);
+  } finally {
+    clearTimeout(timer);
+    if (sql) sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+// The admin pages: wasm decides (login, cookie, guard, which build file with which
+// headers); the dashboard build itself is the Workers static assets (ASSETS binding), read
+// only after the guard admitted the request (run_worker_first in wrangler.toml).
+async function adminPage(request, env, url) {
+  const e = engineFor(env);
+  const form = request.method === "POST" ? await request.text() : undefined;
+  const step = JSON.parse(e.admin_request(request.method, url.pathname, form,
+    request.headers.get("authorization") ?? undefined, request.headers.get("cookie") ?? undefined,
+    env.CDP_ADMIN_TOKEN ?? "", url.protocol === "https:", nowMs(request, env)));
+  if (step.reply) {
+    if (step.reply.delay_ms) await sleep(step.reply.delay_ms);
+    return send(step.reply.reply);
+  }
+  const { asset, index, headers, missing } = step.asset;
+  const file = env.ASSETS ? await env.ASSETS.fetch(new URL(`/${asset}`, url)) : null;
+  if (!file || file.status !== 200) return send(missing);
+  const body = index ? e.dashboard_page(await file.text()) : file.body;
+  return new Response(request.method === "HEAD" ? null : body, { status: 200, headers });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function route(request, env) {
   const e = engineFor(env);
@@ -258,6 +305,7 @@ async function route(request, env) {
     if (request.method !== "GET") return send(e.error_reply("method_not_allowed", o));
     return dashboard(request, env, url);
   }
+  if (pathname === "/admin" || pathname.startsWith("/admin/")) return adminPage(request, env, url);
   if (pathname === "/collect") {
     if (request.method === "POST") return collect(request, env, origin);
     return send(e.error_reply("method_not_allowed", o));
@@ -270,7 +318,7 @@ async function route(request, env) {
   }
   if (pathname === "/health") {
     if (request.method !== "GET") return send(e.error_reply("method_not_allowed", o));
-    return send(e.health((await env.CDP_KV.get("last_event_at")) ?? undefined, o));
+    return send(await health(e, env, o));
   }
   return send(e.error_reply("not_found", o));
 }

@@ -162,6 +162,8 @@ test("metrics from the Worker are cdp serve's, for 24h, 7d and 30d", async () =>
     assert.equal(want.body.status, "ok", `${range}: cdp serve counted nothing`);
     assert.ok(want.body.kpis.events.value > 0, `${range}: no events counted`);
     assert.deepEqual(withoutGeneratedAt(got), withoutGeneratedAt(want), range);
+    // Key for key in the same order too (the dashboard and its tests walk them in order).
+    assert.equal(JSON.stringify(withoutGeneratedAt(got).body), JSON.stringify(withoutGeneratedAt(want).body), range);
   }
 });
 
@@ -181,9 +183,72 @@ test("the event stream from the Worker is cdp serve's, filtered alike", async ()
     const got = await read(await mf.dispatchFetch(`http://worker.test/api/cdp/events${q}`, { headers: bearer }));
     assert.equal(want.status, 200, JSON.stringify(want.body));
     assert.deepEqual(got, want, q);
+    assert.equal(JSON.stringify(got.body), JSON.stringify(want.body), `${q}: key order`);
   }
   const all = await read(await fetch(`${serve}/api/cdp/events?limit=100`, { headers: bearer }));
   assert.ok(all.body.events.length > 20, "the stream holds the journeys' events");
+});
+
+// `want` (cdp serve's answer, read between the instants of `early` and `late`, the Worker's
+// answers at those two instants) equals them except that each number lies between its two
+// values (give or take the last rounded digit): a profile's explanation decays to `now`, and
+// `cdp serve`'s clock cannot be pinned to the Worker's instant.
+function assertBetween(early, late, want, where = "") {
+  if (typeof want === "number" && typeof early === "number" && typeof late === "number") {
+    const [lo, hi] = [Math.min(early, late) - 1e-6, Math.max(early, late) + 1e-6];
+    assert.ok(lo <= want && want <= hi, `${where}: ${want} not within [${early}, ${late}]`);
+  } else if (want && typeof want === "object" && early && typeof early === "object" && late && typeof late === "object") {
+    assert.deepEqual(Object.keys(early).sort(), Object.keys(want).sort(), where);
+    for (const k of Object.keys(want)) assertBetween(early[k], late?.[k], want[k], `${where}.${k}`);
+  } else {
+    assert.deepEqual(early, want, where);
+    assert.deepEqual(late, want, where);
+  }
+}
+
+test("a visitor's profile from the Worker is cdp serve's; an unknown one is not found alike", async () => {
+  const ids = [...new Set(posted.map((e) => e.anonymous_id))];
+  assert.ok(ids.length > 3, "the journeys have visitors");
+  for (const id of ids) {
+    const path = `/api/cdp/profiles/${encodeURIComponent(id)}`;
+    const at = async (t) => read(await mf.dispatchFetch(`http://worker.test${path}`, {
+      headers: { ...bearer, "x-cdp-test-now": t.toISOString() },
+    }));
+    const t0 = new Date();
+    const want = await read(await fetch(`${serve}${path}`, { headers: bearer }));
+    const t1 = new Date();
+    assert.equal(want.status, 200, JSON.stringify(want.body));
+    assert.equal(want.body.profile.anonymous_id, id);
+    assertBetween(await at(t0), await at(t1), want, id);
+  }
+  for (const path of ["/api/cdp/profiles/no-such-visitor", "/api/cdp/profiles/a%20b%2Fc"]) {
+    const want = await read(await fetch(`${serve}${path}`, { headers: bearer }));
+    const got = await read(await mf.dispatchFetch(`http://worker.test${path}`, { headers: bearer }));
+    assert.equal(want.status, 404, path);
+    assert.deepEqual(got, want, path);
+  }
+  const unauthorized = await read(await mf.dispatchFetch(`http://worker.test/api/cdp/profiles/${ids[0]}`));
+  assert.equal(unauthorized.status, 401);
+});
+
+test("/health reads the store as cdp serve's does: reachable, and its newest row", async () => {
+  const want = await read(await fetch(`${serve}/health`));
+  const got = await read(await mf.dispatchFetch("http://worker.test/health"));
+  assert.equal(got.status, 200);
+  assert.equal(got.body.status, "ok");
+  assert.equal(got.body.store, want.body.store);
+  assert.equal(got.body.last_event_at, want.body.last_event_at);
+  assert.ok(got.body.last_event_at, "the store holds events");
+});
+
+test("the OpenAPI document from the Worker is cdp serve's, behind the same token", async () => {
+  const want = await read(await fetch(`${serve}/api/cdp/openapi.json`, { headers: bearer }));
+  const got = await read(await mf.dispatchFetch("http://worker.test/api/cdp/openapi.json", { headers: bearer }));
+  assert.equal(want.status, 200);
+  assert.equal(want.body.openapi, "3.1.0");
+  assert.deepEqual(got, want);
+  const refused = await read(await mf.dispatchFetch("http://worker.test/api/cdp/openapi.json"));
+  assert.equal(refused.status, 401);
 });
 
 test("a bad range, no token and a wrong token are refused as cdp serve refuses them", async () => {
@@ -243,6 +308,10 @@ test("the database down is offline (503 with Retry-After), not an error", async 
   assert.equal(got.body.status, "offline");
   assert.equal(got.headers["retry-after"], "5");
   assert.ok(!JSON.stringify(got).includes("unused"), "no connection secret in the answer");
+  const health = await read(await down.dispatchFetch("http://worker.test/health"));
+  assert.equal(health.status, 503);
+  assert.equal(health.body.status, "degraded");
+  assert.equal(health.body.store, "unreachable");
   gone.close();
 });
 
@@ -257,6 +326,73 @@ test("no secret in any dashboard answer", async () => {
     assert.ok(!t.includes("worker-test-service-key"), "service key in an answer");
     assert.ok(!t.includes("unused@"), "connection string in an answer");
   }
+});
+
+// The admin pages of both, headers that matter and body, for comparison.
+async function page(res) {
+  const headers = {};
+  for (const h of ["content-type", "cache-control", "content-security-policy", "x-frame-options", "location", "referrer-policy"]) {
+    const v = res.headers.get(h);
+    if (v !== null) headers[h] = v;
+  }
+  return { status: res.status, headers, body: Buffer.from(await res.arrayBuffer()).toString("latin1") };
+}
+
+test("the dashboard at /admin/cdp/ is the build cdp serve embeds, behind the same sign-in", async () => {
+  const manual = { redirect: "manual" };
+  const pair = async (path, init = {}) => [
+    await page(await fetch(`${serve}${path}`, { ...manual, ...init })),
+    await page(await mf.dispatchFetch(`http://worker.test${path}`, { ...manual, ...init })),
+  ];
+  // Signed out: to the login page; the login page itself; /admin to the dashboard.
+  for (const path of ["/admin/cdp/", "/admin/cdp/assets/x.js", "/admin/login", "/admin", "/admin/cdp"]) {
+    const [want, got] = await pair(path);
+    assert.ok([200, 303, 308].includes(want.status), `${path}: ${want.status}`);
+    assert.deepEqual(got, want, path);
+  }
+  // With the token: the page and every file of the build, byte for byte; a file it lacks is 404.
+  const dist = join(ROOT, "dashboard/dist");
+  const files = readdirSync(dist, { recursive: true, withFileTypes: true }).filter((f) => f.isFile())
+    .map((f) => join(f.parentPath ?? f.path, f.name).slice(dist.length + 1));
+  assert.ok(files.some((f) => f.startsWith("assets/") && f.endsWith(".js")), "the build has a script");
+  for (const path of ["", "visitor/some-id", ...files, "assets/not-in-the-build.js"]) {
+    const [want, got] = await pair(`/admin/cdp/${path}`, { headers: bearer });
+    assert.deepEqual(got, want, path);
+    assert.equal(want.status, path.includes("not-in-the-build") ? 404 : 200, path);
+    assert.ok(!got.body.includes(TOKEN) && !got.body.includes(KEY), `${path}: a secret in the answer`);
+  }
+  // A wrong token is refused alike; the right one sets a session that opens the page and the API.
+  const form = (token) => ({ method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: `token=${encodeURIComponent(token)}` });
+  const [wrongWant, wrongGot] = await pair("/admin/login", form("not-the-token"));
+  assert.equal(wrongWant.status, 401);
+  assert.deepEqual(wrongGot, wrongWant);
+  const signedIn = await mf.dispatchFetch("http://worker.test/admin/login", { ...manual, ...form(TOKEN) });
+  assert.equal(signedIn.status, 303);
+  assert.equal(signedIn.headers.get("location"), "/admin/cdp/");
+  const cookie = signedIn.headers.get("set-cookie");
+  assert.match(cookie, /^cdp_admin_session=v1\.\d+\.[0-9a-f]{64}; Path=\/; Max-Age=43200; HttpOnly; SameSite=Strict$/);
+  assert.ok(!cookie.includes(TOKEN));
+  const session = { cookie: cookie.split(";")[0] };
+  assert.equal((await mf.dispatchFetch("http://worker.test/admin/cdp/", { ...manual, headers: session })).status, 200);
+  assert.equal((await mf.dispatchFetch("http://worker.test/api/cdp/metrics", { headers: session })).status, 200);
+  const secure = await mf.dispatchFetch("https://worker.test/admin/login", { ...manual, ...form(TOKEN) });
+  assert.match(secure.headers.get("set-cookie"), /; Secure$/, "over https the cookie is Secure");
+  const out = await mf.dispatchFetch("http://worker.test/admin/logout", { ...manual, method: "POST" });
+  assert.equal(out.status, 303);
+  assert.match(out.headers.get("set-cookie"), /^cdp_admin_session=; .*Max-Age=0/);
+});
+
+test("without an admin token secret the dashboard is closed and the login page says why", async () => {
+  const closed = await startWorker(dbUrl(databases[0], { password: "unused" }), { token: "" });
+  const res = await closed.dispatchFetch("http://worker.test/admin/cdp/", { redirect: "manual", headers: bearer });
+  assert.equal(res.status, 303);
+  const login = await closed.dispatchFetch("http://worker.test/admin/login");
+  assert.match(await login.text(), /wrangler secret put CDP_ADMIN_TOKEN/);
+  const post = await closed.dispatchFetch("http://worker.test/admin/login", {
+    method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `token=${TOKEN}`,
+  });
+  assert.equal(post.status, 401);
 });
 
 test("events posted to the Worker are folded at the edge and counted as cdp serve counts them", async () => {

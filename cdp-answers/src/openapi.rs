@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document of the dashboard API, served at `/api/cdp/openapi.json`. Schemas
+//! The OpenAPI 3.1 document of the dashboard API, served at `/api/cdp/openapi.json` by
+//! `cdp serve` and the Worker alike. Schemas
 //! are JSON Schema 2020-12 (nullable fields are `["type", "null"]`), written next to the
 //! figures' definitions so the descriptions say what each number counts. Tests validate real
 //! answers against these schemas.
@@ -40,7 +41,7 @@ fn answer(description: &str, schema: Value) -> Value {
 fn errors() -> Value {
     json!({
         "401": answer("No admin token or session (only when the server has an admin token).", r("Unauthorized")),
-        "403": answer("No admin token is configured and the client is not on the server's machine.", r("Error")),
+        "403": answer("No admin token is configured and the client is not on the server's machine (cdp serve only: the Worker has no loopback, and refuses with 401 instead).", r("Error")),
         "503": answer("The store is unreachable: the dashboard shows \"offline\", not figures.", r("Offline")),
         "500": answer("The store answered the query with an error.", r("Status")),
         "501": answer("The store's backend cannot run dashboard queries (Supabase REST: use Postgres).", r("Status")),
