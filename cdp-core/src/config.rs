@@ -44,6 +44,9 @@ struct RawConfig {
     hints: RawHints,
     limits: RawLimits,
     stages: Vec<RawStageRule>,
+    /// The identity guards (`[identity]`); the defaults when absent.
+    #[serde(default)]
+    identity: crate::identity::IdentityRulesConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,9 +225,15 @@ pub struct Config {
     hints: Hints,
     limits: Limits,
     stages: Vec<StageRule>,
+    identity: crate::identity::IdentityRules,
 }
 
 impl Config {
+    /// The identity guards (`[identity]`: blocklist, test addresses, the browsers cap).
+    pub fn identity_rules(&self) -> &crate::identity::IdentityRules {
+        &self.identity
+    }
+
     /// The user's configuration, shipped as the default.
     pub fn southland() -> Config {
         match Config::from_toml(SOUTHLAND_TOML) {
@@ -613,9 +622,16 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
         ));
     }
 
-    if !problems.is_empty() {
+    let identity = match crate::identity::IdentityRules::new(raw.identity.clone()) {
+        Ok(rules) => Some(rules),
+        Err(e) => {
+            problems.extend(e.problems);
+            None
+        }
+    };
+    let Some(identity) = identity.filter(|_| problems.is_empty()) else {
         return Err(ConfigError { problems });
-    }
+    };
     let personas: Vec<Persona> = raw
         .personas
         .into_iter()
@@ -644,6 +660,7 @@ fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     intern(&mut fallback_persona);
 
     Ok(Config {
+        identity,
         brand_id: BrandId::new(raw.brand_id),
         fallback_persona,
         fallback_weight_factor: raw.fallback_weight_factor,
@@ -766,7 +783,7 @@ mod tests {
             (
                 "brand_id = \"southland\"",
                 "brand_id = \"southland\"\ncolour = \"red\"",
-                &["unknown field `colour`, expected one of `brand_id`, `fallback_persona`, `fallback_weight_factor`, `max_signals`, `profile_ttl_days`, `evidence_scale`, `personas`, `signal_weights`, `decay`, `events`, `hints`, `limits`, `stages` (line 6, column 1)"],
+                &["unknown field `colour`, expected one of `brand_id`, `fallback_persona`, `fallback_weight_factor`, `max_signals`, `profile_ttl_days`, `evidence_scale`, `personas`, `signal_weights`, `decay`, `events`, `hints`, `limits`, `stages`, `identity` (line 6, column 1)"],
             ),
         ];
         for (from, to, expected) in cases {

@@ -11,6 +11,7 @@ pub mod contract;
 pub mod counting;
 pub mod decay;
 pub mod event_type;
+pub mod identity;
 pub mod ids;
 pub mod intake;
 pub mod journey;

@@ -1,0 +1,75 @@
+//! Criterion benchmark of identity resolution (issue 15): `resolve` over 10,000 edges of a
+//! realistic shape (browsers signing up with an email, some with a second browser, some
+//! customers, a few junk-guarded conflicts).
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use cdp_core::identity::{normalise, resolve, Edge, EdgeKind, IdKind, IdentityRules};
+use chrono::{DateTime, Duration};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+
+/// 10,000 links: per person a browser-email link, every third a second browser, every fifth a
+/// customer id, and every fiftieth a second customer on the same browser (rejected).
+fn edges(n: usize) -> Vec<Edge> {
+    let rules = IdentityRules::default();
+    let id = |k: IdKind, v: String| normalise(k, &v, &rules).expect("bench identifiers are valid");
+    let t0 = DateTime::from_timestamp(1_780_000_000, 0).unwrap_or_default();
+    let mut out = Vec::with_capacity(n);
+    let mut person = 0u64;
+    while out.len() < n {
+        let browser = id(IdKind::AnonymousId, format!("b{person}"));
+        let email = id(IdKind::Email, format!("p{person}@example.org"));
+        let mut push = |a, b| {
+            let k = out.len() as u64;
+            out.push(Edge {
+                at: t0 + Duration::seconds(k as i64 * 7),
+                event_id: uuid_of(k),
+                kind: EdgeKind::Link,
+                a,
+                b,
+            });
+        };
+        push(browser.clone(), email.clone());
+        if person % 3 == 0 {
+            push(
+                id(IdKind::AnonymousId, format!("b{person}-phone")),
+                email.clone(),
+            );
+        }
+        if person % 5 == 0 {
+            push(
+                browser.clone(),
+                id(IdKind::CustomerId, format!("{}", 10_000 + person)),
+            );
+        }
+        if person % 50 == 0 {
+            push(
+                browser,
+                id(IdKind::CustomerId, format!("{}", 90_000 + person)),
+            );
+        }
+        person += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+fn uuid_of(k: u64) -> uuid::Uuid {
+    uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | u128::from(k))
+}
+
+fn bench(c: &mut Criterion) {
+    let rules = IdentityRules::default();
+    let all = edges(10_000);
+    let mut g = c.benchmark_group("identity");
+    g.throughput(Throughput::Elements(all.len() as u64));
+    g.bench_function("resolve_10000_edges", |b| {
+        b.iter(|| black_box(resolve(&all, &rules)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

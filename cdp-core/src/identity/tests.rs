@@ -1,0 +1,360 @@
+use super::*;
+use proptest::prelude::*;
+
+fn rules() -> IdentityRules {
+    IdentityRules::default()
+}
+
+fn id(kind: IdKind, v: &str) -> Identifier {
+    match normalise(kind, v, &rules()) {
+        Ok(i) => i,
+        Err(j) => panic!("{v}: {j:?}"),
+    }
+}
+
+fn anon(v: &str) -> Identifier {
+    id(IdKind::AnonymousId, v)
+}
+fn email(v: &str) -> Identifier {
+    id(IdKind::Email, v)
+}
+fn customer(v: &str) -> Identifier {
+    id(IdKind::CustomerId, v)
+}
+
+fn at(minute: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_780_000_000 + minute * 60, 0).unwrap_or_default()
+}
+
+fn link(minute: i64, event: u128, a: Identifier, b: Identifier) -> Edge {
+    Edge {
+        at: at(minute),
+        event_id: Uuid::from_u128(event),
+        kind: EdgeKind::Link,
+        a,
+        b,
+    }
+}
+
+fn exclude(minute: i64, event: u128, a: Identifier, b: Identifier) -> Edge {
+    Edge {
+        kind: EdgeKind::Exclude,
+        ..link(minute, event, a, b)
+    }
+}
+
+#[test]
+fn junk_values_are_never_identifiers() {
+    let r = rules();
+    for v in [
+        "",
+        " ",
+        "null",
+        "NULL",
+        "undefined",
+        "NaN",
+        "0",
+        "-1",
+        "anonymous",
+        "Guest",
+        "[object Object]",
+        "0000",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        for kind in [IdKind::AnonymousId, IdKind::Email, IdKind::CustomerId] {
+            assert_eq!(
+                normalise(kind.clone(), v, &r),
+                Err(Junk::Blocklisted),
+                "{v:?} as {kind:?}"
+            );
+        }
+    }
+    assert_eq!(
+        normalise(IdKind::Email, " Test@Test.com ", &r),
+        Err(Junk::TestEmail)
+    );
+    for bad in [
+        "a@b",
+        "@x.com",
+        "a b@x.com",
+        "a@-x.com",
+        "a@x.c0m",
+        "ab.com",
+        "a@x..com",
+    ] {
+        assert_eq!(
+            normalise(IdKind::Email, bad, &r),
+            Err(Junk::MalformedEmail),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        normalise(IdKind::AnonymousId, "a\u{0}b", &r),
+        Err(Junk::Malformed)
+    );
+    assert_eq!(
+        normalise(IdKind::CustomerId, &"9".repeat(255), &r),
+        Err(Junk::Malformed)
+    );
+    assert_eq!(
+        email("  Jo.Smith+lawn@Example.ORG ").value,
+        "jo.smith+lawn@example.org"
+    );
+    assert_eq!(
+        anon(" v-1 ").value,
+        "v-1",
+        "browsers are trimmed, not lower-cased"
+    );
+}
+
+#[test]
+fn the_blocklist_and_test_addresses_come_from_config_and_are_validated() {
+    let r = IdentityRules::new(IdentityRulesConfig {
+        blocklist: vec!["Placeholder".into()],
+        test_emails: vec!["qa@southlandorganics.com".into()],
+        ..IdentityRulesConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        normalise(IdKind::CustomerId, "placeholder", &r),
+        Err(Junk::Blocklisted)
+    );
+    assert_eq!(
+        normalise(IdKind::Email, "QA@southlandorganics.com", &r),
+        Err(Junk::TestEmail)
+    );
+    assert!(
+        normalise(IdKind::Email, "test@test.com", &r).is_ok(),
+        "the list was replaced"
+    );
+    let bad = IdentityRules::new(IdentityRulesConfig {
+        test_emails: vec!["not-an-email".into()],
+        max_browsers_per_email: 0,
+        ..IdentityRulesConfig::default()
+    });
+    let problems = bad.err().map(|e| e.problems).unwrap_or_default();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("identity.max_browsers_per_email"));
+    assert!(problems[1].contains("`not-an-email`"));
+    assert!(IdentityRules::new(IdentityRulesConfig::default()).is_ok());
+}
+
+#[test]
+fn two_browsers_sharing_an_email_are_one_person() {
+    let edges = [
+        link(1, 1, anon("laptop"), email("jo@example.org")),
+        link(9, 2, anon("phone"), email("jo@example.org")),
+        link(20, 3, anon("phone"), customer("1001")),
+    ];
+    let p = resolve(&edges, &rules());
+    assert_eq!(p.people.len(), 1);
+    let person = p
+        .person_of(&anon("laptop"))
+        .unwrap_or_else(|| panic!("a person"));
+    assert_eq!(person.members.len(), 4);
+    assert_eq!(
+        person.id,
+        PersonId::formed_by(Uuid::from_u128(1)),
+        "named by its first link"
+    );
+    assert_eq!(person.links.len(), 3);
+    assert!(p.rejected.is_empty());
+}
+
+#[test]
+fn a_shared_device_stays_with_the_customer_who_claimed_it_first() {
+    let edges = [
+        link(1, 1, anon("family-pc"), customer("1001")),
+        link(5, 2, anon("family-pc"), customer("2002")),
+        link(6, 3, anon("other"), customer("2002")),
+    ];
+    let p = resolve(&edges, &rules());
+    let first = p.person_of(&customer("1001")).map(|x| x.id);
+    assert_eq!(p.person_of(&anon("family-pc")).map(|x| x.id), first);
+    assert_ne!(p.person_of(&customer("2002")).map(|x| x.id), first);
+    assert_eq!(
+        p.rejections(),
+        BTreeMap::from([(Reason::SecondCustomerId, 1)])
+    );
+    assert_eq!(p.rejected[0].edge.event_id, Uuid::from_u128(2));
+}
+
+#[test]
+fn merging_keeps_the_older_person_id_and_an_exclusion_splits() {
+    let older = [link(1, 10, anon("a"), email("a@x.org"))];
+    let younger = [link(2, 20, anon("b"), email("b@x.org"))];
+    let bridge = link(3, 30, email("a@x.org"), anon("b"));
+    let before = resolve(&[older[0].clone(), younger[0].clone()], &rules());
+    let old_id = before.person_of(&anon("a")).map(|p| p.id);
+    let young_id = before.person_of(&anon("b")).map(|p| p.id);
+    let merged = resolve(
+        &[older[0].clone(), younger[0].clone(), bridge.clone()],
+        &rules(),
+    );
+    assert_eq!(merged.people.len(), 1);
+    assert_eq!(
+        merged.person_of(&anon("b")).map(|p| p.id),
+        old_id,
+        "the older id survives"
+    );
+    // The split: one exclusion edge, and each side is again exactly what its own edges give.
+    let split = exclude(4, 40, anon("a"), anon("b"));
+    let after = resolve(
+        &[older[0].clone(), younger[0].clone(), bridge, split],
+        &rules(),
+    );
+    assert_eq!(after.people, before.people);
+    assert_eq!(after.person_of(&anon("b")).map(|p| p.id), young_id);
+    assert_eq!(after.rejections(), BTreeMap::from([(Reason::Excluded, 1)]));
+}
+
+#[test]
+fn an_email_links_at_most_the_capped_number_of_browsers_in_its_window() {
+    let r = IdentityRules::new(IdentityRulesConfig {
+        max_browsers_per_email: 2,
+        browser_window_hours: 1,
+        ..IdentityRulesConfig::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let e = email("shared@x.org");
+    let edges = [
+        link(0, 1, anon("b1"), e.clone()),
+        link(10, 2, anon("b2"), e.clone()),
+        link(20, 3, anon("b3"), e.clone()),
+        link(21, 4, anon("b1"), e.clone()),
+        link(200, 5, anon("b4"), e.clone()),
+    ];
+    let p = resolve(&edges, &r);
+    assert_eq!(
+        p.rejections(),
+        BTreeMap::from([(Reason::TooManyBrowsers, 1)])
+    );
+    assert_eq!(p.rejected[0].edge.event_id, Uuid::from_u128(3));
+    assert_eq!(
+        p.person_of(&anon("b4")).map(|x| x.id),
+        p.person_of(&anon("b1")).map(|x| x.id)
+    );
+}
+
+/// A small pool of identifiers, so random edges collide often.
+fn identifier() -> impl Strategy<Value = Identifier> {
+    prop_oneof![
+        (0..6u8).prop_map(|i| anon(&format!("b{i}"))),
+        (0..4u8).prop_map(|i| email(&format!("p{i}@example.org"))),
+        (0..3u8).prop_map(|i| customer(&format!("{}", 1000 + u32::from(i)))),
+    ]
+}
+
+fn edge() -> impl Strategy<Value = Edge> {
+    (
+        0..50i64,
+        0..40u128,
+        identifier(),
+        identifier(),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(m, e, a, b, ex)| {
+            if ex {
+                exclude(m, e, a, b)
+            } else {
+                link(m, e, a, b)
+            }
+        })
+}
+
+proptest! {
+    #[test]
+    fn any_order_and_any_replay_give_the_same_partition(
+        edges in prop::collection::vec(edge(), 0..40),
+        seed in any::<u64>(),
+        replay in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
+    ) {
+        let base = resolve(&edges, &rules());
+        let mut shuffled = edges.clone();
+        if !edges.is_empty() {
+            shuffled.extend(replay.iter().map(|i| edges[i.index(edges.len())].clone()));
+        }
+        // A deterministic shuffle from the seed.
+        let mut s = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(resolve(&shuffled, &rules()), base);
+    }
+
+    #[test]
+    fn no_person_holds_two_customers_or_an_excluded_pair(edges in prop::collection::vec(edge(), 0..60)) {
+        let p = resolve(&edges, &rules());
+        for person in p.people.values() {
+            let customers = person.members.iter().filter(|m| m.kind == IdKind::CustomerId).count();
+            prop_assert!(customers <= 1, "{:?}", person.members);
+            for e in edges.iter().filter(|e| e.kind == EdgeKind::Exclude && e.a != e.b) {
+                prop_assert!(!(person.members.contains(&e.a) && person.members.contains(&e.b)));
+            }
+        }
+        // Every identifier is in at most one person.
+        let mut seen = BTreeSet::new();
+        for person in p.people.values() {
+            for m in &person.members {
+                prop_assert!(seen.insert(m.clone()), "{:?} in two people", m);
+            }
+        }
+    }
+
+    #[test]
+    fn junk_never_becomes_an_identifier(v in prop::sample::select(JUNK_SAMPLES.to_vec()), pad in "[ \t]{0,3}") {
+        for kind in [IdKind::AnonymousId, IdKind::Email, IdKind::CustomerId] {
+            let raw = format!("{pad}{v}{pad}");
+            prop_assert!(normalise(kind, &raw, &rules()).is_err());
+        }
+    }
+}
+
+const JUNK_SAMPLES: [&str; 10] = [
+    "null",
+    "Null",
+    "UNDEFINED",
+    "nan",
+    "0",
+    "-1",
+    "anonymous",
+    "guest",
+    "[object Object]",
+    "000-000",
+];
+
+#[test]
+fn the_guards_are_read_and_checked_with_the_rest_of_the_config() {
+    let with = |section: &str| {
+        crate::Config::from_toml(&format!("{}\n{section}\n", crate::config::SOUTHLAND_TOML))
+    };
+    let cfg = with("[identity]\nblocklist = [\"n/a\"]\nmax_browsers_per_email = 3")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.identity_rules().max_browsers_per_email(), 3);
+    assert_eq!(
+        normalise(IdKind::Email, "N/A", cfg.identity_rules()),
+        Err(Junk::Blocklisted)
+    );
+    assert_eq!(
+        crate::Config::southland().identity_rules(),
+        &IdentityRules::default()
+    );
+    let bad = with("[identity]\nbrowser_window_hours = 0\nmax_browsers = 2")
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        bad.as_deref().is_some_and(|e| e.contains("max_browsers")),
+        "{bad:?}"
+    );
+    let zero = with("[identity]\nbrowser_window_hours = 0")
+        .err()
+        .map(|e| e.problems)
+        .unwrap_or_default();
+    assert_eq!(
+        zero,
+        vec!["identity.browser_window_hours: must be at least 1".to_owned()]
+    );
+}
