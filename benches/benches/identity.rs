@@ -1,11 +1,16 @@
-//! Criterion benchmark of identity resolution (issue 15): `resolve` over 10,000 edges of a
-//! realistic shape (browsers signing up with an email, some with a second browser, some
-//! customers, a few junk-guarded conflicts).
+//! Criterion benchmarks of identity (issue 15): `resolve` over 10,000 edges of a realistic
+//! shape (browsers signing up with an email, some with a second browser, some customers, a few
+//! guarded conflicts), and the merge of two people holding 100 signals each (the replay of
+//! their stored events' union, `person_profile`).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
-use cdp_core::identity::{normalise, resolve, Edge, EdgeKind, IdKind, IdentityRules};
+use cdp_benches::{raw_event, t0};
+use cdp_core::identity::{
+    normalise, person_profile, resolve, Edge, EdgeKind, IdKind, IdentityRules,
+};
+use cdp_core::{apply, validate, Config, EventRow};
 use chrono::{DateTime, Duration};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
@@ -60,6 +65,26 @@ fn uuid_of(k: u64) -> uuid::Uuid {
     uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 | u128::from(k))
 }
 
+/// A browser's stored rows after `n` events (its signal window full from 100 on).
+fn browser_rows(cfg: &Config, browser: &str, offset: u32, n: u32) -> Vec<EventRow> {
+    let mut profile = None;
+    let mut rows = Vec::new();
+    for k in 0..n {
+        let mut raw = raw_event(k + offset);
+        raw["anonymous_id"] = browser.into();
+        let e = validate(
+            cfg,
+            &raw,
+            t0() + Duration::minutes(i64::from(k + offset)) + Duration::seconds(1),
+        )
+        .expect("bench events are valid");
+        let applied = apply(cfg, profile, &e, e.received_at);
+        profile = Some(applied.profile);
+        rows.push(applied.row);
+    }
+    rows
+}
+
 fn bench(c: &mut Criterion) {
     let rules = IdentityRules::default();
     let all = edges(10_000);
@@ -67,6 +92,23 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(all.len() as u64));
     g.bench_function("resolve_10000_edges", |b| {
         b.iter(|| black_box(resolve(&all, &rules)))
+    });
+    g.finish();
+
+    let cfg = Config::southland();
+    let (a, b) = (
+        browser_rows(&cfg, "laptop", 0, 150),
+        browser_rows(&cfg, "phone", 1000, 150),
+    );
+    let full = |rows: &[EventRow]| person_profile(&cfg, &rows.iter().collect::<Vec<_>>());
+    for side in [&a, &b] {
+        assert_eq!(full(side).map(|p| p.signals.len()), Some(cfg.max_signals()));
+    }
+    let union: Vec<&EventRow> = a.iter().chain(&b).collect();
+    let mut g = c.benchmark_group("identity");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("merge_two_people_with_100_signals_each", |bn| {
+        bn.iter(|| black_box(person_profile(&cfg, &union)))
     });
     g.finish();
 }

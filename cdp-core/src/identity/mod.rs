@@ -20,8 +20,10 @@
 //!   earlier keeps its id.
 
 mod guards;
+mod profile;
 
 pub use guards::{normalise, IdentityRules, IdentityRulesConfig, Junk};
+pub use profile::person_profile;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};

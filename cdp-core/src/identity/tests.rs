@@ -236,6 +236,17 @@ fn an_email_links_at_most_the_capped_number_of_browsers_in_its_window() {
     );
 }
 
+/// A deterministic shuffle (xorshift) from `seed`.
+fn shuffle<T>(v: &mut [T], seed: u64) {
+    let mut s = seed | 1;
+    for i in (1..v.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+}
+
 /// A small pool of identifiers, so random edges collide often.
 fn identifier() -> impl Strategy<Value = Identifier> {
     prop_oneof![
@@ -274,14 +285,7 @@ proptest! {
         if !edges.is_empty() {
             shuffled.extend(replay.iter().map(|i| edges[i.index(edges.len())].clone()));
         }
-        // A deterministic shuffle from the seed.
-        let mut s = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
-        }
+        shuffle(&mut shuffled, seed);
         prop_assert_eq!(resolve(&shuffled, &rules()), base);
     }
 
@@ -357,4 +361,80 @@ fn the_guards_are_read_and_checked_with_the_rest_of_the_config() {
         zero,
         vec!["identity.browser_window_hours: must be at least 1".to_owned()]
     );
+}
+
+/// A browser's stored rows: `minutes` are the events' times, each kind picked by `kinds`.
+fn browser_rows(cfg: &crate::Config, browser: &str, events: &[(i64, u8)]) -> Vec<crate::EventRow> {
+    let mut profile = None;
+    let mut rows = Vec::new();
+    for (i, &(minute, kind)) in events.iter().enumerate() {
+        let (event, props) = match kind % 4 {
+            0 => ("page_view", serde_json::json!({})),
+            1 => (
+                "tunnel_viewed",
+                serde_json::json!({"tunnel": "lawn-garden"}),
+            ),
+            2 => (
+                "product_view",
+                serde_json::json!({"product_id": "1", "product_handle": "litter-life"}),
+            ),
+            _ => (
+                "search_performed",
+                serde_json::json!({"query": "coop", "results_count": 2}),
+            ),
+        };
+        let raw = serde_json::json!({
+            "v": 1, "event": event, "anonymous_id": browser,
+            "session_id": format!("{browser}-s{}", minute / 60),
+            "event_id": Uuid::from_u128((u128::from(browser.len() as u32) << 64) | (i as u128 + 1)
+                ^ u128::from(browser.bytes().map(u32::from).sum::<u32>()) << 80).to_string(),
+            "timestamp": at(minute).to_rfc3339(),
+            "page_url": "https://southlandorganics.com/", "properties": props,
+        });
+        let received = at(minute) + Duration::seconds(1);
+        let e = crate::validate(cfg, &raw, received).unwrap_or_else(|r| panic!("{r:?}"));
+        let applied = crate::apply(cfg, profile, &e, received);
+        rows.push(applied.row);
+        profile = Some(applied.profile);
+    }
+    rows
+}
+
+proptest! {
+    #[test]
+    fn a_person_is_the_replay_of_the_union_and_a_split_restores_each_side(
+        a in prop::collection::vec((0..3000i64, any::<u8>()), 1..60),
+        b in prop::collection::vec((0..3000i64, any::<u8>()), 1..60),
+        seed in any::<u64>(),
+    ) {
+        let cfg = crate::Config::southland();
+        let (mut a, mut b) = (a, b);
+        a.sort();
+        b.sort();
+        let (ra, rb) = (browser_rows(&cfg, "laptop", &a), browser_rows(&cfg, "phone", &b));
+        let mut union: Vec<&crate::EventRow> = ra.iter().chain(&rb).collect();
+        // Any order in, one profile out.
+        shuffle(&mut union, seed);
+        let merged = person_profile(&cfg, &union);
+        // Written out: the union replayed as one visitor, in processing order.
+        let mut sorted: Vec<&crate::EventRow> = ra.iter().chain(&rb).collect();
+        sorted.sort_by_key(|r| (r.processed_at, r.event_id));
+        let mut replay = None;
+        for r in &sorted {
+            replay = Some(crate::apply(&cfg, replay, &r.to_valid_event(), r.processed_at).profile);
+        }
+        prop_assert_eq!(&merged, &replay);
+        // Every signal of both sides, within the newest max_signals of the union.
+        let merged = merged.unwrap_or_else(|| panic!("events give a profile"));
+        let own = |rows: &[crate::EventRow]| person_profile(&cfg, &rows.iter().collect::<Vec<_>>());
+        let (pa, pb) = (own(&ra), own(&rb));
+        let sides = pa.iter().chain(pb.iter()).map(|p| p.signals.len()).sum::<usize>();
+        prop_assert_eq!(merged.signals.len(), sides.min(cfg.max_signals()));
+        // The split: each side's profile is exactly what its own events gave when stored.
+        let stored = |rows: &[crate::EventRow]| {
+            rows.iter().fold(None, |p, r| Some(crate::apply(&cfg, p, &r.to_valid_event(), r.processed_at).profile))
+        };
+        prop_assert_eq!(pa, stored(&ra));
+        prop_assert_eq!(pb, stored(&rb));
+    }
 }
