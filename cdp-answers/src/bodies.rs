@@ -212,9 +212,7 @@ pub struct ProfileBody {
 /// visitor's events in store order; one already applied is a duplicate to the core and
 /// changes nothing.
 pub fn live_profile(cfg: &Config, stored: Option<Profile>, rows: &[EventRow]) -> Option<Profile> {
-    rows.iter().fold(stored, |p, row| {
-        Some(cdp_core::apply(cfg, p, &row.to_valid_event(), row.processed_at).profile)
-    })
+    cdp_core::replay(cfg, stored, rows)
 }
 
 /// Assembles the profile answer as of `now`.

@@ -6,7 +6,7 @@
 //! stays bounded by one page of visitors and their events.
 
 use cdp_adapters::{ProfileStore, Store, StoreError};
-use cdp_core::{apply, AnonymousId, Config, Profile};
+use cdp_core::{replay, AnonymousId, Config, Profile};
 
 /// Visitors rebuilt per page (one read of their events, one save).
 const PAGE_VISITORS: usize = 500;
@@ -57,11 +57,7 @@ async fn rebuild_page(
     let mut events = store.visitor_events_many(cfg.brand_id(), &since).await?;
     let mut rebuilt: Vec<Profile> = Vec::with_capacity(ids.len());
     for id in ids {
-        let mut profile = None;
-        for row in events.remove(id).unwrap_or_default() {
-            profile = Some(apply(cfg, profile, &row.to_valid_event(), row.processed_at).profile);
-        }
-        match profile {
+        match replay(cfg, None, &events.remove(id).unwrap_or_default()) {
             Some(p) => rebuilt.push(p),
             None => tracing::warn!(visitor = %id, "no stored events; profile left as is"),
         }

@@ -915,15 +915,12 @@ impl ShardWriter {
         for id in ids {
             // A decoded profile holds its own copy of every persona id and signal kind; the
             // cache keeps the configuration's instead.
-            let mut profile = stored.remove(id).map(|mut p| {
+            let profile = stored.remove(id).map(|mut p| {
                 p.share_ids(&self.cfg);
                 p
             });
-            for row in missed.remove(id).unwrap_or_default() {
-                let event = row.to_valid_event();
-                profile = Some(apply(&self.cfg, profile, &event, row.processed_at).profile);
-            }
-            if let Some(p) = profile {
+            let rows = missed.remove(id).unwrap_or_default();
+            if let Some(p) = cdp_core::replay(&self.cfg, profile, &rows) {
                 out.push((id.clone(), p));
             }
         }

@@ -27,6 +27,6 @@ pub use event_type::EventType;
 pub use ids::{AnonymousId, BrandId, PersonaId, SessionId, SignalKind};
 pub use journey::{detect_stage, Stage, StageResult};
 pub use persona::{explain, score, Explanation, Scores};
-pub use profile::{apply, Applied, EventRow, Outcome, Profile, SearchRow};
+pub use profile::{apply, replay, Applied, EventRow, Outcome, Profile, SearchRow};
 pub use recording::{parse_recording, Arrival};
 pub use signal::{HintSource, Signal};

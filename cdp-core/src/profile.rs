@@ -349,6 +349,20 @@ impl Profile {
     }
 }
 
+/// Replays stored rows onto a profile (or none): each applied at the time it was processed,
+/// in the order given, as a rebuild does. One the profile already holds is a duplicate and
+/// changes nothing. The one fold of stored events into a profile: cache misses, rebuilds,
+/// the dashboard's live view and a person's profile all use it.
+pub fn replay<'a>(
+    cfg: &Config,
+    profile: Option<Profile>,
+    rows: impl IntoIterator<Item = &'a EventRow>,
+) -> Option<Profile> {
+    rows.into_iter().fold(profile, |p, row| {
+        Some(apply(cfg, p, &row.to_valid_event(), row.processed_at).profile)
+    })
+}
+
 /// Applies `event` to the visitor's profile (or a fresh one) as of `now`.
 pub fn apply(
     cfg: &Config,

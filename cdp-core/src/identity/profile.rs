@@ -3,7 +3,7 @@
 //! there, within the newest `max_signals` of the union), and a split recomputes each side from
 //! its own events, exactly as before the merge: nothing is rewritten, nothing is lost.
 
-use crate::{apply, Config, EventRow, Profile};
+use crate::{replay, Config, EventRow, Profile};
 
 /// The profile of a person whose browsers stored `rows`: each event once (by event id), in
 /// processing order (then event id, so the order the rows are given does not matter), each
@@ -13,7 +13,5 @@ pub fn person_profile(cfg: &Config, rows: &[&EventRow]) -> Option<Profile> {
     let mut order: Vec<&EventRow> = rows.to_vec();
     order.sort_by_key(|r| (r.processed_at, r.event_id));
     order.dedup_by_key(|r| r.event_id);
-    order.iter().fold(None, |p, row| {
-        Some(apply(cfg, p, &row.to_valid_event(), row.processed_at).profile)
-    })
+    replay(cfg, None, order)
 }
