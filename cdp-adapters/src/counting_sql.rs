@@ -22,6 +22,23 @@ pub enum Dialect {
     Sqlite,
 }
 
+/// A Postgres identifier, quoted (embedded quotes doubled).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The prefix of a Postgres schema's tables: the schema quoted as an identifier, then a dot
+/// (`"public".`). The one rule, for the native store and the Worker.
+pub fn schema_prefix(schema: &str) -> String {
+    format!("{}.", ident(schema))
+}
+
+fn postgres(prefix: &str) -> Dialect {
+    Dialect::Postgres {
+        prefix: prefix.to_owned(),
+    }
+}
+
 /// A bound value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
@@ -431,9 +448,7 @@ pub fn recent_events_json(prefix: &str, brand: &str, q: &crate::analytics::Strea
 /// `seq` (a backwards walk of its index), not a scan. One `timestamptz` column, `null`
 /// before the first event.
 pub fn last_processed_at(prefix: &str, brand: &str) -> Stmt {
-    let d = Dialect::Postgres {
-        prefix: prefix.to_owned(),
-    };
+    let d = postgres(prefix);
     let mut b = Builder::new(&d);
     let brand = b.text(brand);
     b.sql = format!(
@@ -452,9 +467,7 @@ pub fn last_processed_at(prefix: &str, brand: &str) -> Stmt {
 /// profile's `last_updated`, which JSON carries at a finer precision than the column: an
 /// event read twice that way is a duplicate to the core and changes nothing.
 pub fn visitor_profile_json(prefix: &str, brand: &str, id: &str, now: DateTime<Utc>) -> Stmt {
-    let d = Dialect::Postgres {
-        prefix: prefix.to_owned(),
-    };
+    let d = postgres(prefix);
     let mut b = Builder::new(&d);
     let (brand, id, now) = (b.text(brand), b.text(id), b.time(now));
     let cols: Vec<String> = crate::codec::EVENT_COLUMNS
@@ -491,9 +504,7 @@ fn recent_events_with(
     q: &crate::analytics::StreamQuery,
     column: impl Fn(&str) -> String,
 ) -> Stmt {
-    let d = Dialect::Postgres {
-        prefix: prefix.to_owned(),
-    };
+    let d = postgres(prefix);
     let mut b = Builder::new(&d);
     let mut wheres = vec![format!("brand_id = {}", b.text(brand))];
     if let Some(t) = &q.event_type {
@@ -531,7 +542,7 @@ pub fn json_rows(select: &str, columns: usize) -> String {
 /// Where a [`plan_as_json`] statement's answers are: for each list of the plan (counters,
 /// facts, events, last event), the column holding each entry's rows, or `None` where the
 /// entry reads nothing (its answer is empty).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JsonLayout {
     /// Per counter sum.
     pub counters: Vec<Option<usize>>,

@@ -109,10 +109,7 @@ const PROFILE_TYPES: [&str; 18] = [
 /// `deduplicate` only when that fails on a duplicate.
 const WRITE_EVENTS_ARGS: usize = 1 + EVENT_COLUMNS.len() + 1 + SEARCH_COLUMNS.len();
 
-/// A quoted identifier.
-pub(crate) fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub(crate) use crate::counting_sql::ident;
 
 pub(crate) fn col_list(cols: &[&str]) -> String {
     cols.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ")
@@ -191,7 +188,11 @@ impl Statements {
                 "select distinct anonymous_id from {events} where brand_id = $1 \
                  and ($2::text is null or anonymous_id > $2) order by anonymous_id limit $3"
             ),
-            last_processed_at: crate::counting_sql::last_processed_at(&format!("{s}."), "").sql,
+            last_processed_at: crate::counting_sql::last_processed_at(
+                &crate::counting_sql::schema_prefix(schema),
+                "",
+            )
+            .sql,
             existing_ids: format!(
                 "select event_id from {events} where brand_id = $1 and event_id = any($2)"
             ),

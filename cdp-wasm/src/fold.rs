@@ -7,7 +7,7 @@
 
 use crate::js_err;
 use cdp_adapters::counting_rows::{counted_event, fact, JsonCells};
-use cdp_adapters::counting_sql::{Param, Stmt};
+use cdp_adapters::counting_sql::{schema_prefix, Param, Stmt};
 use cdp_adapters::fold_sql::PgFold;
 use cdp_core::counting::{fold, CountedEvent, Fact};
 use serde_json::{json, Value};
@@ -60,7 +60,7 @@ impl Fold {
     #[wasm_bindgen(constructor)]
     pub fn new(schema: &str, limit: u32) -> Fold {
         Fold {
-            sql: PgFold::new(format!("\"{}\".", schema.replace('"', "\"\""))),
+            sql: PgFold::new(schema_prefix(schema)),
             limit: i64::from(limit.max(1)),
             step: Step::Start,
             folded: 0,

@@ -226,7 +226,7 @@ impl Engine {
     /// The statement `/health` runs against the store: when an event was last stored (one
     /// column). JSON `{"sql", "params"}`.
     pub fn health_read(&self, schema: &str) -> String {
-        let prefix = dashboard::quoted_schema(schema);
+        let prefix = cdp_adapters::counting_sql::schema_prefix(schema);
         let stmt =
             cdp_adapters::counting_sql::last_processed_at(&prefix, self.cfg.brand_id().as_str());
         let params: Vec<String> = stmt

@@ -9,7 +9,7 @@ use super::{AnalyticsError, RollupRows, StreamQuery};
 use crate::counting_rows::{self, Cells};
 use crate::counting_sql::{self, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
 use crate::fold_sql::PgFold;
-use crate::postgres::{event_from_pg, ident, pg_err, PostgresStore};
+use crate::postgres::{event_from_pg, pg_err, PostgresStore};
 use crate::StoreError;
 use cdp_core::counting::{fold, ReadAnswers, ReadPlan};
 use cdp_core::{BrandId, EventRow};
@@ -37,7 +37,7 @@ impl Cells for PgCells<'_> {
 
 fn dialect(schema: &str) -> Dialect {
     Dialect::Postgres {
-        prefix: format!("{}.", ident(schema)),
+        prefix: counting_sql::schema_prefix(schema),
     }
 }
 
@@ -125,7 +125,7 @@ impl PostgresStore {
     ) -> Result<Vec<EventRow>, AnalyticsError> {
         let op = "recent_events";
         let stmt = counting_sql::recent_events(
-            &format!("{}.", ident(self.schema())),
+            &counting_sql::schema_prefix(self.schema()),
             brand.as_str(),
             query,
         );
@@ -204,7 +204,7 @@ impl PostgresStore {
     pub(crate) async fn fold_pending(&self) -> Result<u64, StoreError> {
         let op = "flush_rollups";
         let e = |err| pg_err(op, err);
-        let sql = PgFold::new(format!("{}.", ident(self.schema())));
+        let sql = PgFold::new(counting_sql::schema_prefix(self.schema()));
         let mut client = self.client(op).await?;
         let mut folded = 0u64;
         loop {
