@@ -9,7 +9,7 @@
 //   BENCH_DATABASE_URL=postgres://postgres:unused@127.0.0.1:5432/bench_edge node worker/bench-dashboard.mjs
 import { Miniflare } from "miniflare";
 import { join } from "node:path";
-import { bundleOptions } from "./test-support.js";
+import { bundleOptions, workerBindings } from "./test-support.js";
 
 const TOKEN = "bench-dashboard-admin-token";
 const db = process.env.BENCH_DATABASE_URL ?? "postgres://postgres:unused@127.0.0.1:5432/bench_edge";
@@ -19,11 +19,9 @@ process.env.BUNDLE_DIR ??= join(import.meta.dirname, "dist/test");
 const mf = new Miniflare({
   ...bundleOptions(),
   hyperdrives: { HYPERDRIVE: db },
-  bindings: {
-    SUPABASE_URL: "http://127.0.0.1:9", SUPABASE_SERVICE_KEY: "unused", SUPABASE_SCHEMA: "cdp_bench",
-    CDP_ALLOWED_ORIGINS: "https://example.test", DEAD_LETTER_QUEUE_NAME: "events-dlq",
-    CDP_TEST_MODE: "1", CDP_ADMIN_TOKEN: TOKEN,
-  },
+  bindings: workerBindings({
+    rest: "http://127.0.0.1:9", key: "unused", schema: "cdp_bench", origin: "https://example.test", token: TOKEN,
+  }),
 });
 const headers = { authorization: `Bearer ${TOKEN}` };
 const path = "/api/cdp/metrics?range=30d";

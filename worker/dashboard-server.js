@@ -11,7 +11,7 @@
 // and the process goes on; nothing the Worker answers passes through this handler.
 //   BUNDLE_DIR, STANDIN_BIN, DATABASE_URL, CDP_ADMIN_TOKEN
 import { Miniflare } from "miniflare";
-import { bundleOptions, freePort, need, startStandin } from "./test-support.js";
+import { bundleOptions, freePort, need, startStandin, workerBindings } from "./test-support.js";
 
 const KEY = "dashboard-suite-service-key";
 
@@ -31,14 +31,14 @@ const mf = new Miniflare({
   host: "127.0.0.1",
   port,
   hyperdrives: { HYPERDRIVE: hyperdrive.toString() },
-  bindings: {
-    SUPABASE_URL: standin.rest,
-    SUPABASE_SERVICE_KEY: KEY,
-    SUPABASE_SCHEMA: schema,
-    CDP_ALLOWED_ORIGINS: `http://127.0.0.1:${port}`,
-    DEAD_LETTER_QUEUE_NAME: "events-dlq",
-    CDP_ADMIN_TOKEN: need("CDP_ADMIN_TOKEN"),
-  },
+  bindings: workerBindings({
+    rest: standin.rest,
+    key: KEY,
+    schema,
+    origin: `http://127.0.0.1:${port}`,
+    token: need("CDP_ADMIN_TOKEN"),
+    testMode: false,
+  }),
 });
 const url = await mf.ready;
 console.log(JSON.stringify({ origin: url.origin }));

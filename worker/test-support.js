@@ -63,6 +63,22 @@ export function bundleOptions({ maxRetries = 10 } = {}) {
   };
 }
 
+// The variables every test Worker gets: Supabase REST at `rest` with service key `key`,
+// tables in `schema`, browsers allowed from `origin`, the dead-letter queue's name (as
+// bundleOptions names it), the admin token when one is given, and test mode (tests may fix
+// "now" with x-cdp-test-now) unless `testMode` is false.
+export function workerBindings({ rest, key, schema, origin, token, testMode = true }) {
+  return {
+    SUPABASE_URL: rest,
+    SUPABASE_SERVICE_KEY: key,
+    SUPABASE_SCHEMA: schema,
+    CDP_ALLOWED_ORIGINS: origin,
+    DEAD_LETTER_QUEUE_NAME: "events-dlq",
+    ...(testMode ? { CDP_TEST_MODE: "1" } : {}),
+    ...(token ? { CDP_ADMIN_TOKEN: token } : {}),
+  };
+}
+
 // The PostgREST stand-in (cdp-adapters example postgrest_standin, STANDIN_BIN) over the real
 // Postgres (CDP_TEST_DATABASE_URL, or `databaseUrl`), answering with service key `key`: its
 // REST URL, a fresh migrated schema per `newSchema()`, and `stop()` (which drops its schemas).

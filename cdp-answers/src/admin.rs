@@ -67,32 +67,13 @@ pub fn session_cookie(token: &AdminToken, now: DateTime<Utc>, https: bool) -> St
 /// The `Set-Cookie` value that ends a session.
 pub const CLEARED_COOKIE: &str = "cdp_admin_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict";
 
-/// The `token` field of an `application/x-www-form-urlencoded` login body (`+` and
-/// percent escapes decoded), trimmed; `None` when it is absent or not UTF-8.
+/// The `token` field of an `application/x-www-form-urlencoded` login body, decoded as `cdp
+/// serve`'s form extractor decodes it (`form_urlencoded`: `+` and percent escapes, invalid
+/// escapes kept as written, invalid UTF-8 replaced), trimmed; `None` when it is absent.
 pub fn form_token(body: &str) -> Option<String> {
-    body.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == "token").then(|| form_decode(v)).flatten()
-    })
-}
-
-fn form_decode(v: &str) -> Option<String> {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = v.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok().map(|s| s.trim().to_owned())
+    form_urlencoded::parse(body.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.trim().to_owned())
 }
 
 /// What a path under `/admin/cdp/` (without that prefix) is in the dashboard build.
@@ -206,8 +187,16 @@ mod tests {
         assert_eq!(form_token("token=abc%2B1+2"), Some("abc+1 2".to_owned()));
         assert_eq!(form_token("x=1&token=%20t%20"), Some("t".to_owned()));
         assert_eq!(form_token("x=1"), None);
-        assert_eq!(form_token("token=%zz"), None);
-        assert_eq!(form_token("token=%ff"), None, "not UTF-8");
+        assert_eq!(
+            form_token("token=%zz"),
+            Some("%zz".to_owned()),
+            "kept as written"
+        );
+        assert_eq!(
+            form_token("token=%ff"),
+            Some("\u{fffd}".to_owned()),
+            "not UTF-8"
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ use cdp_adapters::analytics::StreamQuery;
 use cdp_adapters::codec::EventColumns;
 use cdp_adapters::counting_rows::answers_from_json;
 use cdp_adapters::counting_sql::{
-    plan_as_json, recent_events_json, visitor_profile_json, Dialect, JsonLayout, Param, Stmt,
+    plan_as_json, recent_events_json, schema_prefix, visitor_profile_json, Dialect, JsonLayout,
+    Param, Stmt,
 };
 use cdp_answers::access::AdminToken;
 use cdp_answers::api::{range_param, stream_query, Failure, DEFAULT_RANGE};
@@ -52,6 +53,9 @@ struct State {
     /// The visitor (profile only).
     anonymous_id: Option<String>,
     now_ms: i64,
+    /// Where the statement put each read's answer (metrics and searches), so the answer
+    /// needs the plan only, not the statement again.
+    layout: Option<JsonLayout>,
 }
 
 enum Planned {
@@ -116,31 +120,26 @@ fn failed(f: &Failure) -> Value {
     reply(f.status(), &f.body(), f.retry_after())
 }
 
-/// A schema name as the prefix of its tables.
-pub(crate) fn quoted_schema(schema: &str) -> String {
-    format!("\"{}\".", schema.replace('"', "\"\""))
-}
-
 impl Engine {
-    /// The statement of a request, with its plan and layout (none for the stream).
+    /// The statement of a request, with its layout (none for the stream and the profile).
     fn statement(
         &self,
         state: &State,
         schema: &str,
         now: DateTime<Utc>,
-    ) -> Result<(Stmt, Option<Planned>, Option<JsonLayout>), JsError> {
-        let prefix = quoted_schema(schema);
+    ) -> Result<(Stmt, Option<JsonLayout>), JsError> {
+        let prefix = schema_prefix(schema);
         let brand = self.cfg.brand_id().as_str();
         if let Some(q) = &state.stream {
-            return Ok((recent_events_json(&prefix, brand, q), None, None));
+            return Ok((recent_events_json(&prefix, brand, q), None));
         }
         if let Some(id) = &state.anonymous_id {
-            return Ok((visitor_profile_json(&prefix, brand, id, now), None, None));
+            return Ok((visitor_profile_json(&prefix, brand, id, now), None));
         }
         let planned = Planned::of(state, now).ok_or_else(|| js_err("no plan for this answer"))?;
         let d = Dialect::Postgres { prefix };
         let (stmt, layout) = plan_as_json(&d, brand, planned.plan());
-        Ok((stmt, Some(planned), Some(layout)))
+        Ok((stmt, Some(layout)))
     }
 }
 
@@ -209,14 +208,16 @@ impl Engine {
                 Err(p) => return bad(p),
             }
         };
-        let state = State {
+        let mut state = State {
             answer,
             range,
             stream,
             anonymous_id,
             now_ms: now.timestamp_millis(),
+            layout: None,
         };
-        let stmt = self.statement(&state, schema, now)?.0;
+        let (stmt, layout) = self.statement(&state, schema, now)?;
+        state.layout = layout;
         let params: Vec<String> = stmt.params.iter().map(Param::text).collect();
         Ok(json!({ "sql": stmt.sql, "params": params, "state": state }).to_string())
     }
@@ -229,7 +230,6 @@ impl Engine {
     pub fn dashboard_answer(
         &self,
         state_json: &str,
-        schema: &str,
         columns_json: Option<String>,
         sqlstate: Option<String>,
         error: Option<String>,
@@ -254,12 +254,12 @@ impl Engine {
         };
         let now = at_ms(state.now_ms as f64)?;
         let cols: Vec<Value> = serde_json::from_str(&columns).map_err(js_err)?;
-        let (_, planned, layout) = self.statement(&state, schema, now)?;
+        let planned = Planned::of(&state, now);
         let failed_read = |e: String| Ok(to_json(&failed(&Failure::QueryFailed(e))));
-        let body = match (planned, layout) {
+        let body = match (planned, &state.layout) {
             (Some(planned), Some(layout)) => {
                 let answers =
-                    match answers_from_json("dashboard_read", planned.plan(), &layout, &cols) {
+                    match answers_from_json("dashboard_read", planned.plan(), layout, &cols) {
                         Ok(a) => a,
                         Err(e) => return failed_read(e.to_string()),
                     };

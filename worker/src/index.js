@@ -126,13 +126,21 @@ function bench({ events, now, reps }, e) {
   return Response.json({ events: n });
 }
 
-// A Postgres client through Hyperdrive, one connection, values as Postgres sends them.
-function database(env) {
+// Runs `use` with a Postgres client through Hyperdrive (one connection, values as Postgres
+// sends them), ended afterwards whatever happens.
+async function withDatabase(env, use) {
   if (!env.HYPERDRIVE) throw new Error("no HYPERDRIVE binding: see docs/deploy-cloudflare.md");
-  return postgres(env.HYPERDRIVE.connectionString, {
+  const sql = postgres(env.HYPERDRIVE.connectionString, {
     max: 1, fetch_types: false, prepare: false, connect_timeout: 10, onnotice: () => {},
   });
+  try {
+    return await use(sql);
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
 }
+
+const schemaOf = (env) => env.SUPABASE_SCHEMA ?? "public";
 
 // Most events one fold transaction takes (as `cdp serve`'s Postgres fold).
 const FOLD_EVENTS = 100000;
@@ -140,7 +148,7 @@ const FOLD_EVENTS = 100000;
 // Folds the pending events into the rollups, a batch per transaction, until none is
 // pending; the statements and the fold are wasm's (Fold). Returns how many it folded.
 async function foldRollups(env, sql) {
-  const schema = env.SUPABASE_SCHEMA ?? "public";
+  const schema = schemaOf(env);
   let total = 0;
   for (;;) {
     const f = new Fold(schema, FOLD_EVENTS);
@@ -172,15 +180,11 @@ async function foldQuietly(env, why) {
     }
     return;
   }
-  let sql;
   try {
-    sql = database(env);
-    const n = await foldRollups(env, sql);
+    const n = await withDatabase(env, (sql) => foldRollups(env, sql));
     if (n > 0) log("log", "rollups folded", { events: n, why });
   } catch (err) {
     log("error", "rollup fold failed", { why, error: String(err.message ?? err) });
-  } finally {
-    if (sql) await sql.end({ timeout: 1 }).catch(() => {});
   }
 }
 
@@ -188,7 +192,7 @@ async function foldQuietly(env, why) {
 function planDashboard(e, request, env, url) {
   return JSON.parse(e.dashboard_request(url.pathname, JSON.stringify(Object.fromEntries(url.searchParams)),
     request.headers.get("authorization") ?? undefined, request.headers.get("cookie") ?? undefined,
-    env.CDP_ADMIN_TOKEN ?? "", env.SUPABASE_SCHEMA ?? "public", nowMs(request, env)));
+    env.CDP_ADMIN_TOKEN ?? "", schemaOf(env), nowMs(request, env)));
 }
 
 // The planned statement's one row (as JSON text), read in one snapshot.
@@ -203,27 +207,24 @@ async function readRow(sql, planned) {
 // sent them: JSON columns parsed, nothing else converted.
 async function dashboard(request, env, url) {
   const e = engineFor(env);
-  const schema = env.SUPABASE_SCHEMA ?? "public";
   const planned = planDashboard(e, request, env, url);
   if (planned.reply) return send(planned.reply);
   const state = JSON.stringify(planned.state);
-  let sql;
   try {
-    sql = database(env);
-    // The rollups trail the delivered events by up to one fold: fold what is pending first,
-    // so the answer counts every event stored before this request (as `cdp serve` does).
-    await foldRollups(env, sql);
-    const columns = await readRow(sql, planned);
-    return send(e.dashboard_answer(state, schema, columns, undefined, undefined, undefined));
+    const columns = await withDatabase(env, async (sql) => {
+      // The rollups trail the delivered events by up to one fold: fold what is pending
+      // first, so the answer counts every event stored before this request (as `cdp serve`).
+      await foldRollups(env, sql);
+      return readRow(sql, planned);
+    });
+    return send(e.dashboard_answer(state, columns, undefined, undefined, undefined));
   } catch (err) {
     // What the server said (SQLSTATE, severity), if anything: wasm tells offline from failed.
     const known = err instanceof postgres.PostgresError;
     const sqlstate = known ? err.code : undefined;
     log("error", "dashboard read failed", { sqlstate, error: String(err.message ?? err) });
-    return send(e.dashboard_answer(state, schema, undefined, sqlstate, String(err.message ?? err),
+    return send(e.dashboard_answer(state, undefined, sqlstate, String(err.message ?? err),
       known ? err.severity : undefined));
-  } finally {
-    if (sql) await sql.end({ timeout: 1 }).catch(() => {});
   }
 }
 
@@ -232,19 +233,12 @@ async function dashboard(request, env, url) {
 // can time the CPU cost per request in workerd from the outside.
 async function benchDashboard({ path, reps }, request, env, e) {
   const url = new URL(path, "http://bench.test");
-  const schema = env.SUPABASE_SCHEMA ?? "public";
   const planned = planDashboard(e, request, env, url);
-  const sql = database(env);
-  let columns;
-  try {
-    columns = await readRow(sql, planned);
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-  }
+  const columns = await withDatabase(env, (sql) => readRow(sql, planned));
   let bytes = 0;
   for (let r = 0; r < reps; r++) {
     const p = planDashboard(e, request, env, url);
-    bytes += e.dashboard_answer(JSON.stringify(p.state), schema, columns, undefined, undefined, undefined).length;
+    bytes += e.dashboard_answer(JSON.stringify(p.state), columns, undefined, undefined, undefined).length;
   }
   return Response.json({ reps, bytes });
 }
@@ -254,13 +248,13 @@ async function benchDashboard({ path, reps }, request, env, e) {
 async function health(e, env, origin) {
   const kv = (await env.CDP_KV.get("last_event_at")) ?? undefined;
   if (!env.HYPERDRIVE) return e.health(kv, origin, undefined, undefined);
-  const { sql: text, params } = JSON.parse(e.health_read(env.SUPABASE_SCHEMA ?? "public"));
-  let sql;
+  const { sql: text, params } = JSON.parse(e.health_read(schemaOf(env)));
   let timer;
+  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2000); });
+  const read = withDatabase(env, (sql) => sql.unsafe(text, params).values());
+  read.catch(() => {}); // a read that loses the race must not surface as unhandled
   try {
-    sql = database(env);
-    const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2000); });
-    const [[at]] = await Promise.race([sql.unsafe(text, params).values(), late]);
+    const [[at]] = await Promise.race([read, late]);
     const stored = at == null ? undefined : new Date(at).toISOString();
     return e.health(kv, origin, "ok", stored);
   } catch (err) {
@@ -268,7 +262,6 @@ async function health(e, env, origin) {
     return e.health(kv, origin, "unreachable", undefined);
   } finally {
     clearTimeout(timer);
-    if (sql) sql.end({ timeout: 1 }).catch(() => {});
   }
 }
 
@@ -396,7 +389,7 @@ async function deliver(batch, env) {
   if (messages.length === 0) return;
   const d = new Delivery(JSON.stringify(rows));
   const base = `${env.SUPABASE_URL.replace(/\/+$/, "")}/rest/v1`;
-  const schema = env.SUPABASE_SCHEMA ?? "public";
+  const schema = schemaOf(env);
   for (let req; (req = d.next_request()) !== undefined;) {
     const r = JSON.parse(req);
     const headers = {

@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { createServer } from "node:net";
 import { Miniflare } from "miniflare";
 import postgres from "postgres";
-import { bundleOptions, need, sleep, startStandin, waitFor, freePort } from "../test-support.js";
+import { bundleOptions, need, sleep, startStandin, waitFor, freePort, workerBindings } from "../test-support.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const JOURNEYS = join(ROOT, "fixtures/journeys");
@@ -63,15 +63,7 @@ async function startWorker(hyperdrive, { token = TOKEN, schema = "public", rest 
   const mf = new Miniflare({
     ...bundleOptions(),
     hyperdrives: { HYPERDRIVE: hyperdrive },
-    bindings: {
-      SUPABASE_URL: rest,
-      SUPABASE_SERVICE_KEY: KEY,
-      SUPABASE_SCHEMA: schema,
-      CDP_ALLOWED_ORIGINS: ORIGIN,
-      DEAD_LETTER_QUEUE_NAME: "events-dlq",
-      CDP_TEST_MODE: "1",
-      ...(token ? { CDP_ADMIN_TOKEN: token } : {}),
-    },
+    bindings: workerBindings({ rest, key: KEY, schema, origin: ORIGIN, token }),
   });
   await mf.ready;
   workers.push(mf);

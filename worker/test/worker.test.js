@@ -14,7 +14,7 @@ import { join, resolve } from "node:path";
 import { connect } from "node:net";
 import { promisify } from "node:util";
 import { Miniflare } from "miniflare";
-import { bundleOptions, need, sleep, startStandin, waitFor, freePort } from "../test-support.js";
+import { bundleOptions, need, sleep, startStandin, waitFor, freePort, workerBindings } from "../test-support.js";
 
 const KEY = "worker-test-service-key";
 const ORIGIN = "https://southlandorganics.com";
@@ -52,14 +52,7 @@ const workers = [];
 async function startWorker(schema, { maxRetries = 10, testMode = true } = {}) {
   const mf = new Miniflare({
     ...bundleOptions({ maxRetries }),
-    bindings: {
-      SUPABASE_URL: rest,
-      SUPABASE_SERVICE_KEY: KEY,
-      SUPABASE_SCHEMA: schema,
-      CDP_ALLOWED_ORIGINS: ORIGIN,
-      DEAD_LETTER_QUEUE_NAME: "events-dlq",
-      ...(testMode ? { CDP_TEST_MODE: "1" } : {}),
-    },
+    bindings: workerBindings({ rest, key: KEY, schema, origin: ORIGIN, testMode }),
   });
   await mf.ready;
   workers.push(mf);
