@@ -28,13 +28,13 @@ fn edges(n: usize) -> Vec<Edge> {
         let email = id(IdKind::Email, format!("p{person}@example.org"));
         let mut push = |a, b| {
             let k = out.len() as u64;
-            out.push(Edge {
-                at: t0 + Duration::seconds(k as i64 * 7),
-                event_id: uuid_of(k),
-                kind: EdgeKind::Link,
+            out.push(Edge::new(
+                EdgeKind::Link,
+                t0 + Duration::seconds(k as i64 * 7),
+                uuid_of(k),
                 a,
                 b,
-            });
+            ));
         };
         push(browser.clone(), email.clone());
         if person % 3 == 0 {

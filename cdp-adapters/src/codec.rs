@@ -5,6 +5,7 @@
 //! back (the spec's `real` columns hold about seven digits), JSON payloads as JSON.
 
 use crate::{StoreError, WriteOutcome};
+use cdp_core::identity::{Edge, EdgeKind, IdKind, Identifier, Origin};
 use cdp_core::persona::round6;
 use cdp_core::{
     AnonymousId, BrandId, Config, EventRow, EventType, PersonaId, Profile, SearchRow, SessionId,
@@ -349,6 +350,98 @@ pub fn outcomes(
             }
         })
         .collect()
+}
+
+/// A `cdp_identity_edges` row, as every backend stores it ([`EDGE_COLUMNS`] order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeColumns {
+    /// Tenant.
+    pub brand_id: String,
+    /// `link` or `exclude`.
+    pub edge_kind: String,
+    /// One side's kind.
+    pub a_kind: String,
+    /// Its value.
+    pub a_value: String,
+    /// The other side's kind.
+    pub b_kind: String,
+    /// Its value.
+    pub b_value: String,
+    /// When (stored form, see [`ts_text`]).
+    pub at: String,
+    /// The event or admin action it came from.
+    pub event_id: String,
+    /// `event` or `admin`.
+    pub origin: String,
+}
+
+/// The `cdp_identity_edges` columns, in the order the adapters write and read them. The first
+/// six are the key.
+pub const EDGE_COLUMNS: [&str; 9] = [
+    "brand_id",
+    "edge_kind",
+    "a_kind",
+    "a_value",
+    "b_kind",
+    "b_value",
+    "at",
+    "event_id",
+    "origin",
+];
+
+impl EdgeColumns {
+    /// An edge's columns.
+    pub fn from_edge(brand: &BrandId, e: &Edge) -> EdgeColumns {
+        EdgeColumns {
+            brand_id: brand.as_str().to_owned(),
+            edge_kind: e.kind.as_str().to_owned(),
+            a_kind: e.a.kind.as_str().to_owned(),
+            a_value: e.a.value.clone(),
+            b_kind: e.b.kind.as_str().to_owned(),
+            b_value: e.b.value.clone(),
+            at: ts_text(e.at),
+            event_id: uuid_text(e.event_id),
+            origin: e.origin.as_str().to_owned(),
+        }
+    }
+
+    /// The edge stored in these columns.
+    pub fn into_edge(self, op: &'static str) -> Result<Edge, StoreError> {
+        let kind = |k: &str| {
+            IdKind::parse(k).ok_or_else(|| corrupt(op, format!("unknown identifier kind {k:?}")))
+        };
+        Ok(Edge {
+            at: parse_ts(op, &self.at)?,
+            event_id: parse_uuid(op, &self.event_id)?,
+            kind: EdgeKind::parse(&self.edge_kind)
+                .ok_or_else(|| corrupt(op, format!("unknown edge kind {:?}", self.edge_kind)))?,
+            a: Identifier {
+                kind: kind(&self.a_kind)?,
+                value: self.a_value,
+            },
+            b: Identifier {
+                kind: kind(&self.b_kind)?,
+                value: self.b_value,
+            },
+            origin: Origin::parse(&self.origin)
+                .ok_or_else(|| corrupt(op, format!("unknown edge origin {:?}", self.origin)))?,
+        })
+    }
+
+    /// The values in [`EDGE_COLUMNS`] order.
+    pub fn values(&self) -> [&str; 9] {
+        [
+            &self.brand_id,
+            &self.edge_kind,
+            &self.a_kind,
+            &self.a_value,
+            &self.b_kind,
+            &self.b_value,
+            &self.at,
+            &self.event_id,
+            &self.origin,
+        ]
+    }
 }
 
 /// Lowercase hyphenated UUID text, the stored form of an id.

@@ -36,6 +36,7 @@ pub mod supabase;
 #[cfg(feature = "native")]
 pub use store::{PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget, TargetError};
 
+use cdp_core::identity::Edge;
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 
 /// Whether a failed Postgres statement means the connection is gone (the store is offline)
@@ -132,7 +133,8 @@ impl StoreError {
 /// Writes enriched events durably and idempotently on `(brand_id, event_id)`.
 #[allow(async_fn_in_trait)]
 pub trait EventSink {
-    /// Writes the rows (search rows for `search_performed` events go to `cdp_searches` too)
+    /// Writes the rows (search rows for `search_performed` events go to `cdp_searches` too,
+    /// the identity edges they make to `cdp_identity_edges`, in the same transaction)
     /// and returns each row's outcome in input order. A row whose key appears earlier in the
     /// same batch is a [`WriteOutcome::Duplicate`]. Returns only once the data is durable;
     /// SQLite and Postgres use one transaction per call, so the caller's batch is the group
@@ -152,6 +154,22 @@ pub trait EventSink {
     /// by the moments between a row taking its `seq` and its transaction committing.
     async fn last_processed_at(&self, brand: &BrandId)
         -> Result<Option<DateTime<Utc>>, StoreError>;
+}
+
+/// The identity log (`cdp_identity_edges`): the edges between identifiers that
+/// [`cdp_core::identity::resolve`] turns into people. Edges of events are written by
+/// [`EventSink::write_events`] in the events' own transaction (the core's
+/// [`cdp_core::identity::batch_edges`] of the batch); this role reads the log and adds the
+/// admin's merges and splits. Every write keeps one edge per pair of identifiers and kind, the
+/// earliest by `(at, event_id)`, so repeating an edge changes nothing.
+#[allow(async_fn_in_trait)]
+pub trait IdentityStore {
+    /// Every edge of the brand's log.
+    async fn identity_edges(&self, brand: &BrandId) -> Result<Vec<Edge>, StoreError>;
+
+    /// Adds edges (durable when it returns), each kept only if it is earlier than the one
+    /// stored for its pair.
+    async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError>;
 }
 
 /// Loads and saves golden profiles, which expire `profile_ttl_days` after their last update.

@@ -44,6 +44,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "counting",
         sql: include_str!("../../docs/schemas/cdp-counting.sql"),
     },
+    Migration {
+        version: 6,
+        name: "identity",
+        sql: include_str!("../../docs/schemas/cdp-identity.sql"),
+    },
 ];
 
 /// The SQLite migrations: the same tables in SQLite's types.
@@ -77,6 +82,11 @@ pub const SQLITE: &[Migration] = &[
         version: 6,
         name: "drop-recounts",
         sql: include_str!("../migrations/sqlite/0006_drop_recounts.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "identity",
+        sql: include_str!("../migrations/sqlite/0007_identity.sql"),
     },
 ];
 

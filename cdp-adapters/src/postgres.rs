@@ -13,11 +13,13 @@
 //! which a transaction pooler does not keep between transactions.
 
 use crate::codec::{
-    self, EventColumns, ProfileColumns, SearchColumns, EVENT_COLUMNS, PROFILE_COLUMNS,
+    self, EdgeColumns, EventColumns, ProfileColumns, SearchColumns, EDGE_COLUMNS, EVENT_COLUMNS,
+    PROFILE_COLUMNS,
 };
 use crate::migrate::{self, POSTGRES_LOCK_KEY, SCHEMA_MIGRATIONS};
 use crate::store::PostgresTarget;
-use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
+use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
+use cdp_core::identity::Edge;
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -53,6 +55,11 @@ struct Statements {
     schema: String,
     /// The batch insert: a call of `cdp_write_events` (see [`WRITE_EVENTS_ARGS`]).
     write_events: String,
+    /// The same with the batch's identity edges upserted in the same statement (so the same
+    /// transaction), for the batches that make edges.
+    write_events_and_edges: String,
+    identity_edges: String,
+    add_edges: String,
     upsert_profiles: String,
     load_profile: String,
     purge_expired: String,
@@ -131,6 +138,69 @@ fn unnest_insert(table: &str, cols: &[&str], types: &[&str]) -> String {
     )
 }
 
+/// The upsert of [`EDGE_COLUMNS`] arrays (parameters after `offset`) that keeps, per pair, the
+/// earliest edge (the log's rule, see [`crate::IdentityStore`]). A pair comes once per call
+/// (the core's `batch_edges` and `add_edges` make sure), as an upsert may touch a row once.
+fn upsert_edges_sql(table: &str, offset: usize) -> String {
+    let args: Vec<String> = EDGE_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let t = if *c == "at" { "timestamptz" } else { "text" };
+            format!("${}::{t}[]", offset + i + 1)
+        })
+        .collect();
+    format!(
+        "insert into {table} as t ({cols}) select {cols} from unnest({args}) as i({cols}) \
+         on conflict (brand_id, edge_kind, a_kind, a_value, b_kind, b_value) do update set \
+         at = excluded.at, event_id = excluded.event_id, origin = excluded.origin \
+         where (excluded.at, excluded.event_id) < (t.at, t.event_id)",
+        cols = col_list(&EDGE_COLUMNS),
+        args = args.join(", ")
+    )
+}
+
+/// Edge columns as parameter arrays, `at` as timestamps.
+struct EdgeParams {
+    text: [Vec<String>; 8],
+    at: Vec<DateTime<Utc>>,
+}
+
+impl EdgeParams {
+    fn new(op: &'static str, edges: &[EdgeColumns]) -> Result<EdgeParams, StoreError> {
+        let mut text: [Vec<String>; 8] = Default::default();
+        let mut at = Vec::with_capacity(edges.len());
+        for e in edges {
+            let mut slot = 0;
+            for (i, v) in e.values().into_iter().enumerate() {
+                if EDGE_COLUMNS[i] == "at" {
+                    at.push(codec::parse_ts(op, v)?);
+                } else {
+                    text[slot].push(v.to_owned());
+                    slot += 1;
+                }
+            }
+        }
+        Ok(EdgeParams { text, at })
+    }
+
+    /// The parameters in [`EDGE_COLUMNS`] order.
+    fn params(&self) -> Vec<(&(dyn ToSql + Sync), Type)> {
+        let mut text = self.text.iter();
+        EDGE_COLUMNS
+            .iter()
+            .filter_map(|c| {
+                if *c == "at" {
+                    Some((&self.at as &(dyn ToSql + Sync), Type::TIMESTAMPTZ_ARRAY))
+                } else {
+                    text.next()
+                        .map(|v| (v as &(dyn ToSql + Sync), Type::TEXT_ARRAY))
+                }
+            })
+            .collect()
+    }
+}
+
 impl Statements {
     fn new(schema: &str) -> Statements {
         let s = ident(schema);
@@ -140,15 +210,26 @@ impl Statements {
             .iter()
             .map(|c| format!("{0} = excluded.{0}", ident(c)))
             .collect();
+        let write_events = format!(
+            "select stored_brand_id, stored_event_id from {s}.cdp_write_events({})",
+            (1..=WRITE_EVENTS_ARGS)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let edges = format!("{s}.cdp_identity_edges");
         Statements {
             schema: schema.to_owned(),
-            write_events: format!(
-                "select stored_brand_id, stored_event_id from {s}.cdp_write_events({})",
-                (1..=WRITE_EVENTS_ARGS)
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            write_events_and_edges: format!(
+                "with edges as ({}) {write_events}",
+                upsert_edges_sql(&edges, WRITE_EVENTS_ARGS)
             ),
+            write_events,
+            identity_edges: format!(
+                "select {} from {edges} where brand_id = $1",
+                col_list(&EDGE_COLUMNS)
+            ),
+            add_edges: upsert_edges_sql(&edges, 0),
             upsert_profiles: format!(
                 "{} on conflict (brand_id, anonymous_id) do update set {}",
                 unnest_insert(&profiles, &PROFILE_COLUMNS, &PROFILE_TYPES),
@@ -437,6 +518,67 @@ pub(crate) fn event_from_pg(
     cols.into_row(op)
 }
 
+impl IdentityStore for PostgresStore {
+    async fn identity_edges(&self, brand: &BrandId) -> Result<Vec<Edge>, StoreError> {
+        let op = "identity_edges";
+        let brand = brand.as_str();
+        let client = self.client(op).await?;
+        let rows = client
+            .query_typed(&self.sql.identity_edges, &[(&brand, Type::TEXT)])
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        rows.iter()
+            .map(|r| {
+                let t = |i: usize| r.try_get::<_, String>(i).map_err(|e| pg_err(op, e));
+                EdgeColumns {
+                    brand_id: t(0)?,
+                    edge_kind: t(1)?,
+                    a_kind: t(2)?,
+                    a_value: t(3)?,
+                    b_kind: t(4)?,
+                    b_value: t(5)?,
+                    at: codec::ts_text(
+                        r.try_get::<_, DateTime<Utc>>(6)
+                            .map_err(|e| pg_err(op, e))?,
+                    ),
+                    event_id: t(7)?,
+                    origin: t(8)?,
+                }
+                .into_edge(op)
+            })
+            .collect()
+    }
+
+    async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError> {
+        let op = "add_edges";
+        let mut cols: Vec<EdgeColumns> = Vec::with_capacity(edges.len());
+        // One row per pair in a statement: the earliest of repeated pairs.
+        let mut sorted: Vec<&Edge> = edges.iter().collect();
+        sorted.sort_by_key(|e| (e.at, e.event_id));
+        for e in sorted {
+            if !cols.iter().any(|c| {
+                c.edge_kind == e.kind.as_str()
+                    && c.a_kind == e.a.kind.as_str()
+                    && c.a_value == e.a.value
+                    && c.b_kind == e.b.kind.as_str()
+                    && c.b_value == e.b.value
+            }) {
+                cols.push(EdgeColumns::from_edge(brand, e));
+            }
+        }
+        if cols.is_empty() {
+            return Ok(());
+        }
+        let params = EdgeParams::new(op, &cols)?;
+        let client = self.client(op).await?;
+        client
+            .query_typed(&self.sql.add_edges, &params.params())
+            .await
+            .map_err(|e| pg_err(op, e))?;
+        Ok(())
+    }
+}
+
 impl EventSink for PostgresStore {
     async fn write_events(&self, rows: &[EventRow]) -> Result<Vec<WriteOutcome>, StoreError> {
         let op = "write_events";
@@ -480,11 +622,22 @@ impl EventSink for PostgresStore {
         // durable, when it returns): no BEGIN and COMMIT round trips around it. A plain insert
         // first; if a row of the batch is already stored (or comes twice), the whole call
         // fails and stores nothing, and it runs again with `deduplicate`.
+        let edges: Vec<EdgeColumns> = cdp_core::identity::batch_edges(rows)
+            .iter()
+            .map(|(b, e)| EdgeColumns::from_edge(b, e))
+            .collect();
+        let edge_params = EdgeParams::new(op, &edges)?;
+        let statement = if edges.is_empty() {
+            &self.sql.write_events
+        } else {
+            all.extend(edge_params.params());
+            &self.sql.write_events_and_edges
+        };
         let client = self.client(op).await?;
-        let inserted = match client.query_typed(&self.sql.write_events, &all).await {
+        let inserted = match client.query_typed(statement, &all).await {
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
                 all[0] = (&true, Type::BOOL);
-                client.query_typed(&self.sql.write_events, &all).await
+                client.query_typed(statement, &all).await
             }
             other => other,
         };

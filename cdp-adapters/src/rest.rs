@@ -93,6 +93,37 @@ pub fn searches_query() -> Vec<(&'static str, String)> {
     vec![("on_conflict", "brand_id,event_id".to_owned())]
 }
 
+/// The `Prefer` header for identity edge inserts: an edge already stored for its pair stays.
+/// (PostgREST cannot keep the earlier of two rows as the SQL backends do, so over REST the
+/// first edge stored for a pair is kept; the events and the partition are the same, and only
+/// which event is named as attaching an identifier can differ when edges arrive out of order.)
+pub const EDGES_PREFER: &str = "resolution=ignore-duplicates,return=minimal";
+
+/// The query of edge inserts: the conflict target is the log's key.
+pub fn edges_query() -> Vec<(&'static str, String)> {
+    vec![(
+        "on_conflict",
+        "brand_id,edge_kind,a_kind,a_value,b_kind,b_value".to_owned(),
+    )]
+}
+
+/// The `cdp_identity_edges` body rows of the edges `rows` make, skipping the indices in
+/// `skip` (dead-lettered rows): [`cdp_core::identity::batch_edges`] of the rest.
+pub fn edge_bodies(rows: &[EventRow], skip: &[usize]) -> Vec<Value> {
+    let kept: Vec<EventRow> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !skip.contains(i))
+        .map(|(_, r)| r.clone())
+        .collect();
+    cdp_core::identity::batch_edges(&kept)
+        .iter()
+        .map(|(b, e)| {
+            serde_json::to_value(codec::EdgeColumns::from_edge(b, e)).unwrap_or(Value::Null)
+        })
+        .collect()
+}
+
 /// A PostgREST `in.(...)` filter for arbitrary strings: every item double-quoted, with `"` and
 /// `\` escaped by a backslash, so commas, dots and parentheses inside a visitor id stay data.
 pub fn in_filter<'a>(values: impl IntoIterator<Item = &'a str>) -> String {

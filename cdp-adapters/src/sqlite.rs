@@ -8,10 +8,12 @@
 //! read snapshot of the event file, so a fold never holds the event file's write connection.
 
 use crate::codec::{
-    self, EventColumns, ProfileColumns, SearchColumns, EVENT_COLUMNS, PROFILE_COLUMNS,
+    self, EdgeColumns, EventColumns, ProfileColumns, SearchColumns, EDGE_COLUMNS, EVENT_COLUMNS,
+    PROFILE_COLUMNS,
 };
 use crate::migrate::{self, SCHEMA_MIGRATIONS};
-use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
+use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
+use cdp_core::identity::Edge;
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -569,6 +571,7 @@ fn write_blocking(
     conn: &mut Connection,
     steps: std::sync::mpsc::Receiver<Vec<RowColumns>>,
     total: usize,
+    edges: &[EdgeColumns],
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     let op = "write_events";
     let e = |err| sql_err(op, err);
@@ -630,8 +633,95 @@ fn write_blocking(
             format!("the batch ended after {} of its {total} rows", out.len()),
         ));
     }
+    upsert_edges(op, &tx, edges)?;
     tx.commit().map_err(e)?;
     Ok(out)
+}
+
+/// The batch's edges in stored form.
+fn edge_columns(edges: &[(BrandId, Edge)]) -> Vec<EdgeColumns> {
+    edges
+        .iter()
+        .map(|(b, e)| EdgeColumns::from_edge(b, e))
+        .collect()
+}
+
+/// Keeps each edge unless its pair already holds an earlier one (the log's rule, see
+/// [`crate::IdentityStore`]).
+const UPSERT_EDGE: &str = "insert into cdp_identity_edges (brand_id, edge_kind, a_kind, \
+    a_value, b_kind, b_value, at, event_id, origin) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+    on conflict (brand_id, edge_kind, a_kind, a_value, b_kind, b_value) do update set \
+    at = excluded.at, event_id = excluded.event_id, origin = excluded.origin \
+    where (excluded.at, excluded.event_id) < (cdp_identity_edges.at, cdp_identity_edges.event_id)";
+
+fn upsert_edges(
+    op: &'static str,
+    tx: &rusqlite::Transaction<'_>,
+    edges: &[EdgeColumns],
+) -> Result<(), StoreError> {
+    if edges.is_empty() {
+        return Ok(());
+    }
+    let e = |err| sql_err(op, err);
+    let mut stmt = tx.prepare_cached(UPSERT_EDGE).map_err(e)?;
+    for edge in edges {
+        stmt.execute(rusqlite::params_from_iter(edge.values()))
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+impl IdentityStore for SqliteStore {
+    async fn identity_edges(&self, brand: &BrandId) -> Result<Vec<Edge>, StoreError> {
+        let op = "identity_edges";
+        let brand = brand.as_str().to_owned();
+        self.run(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "select {} from cdp_identity_edges where brand_id = ?1",
+                    quoted(&EDGE_COLUMNS)
+                ))
+                .map_err(e)?;
+            let rows = stmt
+                .query_map(params![brand], |r| {
+                    Ok(EdgeColumns {
+                        brand_id: r.get(0)?,
+                        edge_kind: r.get(1)?,
+                        a_kind: r.get(2)?,
+                        a_value: r.get(3)?,
+                        b_kind: r.get(4)?,
+                        b_value: r.get(5)?,
+                        at: r.get(6)?,
+                        event_id: r.get(7)?,
+                        origin: r.get(8)?,
+                    })
+                })
+                .map_err(e)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row.map_err(e)?.into_edge(op)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError> {
+        let op = "add_edges";
+        let cols: Vec<EdgeColumns> = edges
+            .iter()
+            .map(|e| EdgeColumns::from_edge(brand, e))
+            .collect();
+        self.run(op, move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|err| sql_err(op, err))?;
+            upsert_edges(op, &tx, &cols)?;
+            tx.commit().map_err(|err| sql_err(op, err))
+        })
+        .await
+    }
 }
 
 pub(crate) fn event_from_sql(
@@ -697,7 +787,10 @@ impl EventSink for SqliteStore {
         }
         let send = (steps.len() > 0).then_some(send);
         let total = rows.len();
-        let written = self.start("write_events", move |c| write_blocking(c, to_write, total));
+        let edges = edge_columns(&cdp_core::identity::batch_edges(rows));
+        let written = self.start("write_events", move |c| {
+            write_blocking(c, to_write, total, &edges)
+        });
         if let Some(send) = send {
             for step in steps {
                 if send.send(step).is_err() {
@@ -1069,7 +1162,7 @@ mod tests {
         let (send, steps) = std::sync::mpsc::channel();
         send.send(rows).expect("send");
         drop(send);
-        let err = write_blocking(&mut conn, steps, 5).expect_err("2 rows never came");
+        let err = write_blocking(&mut conn, steps, 5, &[]).expect_err("2 rows never came");
         assert!(err.to_string().contains("3 of its 5 rows"), "{err}");
         let stored: i64 = conn
             .query_row("select count(*) from cdp_events", [], |r| r.get(0))
@@ -1081,7 +1174,7 @@ mod tests {
         let (send, steps) = std::sync::mpsc::channel();
         send.send(rows).expect("send");
         drop(send);
-        let outcomes = write_blocking(&mut conn, steps, 3).expect("write");
+        let outcomes = write_blocking(&mut conn, steps, 3, &[]).expect("write");
         assert_eq!(outcomes, vec![WriteOutcome::Inserted; 3]);
     }
 

@@ -6,7 +6,8 @@
 use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
 use crate::supabase::{RetryPolicy, SupabaseStore};
-use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
+use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
+use cdp_core::identity::Edge;
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -300,6 +301,16 @@ impl Store {
             Store::Postgres(_) => "postgres",
             Store::Supabase(_) => "supabase",
         }
+    }
+}
+
+impl IdentityStore for Store {
+    async fn identity_edges(&self, brand: &BrandId) -> Result<Vec<Edge>, StoreError> {
+        delegate!(self, s => s.identity_edges(brand).await)
+    }
+
+    async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError> {
+        delegate!(self, s => s.add_edges(brand, edges).await)
     }
 }
 

@@ -27,7 +27,8 @@
 use crate::codec::{self, EventColumns, ProfileColumns, EVENT_COLUMNS, PROFILE_COLUMNS};
 use crate::rest::{self, error_text, Bisection, Verdict};
 use crate::store::{ServiceKey, SupabaseTarget};
-use crate::{EventSink, ProfileStore, StoreError, WriteOutcome};
+use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
+use cdp_core::identity::Edge;
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
@@ -447,6 +448,17 @@ impl EventSink for SupabaseStore {
             )
             .await?;
         }
+        let edges = rest::edge_bodies(rows, &dead);
+        if !edges.is_empty() {
+            self.post_bisecting(
+                op,
+                "cdp_identity_edges",
+                &rest::edges_query(),
+                rest::EDGES_PREFER,
+                &edges,
+            )
+            .await?;
+        }
         Ok(outcomes)
     }
 
@@ -498,6 +510,76 @@ impl EventSink for SupabaseStore {
             }
         }
         Ok(latest)
+    }
+}
+
+/// Edges read per request (PostgREST's `max-rows` on Supabase is 1,000 by default).
+const EDGES_PER_PAGE: usize = 1000;
+
+impl IdentityStore for SupabaseStore {
+    async fn identity_edges(&self, brand: &BrandId) -> Result<Vec<Edge>, StoreError> {
+        let op = "identity_edges";
+        let mut out = Vec::new();
+        loop {
+            let query = vec![
+                ("select", codec::EDGE_COLUMNS.join(",")),
+                ("brand_id", format!("eq.{brand}")),
+                (
+                    "order",
+                    "edge_kind,a_kind,a_value,b_kind,b_value".to_owned(),
+                ),
+                ("limit", EDGES_PER_PAGE.to_string()),
+                ("offset", out.len().to_string()),
+            ];
+            let body = self
+                .send(op, &Call::get("cdp_identity_edges", query))
+                .await
+                .map_err(|f| f.into_store(op))?;
+            let page = as_rows(op, body)?;
+            let full = page.len() == EDGES_PER_PAGE;
+            for item in page {
+                let cols: codec::EdgeColumns =
+                    serde_json::from_value(item).map_err(|e| StoreError::Corrupt {
+                        op,
+                        message: format!("identity edge: {e}"),
+                    })?;
+                out.push(cols.into_edge(op)?);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError> {
+        let op = "add_edges";
+        let bodies: Vec<Value> = edges
+            .iter()
+            .map(|e| {
+                serde_json::to_value(codec::EdgeColumns::from_edge(brand, e)).unwrap_or(Value::Null)
+            })
+            .collect();
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let (_, dead) = self
+            .post_bisecting(
+                op,
+                "cdp_identity_edges",
+                &rest::edges_query(),
+                rest::EDGES_PREFER,
+                &bodies,
+            )
+            .await?;
+        if dead.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Rejected {
+                op,
+                status: "400".to_owned(),
+                message: format!("{} of {} edges refused", dead.len(), bodies.len()),
+            })
+        }
     }
 }
 

@@ -325,6 +325,13 @@ macro_rules! conformance {
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn identity_store() {
+                    let h = open($backend).await;
+                    let keeps_earliest = $backend != Backend::SupabaseRest;
+                    support::identity::check_identity_store(&h.store, keeps_earliest).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn analytics() {
                     let h = open($backend).await;
                     match $backend {

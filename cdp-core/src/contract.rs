@@ -269,6 +269,10 @@ pub fn validate(
     if let Some(t) = event_type {
         v.key_properties(cfg, t, &properties);
     }
+    if event_type == Some(EventType::OrderStatusViewed) && customer_id.is_none() {
+        // The event exists to join the browser to the customer: without the id it says nothing.
+        v.fail("customer_id", "is required for order_status_viewed");
+    }
 
     let echo_id = client_event_id.map(|id| id.hyphenated().to_string());
     match (

@@ -48,6 +48,9 @@ pub enum EventType {
     PhoneCall,
     /// The visitor identified themselves (email or customer id).
     Identify,
+    /// Shopify's order-status page was viewed by a customer: the identity event that joins
+    /// the browser (its `pd_anonymous_id` cookie) to the shop's customer id after checkout.
+    OrderStatusViewed,
 }
 
 /// The JSON type a key property must have.
@@ -115,7 +118,7 @@ const LONG: PropKind = PropKind::Text { max_chars: 2048 };
 
 impl EventType {
     /// All event types, in the order the contract document lists them.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::PersonaPathSelected,
         EventType::PersonaChanged,
         EventType::TunnelViewed,
@@ -136,6 +139,7 @@ impl EventType {
         EventType::Purchase,
         EventType::PhoneCall,
         EventType::Identify,
+        EventType::OrderStatusViewed,
     ];
 
     /// The wire name, such as `search_performed`.
@@ -161,6 +165,7 @@ impl EventType {
             EventType::Purchase => "purchase",
             EventType::PhoneCall => "phone_call",
             EventType::Identify => "identify",
+            EventType::OrderStatusViewed => "order_status_viewed",
         }
     }
 
@@ -251,6 +256,7 @@ impl EventType {
             ],
             EventType::PhoneCall => props![opt("source", SHORT)],
             EventType::Identify => props![opt("email", Email)],
+            EventType::OrderStatusViewed => props![opt("order_id", SHORT), opt("email", Email)],
         }
     }
 }

@@ -405,10 +405,7 @@ pub fn apply(
     if let Some(id) = &event.customer_id {
         p.customer_id = Some(id.clone());
     }
-    if matches!(
-        event.event_type,
-        EventType::EmailSignup | EventType::Identify
-    ) {
+    if crate::identity::IDENTITY_EVENTS.contains(&event.event_type) {
         if let Some(email) = event.prop_str("email") {
             p.email = Some(email.to_owned());
         }

@@ -82,6 +82,7 @@ pub enum Ended {
 enum Phase {
     Events,
     Searches,
+    Edges,
     Done,
 }
 
@@ -123,6 +124,7 @@ impl Delivery {
             if let Some(body) = self.plan.next_part() {
                 let (query, prefer) = match self.phase {
                     Phase::Events => (rest::events_query(), rest::EVENTS_PREFER),
+                    Phase::Edges => (rest::edges_query(), rest::EDGES_PREFER),
                     _ => (rest::searches_query(), rest::SEARCHES_PREFER),
                 };
                 return Some(RestRequest {
@@ -140,13 +142,21 @@ impl Delivery {
     fn advance(&mut self) {
         let plan = std::mem::replace(&mut self.plan, Bisection::new(Vec::new()));
         let (returned, dead) = plan.finish();
-        if self.phase == Phase::Events {
-            self.outcomes = rest::event_outcomes(&self.cols, &returned, &dead);
-            self.plan = Bisection::new(rest::search_bodies(&self.rows, &dead));
-            self.current = "cdp_searches";
-            self.phase = Phase::Searches;
-        } else {
-            self.phase = Phase::Done;
+        match self.phase {
+            Phase::Events => {
+                self.outcomes = rest::event_outcomes(&self.cols, &returned, &dead);
+                self.plan = Bisection::new(rest::search_bodies(&self.rows, &dead));
+                self.current = "cdp_searches";
+                self.phase = Phase::Searches;
+            }
+            Phase::Searches => {
+                // The edges of the rows that were stored (not the dead-lettered ones).
+                let dead_rows: Vec<usize> = self.dead.iter().filter_map(|d| d.index).collect();
+                self.plan = Bisection::new(rest::edge_bodies(&self.rows, &dead_rows));
+                self.current = "cdp_identity_edges";
+                self.phase = Phase::Edges;
+            }
+            Phase::Edges | Phase::Done => self.phase = Phase::Done,
         }
     }
 

@@ -4,5 +4,6 @@
 pub mod analytics;
 pub mod checks;
 pub mod data;
+pub mod identity;
 pub mod pg;
 pub mod postgrest;

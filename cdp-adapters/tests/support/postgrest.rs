@@ -183,7 +183,7 @@ fn filters(pairs: &[(String, String)], params: &mut Vec<Param>) -> Result<String
     for (k, v) in pairs {
         if matches!(
             k.as_str(),
-            "select" | "order" | "limit" | "on_conflict" | "columns"
+            "select" | "order" | "limit" | "offset" | "on_conflict" | "columns"
         ) {
             continue;
         }
@@ -292,7 +292,14 @@ async fn handle(
         }
         None => {}
     }
-    if !["cdp_events", "cdp_searches", "cdp_profiles"].contains(&table.as_str()) {
+    if ![
+        "cdp_events",
+        "cdp_searches",
+        "cdp_profiles",
+        "cdp_identity_edges",
+    ]
+    .contains(&table.as_str())
+    {
         return error(
             StatusCode::NOT_FOUND,
             "PGRST205",
@@ -392,24 +399,34 @@ async fn handle(
                  select coalesce(json_agg(w), '[]'::json)::text from w"
             )
         } else {
+            // PostgREST's `order=col[.asc|.desc],...`.
             let order = match param(&pairs, "order") {
                 None => String::new(),
                 Some(o) => {
-                    let (col, dir) = o.split_once('.').unwrap_or((o.as_str(), "asc"));
-                    if !is_ident(col) || !["asc", "desc"].contains(&dir) {
-                        return error(StatusCode::BAD_REQUEST, "PGRST100", "bad order");
+                    let mut terms = Vec::new();
+                    for term in o.split(',') {
+                        let (col, dir) = term.split_once('.').unwrap_or((term, "asc"));
+                        if !is_ident(col) || !["asc", "desc"].contains(&dir) {
+                            return error(StatusCode::BAD_REQUEST, "PGRST100", "bad order");
+                        }
+                        terms.push(format!("{} {dir}", q(col)));
                     }
-                    format!("order by {} {dir}", q(col))
+                    format!("order by {}", terms.join(", "))
                 }
             };
-            let limit = match param(&pairs, "limit").map(|l| l.parse::<u64>()) {
-                None => String::new(),
-                Some(Ok(n)) => format!("limit {n}"),
-                Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "PGRST100", "bad limit"),
-            };
+            let mut paging = String::new();
+            for name in ["limit", "offset"] {
+                match param(&pairs, name).map(|l| l.parse::<u64>()) {
+                    None => {}
+                    Some(Ok(n)) => paging.push_str(&format!(" {name} {n}")),
+                    Some(Err(_)) => {
+                        return error(StatusCode::BAD_REQUEST, "PGRST100", "bad limit or offset")
+                    }
+                }
+            }
             format!(
                 "select coalesce(json_agg(w), '[]'::json)::text from \
-                 (select {select} from {target} where {clause} {order} {limit}) w"
+                 (select {select} from {target} where {clause} {order}{paging}) w"
             )
         }
     };

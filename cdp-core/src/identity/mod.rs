@@ -20,9 +20,11 @@
 //!   earlier keeps its id.
 
 mod guards;
+mod log;
 mod profile;
 
 pub use guards::{normalise, IdentityRules, IdentityRulesConfig, Junk};
+pub use log::{batch_edges, edges_of, IDENTITY_EVENTS};
 pub use profile::person_profile;
 
 use chrono::{DateTime, Duration, Utc};
@@ -31,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// What an identifier names.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IdKind {
     /// A browser (the tracker's `anonymous_id`).
@@ -50,6 +52,13 @@ impl IdKind {
             IdKind::Email => "email",
             IdKind::CustomerId => "customer_id",
         }
+    }
+
+    /// The kind a name means, if any.
+    pub fn parse(name: &str) -> Option<IdKind> {
+        [IdKind::AnonymousId, IdKind::Email, IdKind::CustomerId]
+            .into_iter()
+            .find(|k| k.as_str() == name)
     }
 }
 
@@ -72,8 +81,52 @@ pub enum EdgeKind {
     Exclude,
 }
 
-/// One entry of the identity log: two identifiers, what it says about them, the event it came
-/// from and when.
+impl EdgeKind {
+    /// The kind's name in data.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EdgeKind::Link => "link",
+            EdgeKind::Exclude => "exclude",
+        }
+    }
+
+    /// The kind a name means, if any.
+    pub fn parse(name: &str) -> Option<EdgeKind> {
+        [EdgeKind::Link, EdgeKind::Exclude]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+}
+
+/// Where an edge came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A stored event (its `event_id`).
+    Event,
+    /// An admin's merge or split (`event_id` is the action's id).
+    Admin,
+}
+
+impl Origin {
+    /// The origin's name in data.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Origin::Event => "event",
+            Origin::Admin => "admin",
+        }
+    }
+
+    /// The origin a name means, if any.
+    pub fn parse(name: &str) -> Option<Origin> {
+        [Origin::Event, Origin::Admin]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+}
+
+/// One entry of the identity log: two identifiers, what it says about them, the event (or
+/// admin action) it came from and when.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Edge {
     /// When it happened (the event's time): the order links are applied in.
@@ -86,6 +139,45 @@ pub struct Edge {
     pub a: Identifier,
     /// The other side.
     pub b: Identifier,
+    /// An event's or an admin's.
+    pub origin: Origin,
+}
+
+impl Edge {
+    /// An event's edge with its sides in canonical order (`a` <= `b`), so one pair of
+    /// identifiers is one key however it was written.
+    pub fn new(
+        kind: EdgeKind,
+        at: DateTime<Utc>,
+        event_id: Uuid,
+        x: Identifier,
+        y: Identifier,
+    ) -> Edge {
+        let (a, b) = if x <= y { (x, y) } else { (y, x) };
+        Edge {
+            at,
+            event_id,
+            kind,
+            a,
+            b,
+            origin: Origin::Event,
+        }
+    }
+
+    /// The same edge with another origin.
+    pub fn from_origin(self, origin: Origin) -> Edge {
+        Edge { origin, ..self }
+    }
+
+    /// Whether this edge says the same about the same pair as `other` (whatever its time).
+    pub fn same_pair(&self, other: &Edge) -> bool {
+        self.kind == other.kind && self.a == other.a && self.b == other.b
+    }
+
+    /// Whether `id` is one of its sides.
+    pub fn touches(&self, id: &Identifier) -> bool {
+        self.a == *id || self.b == *id
+    }
 }
 
 /// Why a link was not applied.
@@ -98,6 +190,8 @@ pub enum Reason {
     TooManyBrowsers,
     /// An exclusion separates the two sides.
     Excluded,
+    /// One side is not an identifier (see [`normalise`]).
+    Junk(Junk),
 }
 
 impl Reason {
@@ -107,6 +201,7 @@ impl Reason {
             Reason::SecondCustomerId => "second_customer_id",
             Reason::TooManyBrowsers => "too_many_browsers",
             Reason::Excluded => "excluded",
+            Reason::Junk(j) => j.as_str(),
         }
     }
 }
@@ -199,10 +294,30 @@ impl Groups {
 }
 
 /// The partition of identifiers into people that the edges give under `rules` (see the module
-/// documentation for the order rules). Edges whose identifiers are the same one are ignored.
+/// documentation for the order rules). Each side is normalised first ([`normalise`]): an edge
+/// with a side that is junk is rejected with that reason (these rejections come first, in the
+/// canonical order). Edges whose identifiers are the same one are ignored.
 pub fn resolve(edges: &[Edge], rules: &IdentityRules) -> Partition {
+    let mut rejected = Vec::new();
+    let mut clean: Vec<Edge> = Vec::with_capacity(edges.len());
+    for e in edges {
+        match (
+            normalise(e.a.kind, &e.a.value, rules),
+            normalise(e.b.kind, &e.b.value, rules),
+        ) {
+            (Ok(a), Ok(b)) => {
+                clean.push(Edge::new(e.kind, e.at, e.event_id, a, b).from_origin(e.origin))
+            }
+            (Err(j), _) | (_, Err(j)) => rejected.push(Rejected {
+                edge: e.clone(),
+                reason: Reason::Junk(j),
+            }),
+        }
+    }
+    rejected.sort_by(|x, y| x.edge.cmp(&y.edge));
+    rejected.dedup();
     // The canonical order, duplicates once.
-    let mut unique: Vec<&Edge> = edges.iter().filter(|e| e.a != e.b).collect();
+    let mut unique: Vec<&Edge> = clean.iter().filter(|e| e.a != e.b).collect();
     unique.sort_unstable();
     unique.dedup();
     // Interned identifiers: every comparison below is on indices.
@@ -240,7 +355,6 @@ pub fn resolve(edges: &[Edge], rules: &IdentityRules) -> Partition {
     };
     // Browsers linked to each email, with the time of the link, for the browsers cap.
     let mut browsers: HashMap<usize, Vec<(DateTime<Utc>, usize)>> = HashMap::new();
-    let mut rejected = Vec::new();
     let window = Duration::hours(i64::from(rules.browser_window_hours()));
     let cap = rules.max_browsers_per_email() as usize;
     for (n, (edge, &(a, b))) in unique.iter().zip(&ends).enumerate() {

@@ -33,6 +33,7 @@ fn link(minute: i64, event: u128, a: Identifier, b: Identifier) -> Edge {
         kind: EdgeKind::Link,
         a,
         b,
+        origin: Origin::Event,
     }
 }
 
@@ -63,7 +64,7 @@ fn junk_values_are_never_identifiers() {
     ] {
         for kind in [IdKind::AnonymousId, IdKind::Email, IdKind::CustomerId] {
             assert_eq!(
-                normalise(kind.clone(), v, &r),
+                normalise(kind, v, &r),
                 Err(Junk::Blocklisted),
                 "{v:?} as {kind:?}"
             );
@@ -437,4 +438,126 @@ proptest! {
         prop_assert_eq!(pa, stored(&ra));
         prop_assert_eq!(pb, stored(&rb));
     }
+}
+
+/// One validated and applied event's row.
+fn row_of(raw: serde_json::Value) -> crate::EventRow {
+    let cfg = crate::Config::southland();
+    let received = at(10);
+    let e = crate::validate(&cfg, &raw, received).unwrap_or_else(|r| panic!("{r:?}"));
+    crate::apply(&cfg, None, &e, received).row
+}
+
+fn raw_event(event: &str, minute: i64, extra: serde_json::Value) -> serde_json::Value {
+    let mut raw = serde_json::json!({
+        "v": 1, "event": event, "anonymous_id": "laptop", "session_id": "s1",
+        "event_id": Uuid::from_u128(0xE0 + minute as u128).to_string(),
+        "timestamp": at(minute).to_rfc3339(),
+        "page_url": "https://southlandorganics.com/",
+    });
+    if let (Some(o), serde_json::Value::Object(x)) = (raw.as_object_mut(), extra) {
+        o.extend(x);
+    }
+    raw
+}
+
+#[test]
+fn identity_events_link_their_email_and_any_event_its_customer_id() {
+    let identify = row_of(raw_event(
+        "identify",
+        1,
+        serde_json::json!({"customer_id": "c-9", "properties": {"email": "Bill@Example.org"}}),
+    ));
+    let edges = edges_of(&identify);
+    let pairs: Vec<(IdKind, &str)> = edges
+        .iter()
+        .map(|e| {
+            assert_eq!(e.kind, EdgeKind::Link);
+            assert_eq!(e.event_id, identify.event_id);
+            assert!(e.touches(&anon("laptop")));
+            let other = if e.a.kind == IdKind::AnonymousId {
+                &e.b
+            } else {
+                &e.a
+            };
+            (other.kind, other.value.as_str())
+        })
+        .collect();
+    // Values as sent: resolve normalises them.
+    assert_eq!(
+        pairs,
+        vec![
+            (IdKind::CustomerId, "c-9"),
+            (IdKind::Email, "Bill@Example.org")
+        ]
+    );
+    // A page view's customer id links; an email in its properties does not.
+    let page = row_of(raw_event(
+        "page_view",
+        2,
+        serde_json::json!({"customer_id": "c-9", "properties": {"email": "bill@example.org"}}),
+    ));
+    assert_eq!(edges_of(&page).len(), 1);
+    assert_eq!(edges_of(&page)[0].b, customer("c-9"));
+    // The order-status event needs its customer id.
+    let cfg = crate::Config::southland();
+    let refused = crate::validate(
+        &cfg,
+        &raw_event("order_status_viewed", 3, serde_json::json!({})),
+        at(10),
+    );
+    let problems = refused.err().map(|r| r.problems).unwrap_or_default();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].field, "customer_id");
+    assert_eq!(problems[0].rule, "is required for order_status_viewed");
+}
+
+#[test]
+fn a_batch_keeps_each_pair_once_at_its_earliest_event() {
+    let late = row_of(raw_event(
+        "page_view",
+        5,
+        serde_json::json!({"customer_id": "c-9"}),
+    ));
+    let early = row_of(raw_event(
+        "page_view",
+        3,
+        serde_json::json!({"customer_id": "c-9"}),
+    ));
+    let edges = batch_edges(&[late, early.clone()]);
+    assert_eq!(edges.len(), 1);
+    assert_eq!(
+        (&edges[0].0, edges[0].1.at, edges[0].1.event_id),
+        (&early.brand_id, early.timestamp, early.event_id)
+    );
+}
+
+#[test]
+fn junk_on_either_side_is_rejected_with_its_reason_and_links_nobody() {
+    let raw = |kind, v: &str| Identifier {
+        kind,
+        value: v.to_owned(),
+    };
+    let edges = vec![
+        link(1, 1, anon("laptop"), raw(IdKind::Email, "test@test.com")),
+        link(2, 2, anon("phone"), raw(IdKind::Email, "TEST@test.com ")),
+        link(3, 3, raw(IdKind::AnonymousId, "undefined"), customer("c-1")),
+        link(
+            4,
+            4,
+            anon("tablet"),
+            raw(IdKind::Email, " Bill@Example.org"),
+        ),
+        link(5, 5, anon("desk"), email("bill@example.org")),
+    ];
+    let p = resolve(&edges, &rules());
+    let reasons: Vec<&str> = p.rejected.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons, vec!["test_email", "test_email", "blocklisted"]);
+    // The two browsers of the normalised email are one person; no junk value is a member.
+    assert_eq!(p.people.len(), 1);
+    let person = p.person_of(&anon("tablet")).map(|x| x.members.clone());
+    assert_eq!(
+        person,
+        Some([anon("desk"), anon("tablet"), email("bill@example.org")].into())
+    );
 }
