@@ -9,3 +9,4 @@ pub mod api;
 pub mod bodies;
 pub mod figures;
 pub mod openapi;
+pub mod people;

@@ -10,11 +10,13 @@ use cdp_core::{EventType, Stage};
 use serde_json::{json, Value};
 
 /// Every path the document describes (the dashboard API's routes).
-pub const PATHS: [&str; 5] = [
+pub const PATHS: [&str; 7] = [
     "/api/cdp/metrics",
     "/api/cdp/events",
     "/api/cdp/searches",
     "/api/cdp/profiles/{anonymous_id}",
+    "/api/cdp/people/{key}",
+    "/api/cdp/identity",
     "/api/cdp/openapi.json",
 ];
 
@@ -67,7 +69,7 @@ fn with_errors(mut ok: Value, extra: &[(&str, Value)]) -> Value {
 }
 
 /// The document.
-pub fn document() -> Value {
+fn base_document() -> Value {
     let bad = answer(
         "A query parameter is invalid; `problems[0].field` names it.",
         r("Error"),
@@ -242,5 +244,92 @@ pub fn document() -> Value {
                 "responses": { "200": { "description": "OpenAPI 3.1", "content": { "application/json": { "schema": { "type": "object" } } } } }
             } }
         }
+    })
+}
+
+/// The whole document: the dashboard's reads plus the identity routes (issue 15).
+pub fn document() -> Value {
+    let mut doc = base_document();
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), identity_paths()) {
+        paths.extend(more);
+    }
+    if let (Some(schemas), Value::Object(more)) = (
+        doc["components"]["schemas"].as_object_mut(),
+        identity_schemas(),
+    ) {
+        schemas.extend(more);
+    }
+    doc
+}
+
+/// The people and identity routes.
+fn identity_paths() -> Value {
+    json!({
+            "/api/cdp/people/{key}": { "get": {
+                "summary": "One person across browsers and identifiers: identifiers with the link that attached each, browsers, merge history, refused links and exclusions, and the golden profile of all its browsers' events (cdp serve; the Worker answers 404 for now)",
+                "parameters": [ { "name": "key", "in": "path", "required": true, "description": "A person id, an email, a customer id or an anonymous id.", "schema": { "type": "string" } } ],
+                "responses": with_errors(json!({ "200": answer("The person.", r("Person")) }), &[
+                    ("400", answer("The key is junk (null, undefined, a test address...): it names nobody.", r("Error"))),
+                    ("404", answer("No stored events for this person.", object(&["status"], json!({ "status": { "const": "not_found" } }))))
+                ])
+            } },
+            "/api/cdp/identity": { "get": {
+                "summary": "Identity figures of the whole log: people linked across browsers and identifiers, and refused links by reason (cdp serve)",
+                "responses": with_errors(json!({ "200": answer("The figures.", r("IdentityFigures")) }), &[])
+            } },
+            "/api/cdp/people/merge": { "post": {
+                "summary": "Links two identifiers (an admin link, applied after every earlier link). Refused with 409 when a guard forbids it; the refused link is kept and counted",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": r("IdentityChange") } } },
+                "responses": with_errors(json!({ "200": answer("The edge added and each side's person.", r("IdentityChanged")) }), &[
+                    ("400", answer("The body names no two valid, different identifiers; the problem names the field.", r("Error"))),
+                    ("409", answer("A guard refuses the merge (`second_customer_id`, `excluded`, `too_many_browsers`).", object(&["error", "reason", "problems"], json!({ "error": { "const": "merge_refused" }, "reason": { "type": "string" }, "problems": { "type": "array" } }))))
+                ])
+            } },
+            "/api/cdp/people/split": { "post": {
+                "summary": "Adds an exclusion between two identifiers: never one person again; each side is recomputed from its own events",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": r("IdentityChange") } } },
+                "responses": with_errors(json!({ "200": answer("The edge added and each side's person.", r("IdentityChanged")) }), &[
+                    ("400", answer("The body names no two valid, different identifiers; the problem names the field.", r("Error")))
+                ])
+            } }
+    })
+}
+
+/// Their schemas.
+fn identity_schemas() -> Value {
+    json!({
+                "Identifier": object(&["kind", "value"], json!({
+                    "kind": { "type": "string", "enum": ["anonymous_id", "email", "customer_id"] },
+                    "value": { "type": "string" }
+                })),
+                "Edge": object(&["kind", "a", "b", "origin", "event_id", "at"], json!({
+                    "kind": { "type": "string", "enum": ["link", "exclude"] },
+                    "a": r("Identifier"), "b": r("Identifier"),
+                    "origin": { "type": "string", "enum": ["event", "admin"], "description": "A stored event's edge, or an admin's merge or split." },
+                    "event_id": { "type": "string", "description": "The event (or admin action) it came from." },
+                    "at": { "type": "string", "format": "date-time" }
+                })),
+                "Person": object(&["status", "person_id", "email", "customer_id", "browsers", "identifiers", "merges", "rejected", "exclusions", "profile"], json!({
+                    "status": { "const": "ok" },
+                    "person_id": { "type": "string", "description": "Opaque and stable: a UUID v5 of the event id of the link that formed the person (the person formed earlier keeps its id in a merge); for a browser no link touched, of its first event." },
+                    "email": nullable("string"), "customer_id": nullable("string"),
+                    "browsers": { "type": "array", "items": { "type": "string" } },
+                    "identifiers": { "type": "array", "items": object(&["kind", "value", "attached_by"], json!({
+                        "kind": { "type": "string" }, "value": { "type": "string" },
+                        "attached_by": { "oneOf": [r("Edge"), { "type": "null" }], "description": "The applied link that attached it." }
+                    })) },
+                    "merges": { "type": "array", "items": r("Edge"), "description": "The links that joined the person, in the order applied." },
+                    "rejected": { "type": "array", "items": object(&["reason", "edge"], json!({ "reason": { "type": "string" }, "edge": r("Edge") })) },
+                    "exclusions": { "type": "array", "items": r("Edge") },
+                    "profile": r("Profile")
+                })),
+                "IdentityFigures": object(&["linked_people", "linked_browsers", "cross_device_people", "rejections"], json!({
+                    "linked_people": int(), "linked_browsers": int(), "cross_device_people": int(),
+                    "rejections": { "type": "object", "additionalProperties": int(), "description": "Refused links by reason, every reason named." }
+                })),
+                "IdentityChange": object(&["a", "b"], json!({ "a": r("Identifier"), "b": r("Identifier") })),
+                "IdentityChanged": object(&["status", "edge", "a_person", "b_person"], json!({
+                    "status": { "const": "ok" }, "edge": r("Edge"), "a_person": nullable("string"), "b_person": nullable("string")
+                }))
     })
 }

@@ -18,6 +18,7 @@ mod dashboard_types;
 pub use cdp_answers::{figures, openapi};
 pub mod health;
 pub mod logging;
+pub mod people;
 pub mod profile_cache;
 pub mod rebuild;
 pub mod reply;

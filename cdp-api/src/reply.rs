@@ -48,6 +48,10 @@ pub enum AppError {
     /// No live profile for this visitor.
     #[error("profile not found")]
     ProfileNotFound,
+    /// An admin merge that a guard refused: the edge is kept in the log as refused, with
+    /// this reason, and counted.
+    #[error("merge refused")]
+    MergeRefused(String),
     /// An admin route without a valid token or session.
     #[error("unauthorized")]
     Unauthorized,
@@ -92,6 +96,18 @@ impl IntoResponse for AppError {
             AppError::Unsupported(reason) => failure(Failure::Unsupported(reason)),
             AppError::ProfileNotFound => failure(Failure::NotFound),
             AppError::Unauthorized => failure(Failure::Unauthorized),
+            AppError::MergeRefused(reason) => {
+                let rule = format!(
+                    "cannot be merged: the identity guards refuse it ({reason}); the refused link \
+                     is kept and counted"
+                );
+                let body = serde_json::json!({
+                    "error": "merge_refused",
+                    "reason": reason,
+                    "problems": [Problem::new("b", rule)],
+                });
+                (StatusCode::CONFLICT, Json(body)).into_response()
+            }
             AppError::Forbidden(message) => {
                 let body = serde_json::json!({
                     "error": "forbidden",

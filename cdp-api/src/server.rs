@@ -11,7 +11,7 @@ use crate::reply::{AppError, Refusal};
 use crate::rollups::Folder;
 use crate::settings::{Origins, Settings, StoreSettings};
 use crate::writer::{Writers, WritersShutdown};
-use crate::{api, collect, dashboard, health, tracker};
+use crate::{api, collect, dashboard, health, people, tracker};
 use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -206,6 +206,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cdp/searches", get(api::searches))
         .route("/api/cdp/profiles/{anonymous_id}", get(api::profile))
         .route("/api/cdp/openapi.json", get(api::openapi))
+        .route("/api/cdp/identity", get(people::figures))
+        .route("/api/cdp/people/merge", post(people::merge))
+        .route("/api/cdp/people/split", post(people::split))
+        .route("/api/cdp/people/{key}", get(people::person))
         .route("/admin/cdp/", get(dashboard::index))
         .route("/admin/cdp/{*path}", get(dashboard::file))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -29,6 +29,8 @@ on_every_backend!(
     unknown_routes_and_methods_answer_json,
     eager_writers_of_an_oversized_body_all_read_413,
     a_body_that_never_finishes_is_cut_off,
+    two_browsers_of_one_person_sending_while_they_merge_lose_nothing,
+    admin_splits_and_merges_are_edges_and_refusals_are_answered,
 );
 
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
@@ -1057,5 +1059,226 @@ async fn a_body_that_never_finishes_is_cut_off(b: Backend) {
     let anon = visitor();
     let (status, body) = s.post_json(&page_view(&anon)).await;
     assert_eq!(status, 200, "{body}");
+    s.finish().await;
+}
+
+impl TestServer {
+    /// An API call (no body: a GET) and its status and JSON body.
+    async fn call(&self, path: &str, body: Option<&str>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let req = match body {
+            None => self.http.get(url),
+            Some(b) => self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(b.to_owned()),
+        };
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get_json(&self, path: &str) -> (u16, Value) {
+        self.call(path, None).await
+    }
+
+    async fn admin_post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.call(path, Some(body)).await
+    }
+}
+
+fn applied_events(person: &Value) -> u64 {
+    person["profile"]["profile"]["event_counts"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0)
+}
+
+/// Two browsers of one person each send 100 page views at once while one identifies with the
+/// email the other signs up with: the person holds both browsers and every event, one
+/// browser's lookup finds the same person, and a junk address on a third browser links nobody
+/// and is counted.
+async fn two_browsers_of_one_person_sending_while_they_merge_lose_nothing(b: Backend) {
+    let mut s = start(b).await;
+    let (laptop, phone, kiosk) = (visitor(), visitor(), visitor());
+    let email = format!("{}@example.org", Uuid::new_v4().simple());
+    let base = Arc::new(s.base.clone());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let anon = if i % 2 == 0 { &laptop } else { &phone };
+        let e = match i {
+            101 => event(anon, "email_signup", json!({"email": email.to_uppercase()})),
+            100 => {
+                let mut e = event(anon, "identify", json!({"email": email}));
+                e["customer_id"] = json!("cust-42");
+                e
+            }
+            _ => page_view(anon),
+        };
+        let (base, http) = (base.clone(), s.http.clone());
+        tasks.push(tokio::spawn(async move {
+            http.post(format!("{base}/collect"))
+                .header("content-type", "application/json")
+                .body(e.to_string())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.map_err(|e| e.to_string()).and_then(|r| r), Ok(200));
+    }
+    let (st, _) = s
+        .post_json(&event(
+            &kiosk,
+            "email_signup",
+            json!({"email": "test@test.com"}),
+        ))
+        .await;
+    assert_eq!(st, 200);
+
+    let (st, person) = s.get_json(&format!("/api/cdp/people/{email}")).await;
+    assert_eq!(st, 200, "{person}");
+    let mut browsers: Vec<String> = person["browsers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    browsers.sort();
+    let mut both = vec![laptop.clone(), phone.clone()];
+    both.sort();
+    assert_eq!(browsers, both);
+    assert_eq!(applied_events(&person), 200, "every event of both browsers");
+    assert_eq!(person["email"], json!(email));
+    assert_eq!(person["customer_id"], json!("cust-42"));
+    for id in person["identifiers"].as_array().into_iter().flatten() {
+        assert_eq!(id["attached_by"]["kind"], "link", "{id}");
+        assert_eq!(id["attached_by"]["origin"], "event", "{id}");
+    }
+    for key in [&phone, &laptop, &"cust-42".to_owned()] {
+        let (st, other) = s.get_json(&format!("/api/cdp/people/{key}")).await;
+        assert_eq!(st, 200);
+        assert_eq!(other["person_id"], person["person_id"], "{key}");
+    }
+    let (st, kiosk_person) = s.get_json(&format!("/api/cdp/people/{kiosk}")).await;
+    assert_eq!(st, 200);
+    assert_eq!(kiosk_person["browsers"], json!([kiosk]));
+    assert_eq!(kiosk_person["rejected"][0]["reason"], "test_email");
+    let (st, figures) = s.get_json("/api/cdp/identity").await;
+    assert_eq!(st, 200);
+    assert_eq!(figures["linked_people"], 1);
+    assert_eq!(figures["cross_device_people"], 1);
+    assert_eq!(figures["linked_browsers"], 2);
+    assert_eq!(figures["rejections"]["test_email"], 1);
+    assert_eq!(figures["rejections"]["second_customer_id"], 0);
+    let (st, missing) = s.get_json("/api/cdp/people/never-seen").await;
+    assert_eq!(st, 404, "{missing}");
+    let (st, junk) = s.get_json("/api/cdp/people/undefined").await;
+    assert_eq!(st, 400);
+    assert_eq!(problems_of(&junk)[0].0, "key");
+    s.stop().await;
+    s.finish().await;
+}
+
+/// A split is an exclusion: each side is its own events again; a merge the guards forbid is
+/// a 409 naming the reason and is counted; a bad body is a 400 naming the field.
+async fn admin_splits_and_merges_are_edges_and_refusals_are_answered(b: Backend) {
+    let s = start(b).await;
+    let (laptop, phone, tablet) = (visitor(), visitor(), visitor());
+    let email = format!("{}@example.org", Uuid::new_v4().simple());
+    // The laptop's identify comes first (a second before the rest), so its link is the one
+    // that forms the person and the phone's is the one a split leaves out.
+    let mut first = event(&laptop, "identify", json!({"email": email}));
+    first["timestamp"] =
+        json!((Utc::now() - chrono::Duration::seconds(1))
+            .to_rfc3339_opts(SecondsFormat::Millis, true));
+    let mut sent = vec![
+        first,
+        event(&phone, "email_signup", json!({"email": email})),
+        page_view(&laptop),
+        page_view(&phone),
+        page_view(&phone),
+    ];
+    let mut t = event(&tablet, "identify", json!({}));
+    t["customer_id"] = json!("cust-2");
+    sent.push(t);
+    for e in &sent {
+        assert_eq!(s.post_json(e).await.0, 200);
+    }
+    let (_, before) = s.get_json(&format!("/api/cdp/people/{laptop}")).await;
+    assert_eq!(applied_events(&before), 5);
+
+    let side = |kind: &str, v: &str| json!({"kind": kind, "value": v});
+    let body = json!({"a": side("anonymous_id", &laptop), "b": side("anonymous_id", &phone)});
+    let (st, split) = s
+        .admin_post("/api/cdp/people/split", &body.to_string())
+        .await;
+    assert_eq!(st, 200, "{split}");
+    assert_eq!(split["edge"]["origin"], "admin");
+    assert_ne!(split["a_person"], split["b_person"]);
+    let (_, l) = s.get_json(&format!("/api/cdp/people/{laptop}")).await;
+    let (_, p) = s.get_json(&format!("/api/cdp/people/{phone}")).await;
+    assert_eq!(
+        (applied_events(&l), applied_events(&p)),
+        (2, 3),
+        "each side its own"
+    );
+    assert_eq!(l["exclusions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(l["email"], json!(email));
+    assert_eq!(p["email"], Value::Null, "the phone is on its own");
+    assert_eq!(p["rejected"][0]["reason"], "excluded");
+
+    // Merging the split pair again is refused while the exclusion stands.
+    let (st, refused) = s
+        .admin_post("/api/cdp/people/merge", &body.to_string())
+        .await;
+    assert_eq!(st, 409, "{refused}");
+    assert_eq!(refused["reason"], "excluded");
+    // The tablet's customer and bill's email merge; a second customer id is refused.
+    let ok = json!({"a": side("email", &email.to_uppercase()), "b": side("anonymous_id", &tablet)});
+    let (st, merged) = s.admin_post("/api/cdp/people/merge", &ok.to_string()).await;
+    assert_eq!(st, 200, "{merged}");
+    assert_eq!(merged["a_person"], merged["b_person"]);
+    let (_, l) = s.get_json(&format!("/api/cdp/people/{laptop}")).await;
+    assert_eq!(l["customer_id"], "cust-2");
+    assert_eq!(applied_events(&l), 3);
+    let second = json!({"a": side("customer_id", "cust-3"), "b": side("anonymous_id", &laptop)});
+    let (st, refused) = s
+        .admin_post("/api/cdp/people/merge", &second.to_string())
+        .await;
+    assert_eq!(
+        (st, refused["reason"].as_str()),
+        (409, Some("second_customer_id"))
+    );
+    let (_, figures) = s.get_json("/api/cdp/identity").await;
+    assert_eq!(figures["rejections"]["second_customer_id"], 1);
+
+    for (bad, field) in [
+        ("not json", "body"),
+        (r#"{"b": {}}"#, "a"),
+        (
+            r#"{"a": {"kind": "phone", "value": "1"}, "b": {}}"#,
+            "a.kind",
+        ),
+        (
+            r#"{"a": {"kind": "email", "value": "null"}, "b": {}}"#,
+            "a.value",
+        ),
+        (
+            r#"{"a": {"kind": "email", "value": "x@y.org"}, "b": {"kind": "email", "value": "X@y.org"}}"#,
+            "b",
+        ),
+    ] {
+        let (st, body) = s.admin_post("/api/cdp/people/merge", bad).await;
+        assert_eq!(st, 400, "{bad}: {body}");
+        assert_eq!(problems_of(&body)[0].0, field, "{bad}");
+    }
     s.finish().await;
 }

@@ -22,10 +22,12 @@
 mod guards;
 mod log;
 mod profile;
+mod view;
 
 pub use guards::{normalise, IdentityRules, IdentityRulesConfig, Junk};
 pub use log::{batch_edges, edges_of, IDENTITY_EVENTS};
 pub use profile::person_profile;
+pub use view::{attachments, browsers, find, summary, Found, Summary, REASONS};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};

@@ -561,3 +561,59 @@ fn junk_on_either_side_is_rejected_with_its_reason_and_links_nobody() {
         Some([anon("desk"), anon("tablet"), email("bill@example.org")].into())
     );
 }
+
+#[test]
+fn a_key_finds_the_person_and_each_identifier_names_the_link_that_attached_it() {
+    let edges = vec![
+        link(1, 1, anon("laptop"), email("bill@example.org")),
+        link(2, 2, anon("phone"), email("bill@example.org")),
+        link(3, 3, anon("laptop"), customer("c-1")),
+        link(4, 4, anon("tablet"), customer("c-2")),
+        link(5, 5, anon("phone"), customer("c-2")),
+        link(6, 6, anon("kiosk"), raw_junk()),
+    ];
+    let p = resolve(&edges, &rules());
+    let Some(Found::Person(bill)) = find(&p, " BILL@example.org", &rules()) else {
+        panic!("the email names bill");
+    };
+    assert_eq!(find(&p, "phone", &rules()), Some(Found::Person(bill)));
+    assert_eq!(find(&p, "c-1", &rules()), Some(Found::Person(bill)));
+    assert_eq!(
+        find(&p, &bill.id.0.to_string(), &rules()),
+        Some(Found::Person(bill))
+    );
+    assert_eq!(
+        find(&p, "desk", &rules()),
+        Some(Found::Browser(crate::AnonymousId::new("desk")))
+    );
+    assert_eq!(find(&p, "null", &rules()), None);
+    let attached: Vec<(String, u128)> = attachments(bill)
+        .into_iter()
+        .map(|(m, e)| (m.value.clone(), e.event_id.as_u128()))
+        .collect();
+    assert_eq!(
+        attached,
+        vec![
+            ("laptop".to_owned(), 1),
+            ("phone".to_owned(), 2),
+            ("bill@example.org".to_owned(), 1),
+            ("c-1".to_owned(), 3),
+        ]
+    );
+    let s = summary(&p);
+    // bill (laptop, phone) and the tablet's c-2; the phone's c-2 is a second customer.
+    assert_eq!(
+        (s.linked_people, s.linked_browsers, s.cross_device_people),
+        (2, 3, 1)
+    );
+    assert_eq!(s.rejections["second_customer_id"], 1);
+    assert_eq!(s.rejections["blocklisted"], 1);
+    assert_eq!(s.rejections.len(), REASONS.len());
+}
+
+fn raw_junk() -> Identifier {
+    Identifier {
+        kind: IdKind::Email,
+        value: "undefined".to_owned(),
+    }
+}

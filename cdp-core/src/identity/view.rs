@@ -1,0 +1,107 @@
+//! Reading the partition: which person a key names, which edge attached each of a person's
+//! identifiers, and the figures the dashboard shows (people, browsers, rejections by reason).
+
+use super::{normalise, Edge, IdKind, Identifier, IdentityRules, Partition, Person, PersonId};
+use crate::AnonymousId;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What a lookup key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found<'p> {
+    /// A person with at least one applied link.
+    Person(&'p Person),
+    /// A browser no link has touched: a person of one browser (if it has events).
+    Browser(AnonymousId),
+}
+
+/// The person `key` names: a person id, or any identifier of a person (an email, normalised;
+/// a customer id; a browser's anonymous id), tried in that order. A key that names no linked
+/// person and is a usable anonymous id is that browser alone ([`Found::Browser`]; whether it
+/// has events is the caller's to check). `None` when the key is junk.
+pub fn find<'p>(p: &'p Partition, key: &str, rules: &IdentityRules) -> Option<Found<'p>> {
+    if let Ok(uuid) = Uuid::try_parse(key.trim()) {
+        if let Some(person) = p.people.get(&PersonId(uuid)) {
+            return Some(Found::Person(person));
+        }
+    }
+    for kind in [IdKind::Email, IdKind::CustomerId, IdKind::AnonymousId] {
+        if let Ok(id) = normalise(kind, key, rules) {
+            if let Some(person) = p.person_of(&id) {
+                return Some(Found::Person(person));
+            }
+        }
+    }
+    normalise(IdKind::AnonymousId, key, rules)
+        .ok()
+        .map(|id| Found::Browser(AnonymousId::new(id.value)))
+}
+
+/// Each identifier of the person with the applied link that attached it: the first link, in
+/// the order applied, that touches it (the person's founding link attaches both its sides).
+pub fn attachments(person: &Person) -> Vec<(&Identifier, &Edge)> {
+    person
+        .members
+        .iter()
+        .filter_map(|m| person.links.iter().find(|l| l.touches(m)).map(|l| (m, l)))
+        .collect()
+}
+
+/// The person's browsers, in order.
+pub fn browsers(person: &Person) -> Vec<AnonymousId> {
+    person
+        .members
+        .iter()
+        .filter(|m| m.kind == IdKind::AnonymousId)
+        .map(|m| AnonymousId::new(m.value.as_str()))
+        .collect()
+}
+
+/// The identity figures of a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// People with at least one browser that some link joined to another identifier.
+    pub linked_people: u64,
+    /// Browsers that belong to those people.
+    pub linked_browsers: u64,
+    /// People holding two or more browsers (recognised across devices).
+    pub cross_device_people: u64,
+    /// Links refused, by reason (every reason named, zero included).
+    pub rejections: BTreeMap<&'static str, u64>,
+}
+
+/// Every reason a link can be refused, by name.
+pub const REASONS: [&str; 7] = [
+    "second_customer_id",
+    "too_many_browsers",
+    "excluded",
+    "blocklisted",
+    "test_email",
+    "malformed_email",
+    "malformed",
+];
+
+/// The figures of `p`.
+pub fn summary(p: &Partition) -> Summary {
+    let mut s = Summary {
+        linked_people: 0,
+        linked_browsers: 0,
+        cross_device_people: 0,
+        rejections: REASONS.iter().map(|r| (*r, 0)).collect(),
+    };
+    for person in p.people.values() {
+        let n = browsers(person).len() as u64;
+        if n > 0 {
+            s.linked_people += 1;
+            s.linked_browsers += n;
+        }
+        if n > 1 {
+            s.cross_device_people += 1;
+        }
+    }
+    for r in &p.rejected {
+        *s.rejections.entry(r.reason.as_str()).or_insert(0) += 1;
+    }
+    s
+}
