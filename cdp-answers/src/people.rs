@@ -114,9 +114,16 @@ pub fn person_body(
     rows: &[&EventRow],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<PersonBody>, serde_json::Error> {
-    let Some(profile) = identity::person_profile(cfg, rows) else {
+    let Some(mut profile) = identity::person_profile(cfg, rows) else {
         return Ok(None);
     };
+    identity::stamp_identity(
+        &mut profile,
+        match found {
+            Found::Person(p) => Some(p),
+            Found::Browser(_) => None,
+        },
+    );
     let (person_id, identifiers, merges, members) = match found {
         Found::Person(p) => (
             p.id,

@@ -402,12 +402,23 @@ pub fn apply(
     p.last_seen = p.last_seen.max(event.timestamp);
     p.last_updated = now;
 
-    if let Some(id) = &event.customer_id {
-        p.customer_id = Some(id.clone());
+    // The browser's identifiers, under the identity guards: a junk value (`null`, a test
+    // address) is never written on the profile.
+    let rules = cfg.identity_rules();
+    let usable = |kind, raw: &str| crate::identity::normalise(kind, raw, rules).ok();
+    if let Some(id) = event
+        .customer_id
+        .as_deref()
+        .and_then(|c| usable(crate::identity::IdKind::CustomerId, c))
+    {
+        p.customer_id = Some(id.value);
     }
     if crate::identity::IDENTITY_EVENTS.contains(&event.event_type) {
-        if let Some(email) = event.prop_str("email") {
-            p.email = Some(email.to_owned());
+        if let Some(email) = event
+            .prop_str("email")
+            .and_then(|e| usable(crate::identity::IdKind::Email, e))
+        {
+            p.email = Some(email.value);
         }
     }
     let explicit_prop = cfg

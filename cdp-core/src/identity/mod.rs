@@ -14,7 +14,9 @@
 //!   that would break a guard when its turn comes is rejected with its reason and kept (see
 //!   [`Rejected`]); the earlier claim wins. So on a shared device, the customer who was linked
 //!   to the browser first keeps it, and the browser's later events count towards that person;
-//!   the second customer's login on it is rejected (`second_customer_id`), never merged;
+//!   the second customer's login on it is rejected (`second_customer_id`), never merged; and
+//!   the links of one event stand or fall together, so that login's email (and with it the
+//!   second customer's other browsers) does not join the first customer's person either;
 //! - a person's id is that of the earliest link that formed it ([`PersonId`], a UUID v5 of that
 //!   link's event id, never of an identifier value); when two people merge, the one formed
 //!   earlier keeps its id.
@@ -26,7 +28,7 @@ mod view;
 
 pub use guards::{normalise, IdentityRules, IdentityRulesConfig, Junk};
 pub use log::{batch_edges, edges_of, IDENTITY_EVENTS};
-pub use profile::person_profile;
+pub use profile::{person_profile, stamp_identity};
 pub use view::{attachments, browsers, find, summary, Found, Summary, REASONS};
 
 use chrono::{DateTime, Duration, Utc};
@@ -359,8 +361,43 @@ pub fn resolve(edges: &[Edge], rules: &IdentityRules) -> Partition {
     let mut browsers: HashMap<usize, Vec<(DateTime<Utc>, usize)>> = HashMap::new();
     let window = Duration::hours(i64::from(rules.browser_window_hours()));
     let cap = rules.max_browsers_per_email() as usize;
+    // The links of one event stand or fall together: when, before the event's first link is
+    // applied, its links would bring two customer ids into one person, every link of the
+    // event is refused (`second_customer_id`), so a second customer's login on a shared
+    // browser cannot carry their email (and with it their other browsers) into the first
+    // customer's person.
+    let mut refused_event: Option<(DateTime<Utc>, Uuid)> = None;
     for (n, (edge, &(a, b))) in unique.iter().zip(&ends).enumerate() {
         if edge.kind != EdgeKind::Link {
+            continue;
+        }
+        let event = (edge.at, edge.event_id);
+        let starts_event = n == 0 || (unique[n - 1].at, unique[n - 1].event_id) != event;
+        if starts_event {
+            let mut customers: Vec<usize> = Vec::new();
+            for (e, &(x, y)) in unique[n..].iter().zip(&ends[n..]) {
+                if (e.at, e.event_id) != event {
+                    break;
+                }
+                if e.kind != EdgeKind::Link {
+                    continue;
+                }
+                for end in [x, y] {
+                    let r = g.root(end);
+                    if let Some(c) = g.groups[r].as_ref().and_then(|grp| grp.customer) {
+                        customers.push(c);
+                    }
+                }
+            }
+            customers.sort_unstable();
+            customers.dedup();
+            refused_event = (customers.len() > 1).then_some(event);
+        }
+        if refused_event == Some(event) {
+            rejected.push(Rejected {
+                edge: (*edge).clone(),
+                reason: Reason::SecondCustomerId,
+            });
             continue;
         }
         let (ra, rb) = (g.root(a), g.root(b));

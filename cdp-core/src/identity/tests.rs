@@ -617,3 +617,52 @@ fn raw_junk() -> Identifier {
         value: "undefined".to_owned(),
     }
 }
+
+#[test]
+fn a_second_customers_login_on_a_shared_browser_brings_none_of_their_identifiers() {
+    // Betty signs in on Bill's family computer (email and customer id in one event), then on
+    // her phone: the family login is refused as a whole, so her email and phone stay hers.
+    let edges = vec![
+        link(1, 1, anon("family"), email("bill@example.org")),
+        link(1, 1, anon("family"), customer("cust-bill")),
+        link(5, 2, anon("family"), email("betty@example.org")),
+        link(5, 2, anon("family"), customer("cust-betty")),
+        link(9, 3, anon("phone"), email("betty@example.org")),
+        link(9, 3, anon("phone"), customer("cust-betty")),
+    ];
+    let p = resolve(&edges, &rules());
+    let bill = p.person_of(&anon("family")).map(|x| x.members.clone());
+    let betty = p.person_of(&anon("phone")).map(|x| x.members.clone());
+    assert_eq!(
+        bill,
+        Some(
+            [
+                anon("family"),
+                email("bill@example.org"),
+                customer("cust-bill")
+            ]
+            .into()
+        )
+    );
+    assert_eq!(
+        betty,
+        Some(
+            [
+                anon("phone"),
+                email("betty@example.org"),
+                customer("cust-betty")
+            ]
+            .into()
+        )
+    );
+    let refused: Vec<u128> = p
+        .rejected
+        .iter()
+        .map(|r| r.edge.event_id.as_u128())
+        .collect();
+    assert_eq!(refused, vec![2, 2]);
+    assert!(p
+        .rejected
+        .iter()
+        .all(|r| r.reason == Reason::SecondCustomerId));
+}
