@@ -55,8 +55,9 @@ struct Statements {
     schema: String,
     /// The batch insert: a call of `cdp_write_events` (see [`WRITE_EVENTS_ARGS`]).
     write_events: String,
-    /// The same with the batch's identity edges upserted in the same statement (so the same
-    /// transaction), for the batches that make edges.
+    /// The same with the batch's identity edges upserted first, in the same call (so the same
+    /// transaction): `cdp_write_events_and_edges` (migration 0006), for the batches that make
+    /// edges.
     write_events_and_edges: String,
     identity_edges: String,
     add_edges: String,
@@ -138,16 +139,16 @@ fn unnest_insert(table: &str, cols: &[&str], types: &[&str]) -> String {
     )
 }
 
-/// The upsert of [`EDGE_COLUMNS`] arrays (parameters after `offset`) that keeps, per pair, the
+/// The upsert of [`EDGE_COLUMNS`] arrays (the admin's edges) that keeps, per pair, the
 /// earliest edge (the log's rule, see [`crate::IdentityStore`]). A pair comes once per call
 /// (the core's `batch_edges` and `add_edges` make sure), as an upsert may touch a row once.
-fn upsert_edges_sql(table: &str, offset: usize) -> String {
+fn upsert_edges_sql(table: &str) -> String {
     let args: Vec<String> = EDGE_COLUMNS
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let t = if *c == "at" { "timestamptz" } else { "text" };
-            format!("${}::{t}[]", offset + i + 1)
+            format!("${}::{t}[]", i + 1)
         })
         .collect();
     format!(
@@ -221,15 +222,18 @@ impl Statements {
         Statements {
             schema: schema.to_owned(),
             write_events_and_edges: format!(
-                "with edges as ({}) {write_events}",
-                upsert_edges_sql(&edges, WRITE_EVENTS_ARGS)
+                "select stored_brand_id, stored_event_id from {s}.cdp_write_events_and_edges({})",
+                (1..=WRITE_EVENTS_ARGS + EDGE_COLUMNS.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             write_events,
             identity_edges: format!(
                 "select {} from {edges} where brand_id = $1",
                 col_list(&EDGE_COLUMNS)
             ),
-            add_edges: upsert_edges_sql(&edges, 0),
+            add_edges: upsert_edges_sql(&edges),
             upsert_profiles: format!(
                 "{} on conflict (brand_id, anonymous_id) do update set {}",
                 unnest_insert(&profiles, &PROFILE_COLUMNS, &PROFILE_TYPES),

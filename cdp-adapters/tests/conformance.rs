@@ -522,7 +522,7 @@ async fn postgres_fold_functions_refuse_other_roles() {
         .query(
             "select p.proname::text, has_function_privilege($1::text, p.oid, 'execute') \
              from pg_proc p where p.pronamespace = $2::text::regnamespace \
-               and p.proname in ('cdp_write_events', 'cdp_rollup_enqueue') order by 1",
+               and p.proname in ('cdp_write_events', 'cdp_write_events_and_edges', 'cdp_rollup_enqueue') order by 1",
             &[&role, &format!("\"{s}\"")],
         )
         .await
@@ -538,7 +538,8 @@ async fn postgres_fold_functions_refuse_other_roles() {
         seen,
         [
             ("cdp_rollup_enqueue".to_owned(), false),
-            ("cdp_write_events".to_owned(), false)
+            ("cdp_write_events".to_owned(), false),
+            ("cdp_write_events_and_edges".to_owned(), false),
         ]
     );
 }
@@ -576,7 +577,7 @@ async fn postgres_server_functions_are_not_granted_to_supabase_api_roles() {
                     has_function_privilege(r.oid, p.oid, 'execute') \
              from pg_proc p cross join pg_roles r \
              where p.pronamespace = $1::text::regnamespace \
-               and p.proname in ('cdp_write_events', 'cdp_rollup_enqueue') \
+               and p.proname in ('cdp_write_events', 'cdp_write_events_and_edges', 'cdp_rollup_enqueue') \
                and r.rolname in ('anon', 'authenticated', current_user) \
              order by 1, 2",
             &[&format!("\"{s}\"")],
@@ -593,7 +594,11 @@ async fn postgres_server_functions_are_not_granted_to_supabase_api_roles() {
         .expect("current user")
         .get(0);
     let mut expected = Vec::new();
-    for f in ["cdp_rollup_enqueue", "cdp_write_events"] {
+    for f in [
+        "cdp_rollup_enqueue",
+        "cdp_write_events",
+        "cdp_write_events_and_edges",
+    ] {
         let mut roles = vec!["anon".to_owned(), "authenticated".to_owned(), owner.clone()];
         roles.sort();
         for r in roles {
