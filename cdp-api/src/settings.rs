@@ -224,6 +224,32 @@ pub struct LoadArgs {
     /// figures can move by a tenth either way.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub rounds: u32,
+    /// The phases to run, in this order, on each backend: `single` (single events), `identity`
+    /// (single events, 5% of them identity events), `batch` (batches of 50). Comparing with an
+    /// older binary, run only the phases it has, so each phase meets a database of the same size.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [LoadPhase::Single, LoadPhase::Identity, LoadPhase::Batch])]
+    pub phases: Vec<LoadPhase>,
+}
+
+/// A phase of `cdp load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LoadPhase {
+    /// One event per request.
+    Single,
+    /// One event per request, 5% of them identity events.
+    Identity,
+    /// 50 events per request.
+    Batch,
+}
+
+impl fmt::Display for LoadPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LoadPhase::Single => "single",
+            LoadPhase::Identity => "identity",
+            LoadPhase::Batch => "batch",
+        })
+    }
 }
 
 /// The UUID version of generated event ids.

@@ -22,7 +22,7 @@ use crate::demo::Rng;
 use bytes::Bytes;
 use cdp_adapters::{PostgresTarget, StoreTarget};
 use cdp_api::server::{self, StartError};
-use cdp_api::settings::{EventIds, LoadArgs, ServeArgs, Settings, SettingsError};
+use cdp_api::settings::{EventIds, LoadArgs, LoadPhase, ServeArgs, Settings, SettingsError};
 use cdp_core::{apply, validate, Config, EventRow};
 use chrono::{SecondsFormat, Utc};
 use futures_util::SinkExt;
@@ -539,11 +539,12 @@ async fn measure_backend(
     let admin = postgres.map(|(admin, _)| admin);
     let running = server::start(settings).await?;
     let mut phases = Vec::new();
-    for (name, per_request, identity) in [
-        ("single-event", 1, 0),
-        (IDENTITY_PHASE, 1, IDENTITY_PER_MILLE),
-        ("batch of 50", BATCH_EVENTS, 0),
-    ] {
+    for phase in &args.phases {
+        let (name, per_request, identity) = match phase {
+            LoadPhase::Single => ("single-event", 1, 0),
+            LoadPhase::Identity => (IDENTITY_PHASE, 1, IDENTITY_PER_MILLE),
+            LoadPhase::Batch => ("batch of 50", BATCH_EVENTS, 0),
+        };
         eprintln!(
             "{backend}: {name} for {}s with {} connections...",
             args.seconds, args.connections
@@ -1221,6 +1222,7 @@ mod tests {
                 phase("sqlite", "single-event", sqlite[0]),
                 phase("sqlite", "batch of 50", sqlite[1]),
                 phase("postgres", "single-event", postgres[0]),
+                phase("postgres", IDENTITY_PHASE, postgres[0] * 0.9),
                 phase("postgres", "batch of 50", postgres[1]),
             ],
             copy_rows_per_sec: Some(copy),
@@ -1238,6 +1240,7 @@ mod tests {
 
     #[test]
     fn the_summary_takes_ratios_within_each_run_then_the_median() {
+        let identity_line = "postgres: 5% identity / plain, single-event: median 90%";
         let runs = [
             run_of([15_000.0, 30_000.0], [12_000.0, 25_000.0], 50_000.0),
             run_of([10_000.0, 20_000.0], [10_000.0, 30_000.0], 40_000.0),
@@ -1246,11 +1249,13 @@ mod tests {
         let text = Summary(&runs).to_string();
         assert!(text.starts_with("median of 3 runs:"), "{text}");
         assert!(
-            text.contains("sqlite    batch of 50        30000    30.00   30000 20000 33000"),
+            text.contains(
+                "sqlite    batch of 50                    30000    30.00   30000 20000 33000"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("postgres  COPY ceiling       45000 rows/s"),
+            text.contains("postgres  COPY ceiling                   45000 rows/s"),
             "{text}"
         );
         // 50%, 75%, 67%: the median of the ratios, not the ratio of the medians (30,000 / 45,000).
@@ -1270,6 +1275,9 @@ mod tests {
             text.contains("sqlite / postgres, batch of 50: median 110% (each run: 120% 67% 110%)"),
             "{text}"
         );
+        // The identity phase against the plain one of the same run; only where both ran.
+        assert!(text.contains(identity_line), "{text}");
+        assert!(!text.contains("sqlite: 5% identity"), "{text}");
     }
 
     #[test]
