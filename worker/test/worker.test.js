@@ -27,6 +27,8 @@ const EVENT_COLUMNS = [
   "persona_scores", "processed_at",
 ];
 const SEARCH_COLUMNS = ["brand_id", "event_id", "query", "anonymous_id", "results_count", "page_url", "searched_at"];
+const EDGE_COLUMNS = ["brand_id", "edge_kind", "a_kind", "a_value", "b_kind", "b_value", "at", "event_id", "origin"];
+const BY_PAIR = { order: "edge_kind,a_kind,a_value,b_kind,b_value" };
 
 // ---- the PostgREST stand-in -------------------------------------------------------------
 
@@ -145,6 +147,14 @@ test("the fixture journeys give the same profiles and rows as the Rust shell", a
     return got.length >= refSearches.length ? got : null;
   });
   assert.deepEqual(searches, refSearches);
+  // And the identity edges the events make (issue 15), written after the searches.
+  const refEdges = await select(refSchema, "cdp_identity_edges", EDGE_COLUMNS, BY_PAIR);
+  assert.ok(refEdges.length >= 2, `${refEdges.length} reference identity edges`);
+  const edges = await waitFor("every identity edge in Postgres", async () => {
+    const got = await select(workerSchema, "cdp_identity_edges", EDGE_COLUMNS, BY_PAIR);
+    return got.length >= refEdges.length ? got : null;
+  });
+  assert.deepEqual(edges, refEdges);
 
   for (const j of all) {
     const want = reference[j.name];
