@@ -555,21 +555,12 @@ impl IdentityStore for PostgresStore {
 
     async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError> {
         let op = "add_edges";
-        let mut cols: Vec<EdgeColumns> = Vec::with_capacity(edges.len());
         // One row per pair in a statement: the earliest of repeated pairs.
-        let mut sorted: Vec<&Edge> = edges.iter().collect();
-        sorted.sort_by_key(|e| (e.at, e.event_id));
-        for e in sorted {
-            if !cols.iter().any(|c| {
-                c.edge_kind == e.kind.as_str()
-                    && c.a_kind == e.a.kind.as_str()
-                    && c.a_value == e.a.value
-                    && c.b_kind == e.b.kind.as_str()
-                    && c.b_value == e.b.value
-            }) {
-                cols.push(EdgeColumns::from_edge(brand, e));
-            }
-        }
+        let cols: Vec<EdgeColumns> =
+            cdp_core::identity::earliest_per_pair(edges.iter().map(|e| (brand.clone(), e.clone())))
+                .iter()
+                .map(|(b, e)| EdgeColumns::from_edge(b, e))
+                .collect();
         if cols.is_empty() {
             return Ok(());
         }

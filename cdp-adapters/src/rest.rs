@@ -110,13 +110,12 @@ pub fn edges_query() -> Vec<(&'static str, String)> {
 /// The `cdp_identity_edges` body rows of the edges `rows` make, skipping the indices in
 /// `skip` (dead-lettered rows): [`cdp_core::identity::batch_edges`] of the rest.
 pub fn edge_bodies(rows: &[EventRow], skip: &[usize]) -> Vec<Value> {
-    let kept: Vec<EventRow> = rows
+    let kept = rows
         .iter()
         .enumerate()
         .filter(|(i, _)| !skip.contains(i))
-        .map(|(_, r)| r.clone())
-        .collect();
-    cdp_core::identity::batch_edges(&kept)
+        .map(|(_, r)| r);
+    cdp_core::identity::batch_edges(kept)
         .iter()
         .map(|(b, e)| {
             serde_json::to_value(codec::EdgeColumns::from_edge(b, e)).unwrap_or(Value::Null)

@@ -5,7 +5,6 @@ use crate::bodies::{profile_body, ProfileBody};
 use cdp_core::identity::{self, Edge, EdgeKind, Found, IdKind, Partition, PersonId};
 use cdp_core::{AnonymousId, Config, EventRow};
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 /// An edge as shown: its sides, kind, origin, event and time.
 #[derive(Debug, Clone, Serialize)]
@@ -193,34 +192,6 @@ pub fn person_body(
             .collect(),
         profile: profile_body(cfg, &profile, now)?,
     }))
-}
-
-/// The identity figures shown beside the metrics: all time, from the identity log.
-#[derive(Debug, Clone, Serialize)]
-pub struct IdentityBody {
-    /// People with at least one browser that a link joined to another identifier.
-    pub linked_people: u64,
-    /// Browsers belonging to those people.
-    pub linked_browsers: u64,
-    /// People recognised on two or more browsers.
-    pub cross_device_people: u64,
-    /// Links refused, by reason (every reason named, zero included).
-    pub rejections: BTreeMap<String, u64>,
-}
-
-/// The identity figures of a partition.
-pub fn identity_body(p: &Partition) -> IdentityBody {
-    let s = identity::summary(p);
-    IdentityBody {
-        linked_people: s.linked_people,
-        linked_browsers: s.linked_browsers,
-        cross_device_people: s.cross_device_people,
-        rejections: s
-            .rejections
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    }
 }
 
 /// The two identifiers of an admin merge or split body, `{"a": {"kind", "value"}, "b": ...}`,

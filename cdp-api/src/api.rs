@@ -33,9 +33,12 @@ fn range_param(params: &HashMap<String, String>) -> Result<Range, AppError> {
 }
 
 /// Runs a store call under [`QUERY_TIMEOUT`], mapping failures to answers.
-async fn ask<T>(call: impl Future<Output = Result<T, AnalyticsError>>) -> Result<T, AppError> {
+pub async fn ask<T, E>(call: impl Future<Output = Result<T, E>>) -> Result<T, AppError>
+where
+    AnalyticsError: From<E>,
+{
     match tokio::time::timeout(QUERY_TIMEOUT, call).await {
-        Ok(result) => result.map_err(AppError::from),
+        Ok(result) => result.map_err(|e| AppError::from(AnalyticsError::from(e))),
         Err(_) => Err(AppError::Offline(format!(
             "the store did not answer within {} seconds",
             QUERY_TIMEOUT.as_secs()
@@ -113,7 +116,7 @@ pub async fn profile(
         let rows = app.store.visitor_events(brand, &id, after).await?;
         Ok::<_, cdp_adapters::StoreError>(live_profile(&app.cfg, stored, &rows))
     };
-    match ask(async { load.await.map_err(AnalyticsError::from) }).await? {
+    match ask(load).await? {
         Some(p) => Ok(Json(
             profile_body(&app.cfg, &p, now).map_err(|_| Refusal::Internal)?,
         )),

@@ -4,33 +4,21 @@
 //! rewrite of stored data. Admin changes are logged with the edge's id only, never an
 //! identifier's value.
 
+use crate::api::ask;
 use crate::reply::{AppError, Refusal};
 use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
-use cdp_adapters::analytics::AnalyticsError;
-use cdp_adapters::{IdentityStore, ProfileStore, StoreError};
+use cdp_adapters::{IdentityStore, ProfileStore};
 use cdp_answers::people::{self, EdgeBody, PersonBody};
 use cdp_core::identity::{self, Edge, EdgeKind, Origin, Partition};
 use cdp_core::intake::Problem;
 use serde::Serialize;
 use serde_json::Value;
 
-async fn store<T>(
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, AppError> {
-    match tokio::time::timeout(crate::api::QUERY_TIMEOUT, call).await {
-        Ok(r) => r.map_err(|e| AppError::from(AnalyticsError::from(e))),
-        Err(_) => Err(AppError::Offline(format!(
-            "the store did not answer within {} seconds",
-            crate::api::QUERY_TIMEOUT.as_secs()
-        ))),
-    }
-}
-
 /// The brand's log and its partition.
 pub async fn partition(app: &AppState) -> Result<(Vec<Edge>, Partition), AppError> {
-    let edges = store(app.store.identity_edges(app.cfg.brand_id())).await?;
+    let edges = ask(app.store.identity_edges(app.cfg.brand_id())).await?;
     let p = identity::resolve(&edges, app.cfg.identity_rules());
     Ok((edges, p))
 }
@@ -54,7 +42,7 @@ pub async fn person(
         .map(|b| (b, None))
         .collect();
     let brand = app.cfg.brand_id();
-    let rows = store(app.store.visitor_events_many(brand, &since)).await?;
+    let rows = ask(app.store.visitor_events_many(brand, &since)).await?;
     let rows: Vec<&cdp_core::EventRow> = rows.values().flatten().collect();
     match people::person_body(&app.cfg, &p, &edges, &found, &rows, app.clock.now()) {
         Ok(Some(body)) => Ok(Json(body)),
@@ -102,10 +90,9 @@ async fn change(app: AppState, body: &[u8], kind: EdgeKind) -> Result<Json<Chang
         people::identity_change(&body, app.cfg.identity_rules()).map_err(AppError::BadParameter)?;
     let edge =
         Edge::new(kind, app.clock.now(), uuid::Uuid::new_v4(), a, b).from_origin(Origin::Admin);
-    store(
-        app.store
-            .add_edges(app.cfg.brand_id(), std::slice::from_ref(&edge)),
-    )
+    ask(app
+        .store
+        .add_edges(app.cfg.brand_id(), std::slice::from_ref(&edge)))
     .await?;
     tracing::info!(
         action = kind.as_str(),
@@ -133,7 +120,7 @@ async fn change(app: AppState, body: &[u8], kind: EdgeKind) -> Result<Json<Chang
 
 /// `GET /api/cdp/identity`: the identity figures of the whole log (people linked across
 /// browsers and identifiers, and the refused links by reason).
-pub async fn figures(State(app): State<AppState>) -> Result<Json<people::IdentityBody>, AppError> {
+pub async fn figures(State(app): State<AppState>) -> Result<Json<identity::Summary>, AppError> {
     let (_, p) = partition(&app).await?;
-    Ok(Json(people::identity_body(&p)))
+    Ok(Json(identity::summary(&p)))
 }

@@ -269,9 +269,8 @@ pub fn validate(
     if let Some(t) = event_type {
         v.key_properties(cfg, t, &properties);
     }
-    if event_type == Some(EventType::OrderStatusViewed) && customer_id.is_none() {
-        // The event exists to join the browser to the customer: without the id it says nothing.
-        v.fail("customer_id", "is required for order_status_viewed");
+    if let Some(t) = event_type.filter(|t| t.requires_customer_id() && customer_id.is_none()) {
+        v.fail("customer_id", format!("is required for {t}"));
     }
 
     let echo_id = client_event_id.map(|id| id.hyphenated().to_string());

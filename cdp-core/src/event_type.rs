@@ -261,6 +261,15 @@ impl EventType {
     }
 }
 
+impl EventType {
+    /// Whether an event of this type is refused without a top-level `customer_id`: the
+    /// order-status event exists to join the browser to the customer, and says nothing
+    /// without one.
+    pub fn requires_customer_id(self) -> bool {
+        self == EventType::OrderStatusViewed
+    }
+}
+
 impl fmt::Display for EventType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

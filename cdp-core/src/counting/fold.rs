@@ -56,11 +56,13 @@ pub fn search_of(e: &impl Described) -> Option<(String, bool)> {
     Some((query, results == 0))
 }
 
-/// Whether an event identifies its visitor: a customer id, an email sign-up or an identify.
+/// Whether an event identifies its visitor: a customer id, or one of the identity events
+/// (`cdp_core::identity::IDENTITY_EVENTS`).
 fn identifies(e: &CountedEvent) -> bool {
     e.customer_id.is_some()
-        || e.event_type == EventType::EmailSignup.as_str()
-        || e.event_type == EventType::Identify.as_str()
+        || crate::identity::IDENTITY_EVENTS
+            .iter()
+            .any(|t| e.event_type == t.as_str())
 }
 
 /// The A/B test and variant an exposure or conversion counts in, and whether it converts.

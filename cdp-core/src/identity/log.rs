@@ -52,24 +52,32 @@ pub fn edges_of(row: &EventRow) -> Vec<Edge> {
     out
 }
 
-/// The edges a batch of rows makes, each with its brand: each pair of identifiers once per
-/// brand, at its earliest event (time, then event id), in the order first met.
-pub fn batch_edges(rows: &[EventRow]) -> Vec<(BrandId, Edge)> {
+/// The edges a batch of rows makes, each with its brand: [`earliest_per_pair`] of every row's
+/// [`edges_of`].
+pub fn batch_edges<'r>(rows: impl IntoIterator<Item = &'r EventRow>) -> Vec<(BrandId, Edge)> {
+    earliest_per_pair(
+        rows.into_iter()
+            .flat_map(|row| edges_of(row).into_iter().map(|e| (row.brand_id.clone(), e))),
+    )
+}
+
+/// The log's rule within one write: each pair of identifiers and kind once per brand, at its
+/// earliest edge (time, then event id), in the order first met. The stores keep the same rule
+/// against what they hold, and an upsert may touch a row only once per statement.
+pub fn earliest_per_pair(edges: impl IntoIterator<Item = (BrandId, Edge)>) -> Vec<(BrandId, Edge)> {
     let mut out: Vec<(BrandId, Edge)> = Vec::new();
-    let mut at: HashMap<(&BrandId, EdgeKind, Identifier, Identifier), usize> = HashMap::new();
-    for row in rows {
-        for e in edges_of(row) {
-            let key = (&row.brand_id, e.kind, e.a.clone(), e.b.clone());
-            match at.get(&key) {
-                Some(&i) => {
-                    if (e.at, e.event_id) < (out[i].1.at, out[i].1.event_id) {
-                        out[i].1 = e;
-                    }
+    let mut at: HashMap<(BrandId, EdgeKind, Identifier, Identifier), usize> = HashMap::new();
+    for (brand, e) in edges {
+        let key = (brand, e.kind, e.a.clone(), e.b.clone());
+        match at.get(&key) {
+            Some(&i) => {
+                if (e.at, e.event_id) < (out[i].1.at, out[i].1.event_id) {
+                    out[i].1 = e;
                 }
-                None => {
-                    at.insert(key, out.len());
-                    out.push((row.brand_id.clone(), e));
-                }
+            }
+            None => {
+                out.push((key.0.clone(), e));
+                at.insert(key, out.len() - 1);
             }
         }
     }

@@ -27,9 +27,9 @@ mod profile;
 mod view;
 
 pub use guards::{normalise, IdentityRules, IdentityRulesConfig, Junk};
-pub use log::{batch_edges, edges_of, IDENTITY_EVENTS};
+pub use log::{batch_edges, earliest_per_pair, edges_of, IDENTITY_EVENTS};
 pub use profile::{person_profile, stamp_identity};
-pub use view::{attachments, browsers, find, summary, Found, Summary, REASONS};
+pub use view::{attachments, browsers, find, summary, Found, Summary};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -173,11 +173,6 @@ impl Edge {
         Edge { origin, ..self }
     }
 
-    /// Whether this edge says the same about the same pair as `other` (whatever its time).
-    pub fn same_pair(&self, other: &Edge) -> bool {
-        self.kind == other.kind && self.a == other.a && self.b == other.b
-    }
-
     /// Whether `id` is one of its sides.
     pub fn touches(&self, id: &Identifier) -> bool {
         self.a == *id || self.b == *id
@@ -199,6 +194,17 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order they are shown.
+    pub const ALL: [Reason; 7] = [
+        Reason::SecondCustomerId,
+        Reason::TooManyBrowsers,
+        Reason::Excluded,
+        Reason::Junk(Junk::Blocklisted),
+        Reason::Junk(Junk::TestEmail),
+        Reason::Junk(Junk::MalformedEmail),
+        Reason::Junk(Junk::Malformed),
+    ];
+
     /// The reason's name, as counted and shown.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -608,7 +608,7 @@ fn a_key_finds_the_person_and_each_identifier_names_the_link_that_attached_it() 
     );
     assert_eq!(s.rejections["second_customer_id"], 1);
     assert_eq!(s.rejections["blocklisted"], 1);
-    assert_eq!(s.rejections.len(), REASONS.len());
+    assert_eq!(s.rejections.len(), Reason::ALL.len());
 }
 
 fn raw_junk() -> Identifier {

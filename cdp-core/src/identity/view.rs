@@ -1,7 +1,9 @@
 //! Reading the partition: which person a key names, which edge attached each of a person's
 //! identifiers, and the figures the dashboard shows (people, browsers, rejections by reason).
 
-use super::{normalise, Edge, IdKind, Identifier, IdentityRules, Partition, Person, PersonId};
+use super::{
+    normalise, Edge, IdKind, Identifier, IdentityRules, Partition, Person, PersonId, Reason,
+};
 use crate::AnonymousId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -71,24 +73,13 @@ pub struct Summary {
     pub rejections: BTreeMap<&'static str, u64>,
 }
 
-/// Every reason a link can be refused, by name.
-pub const REASONS: [&str; 7] = [
-    "second_customer_id",
-    "too_many_browsers",
-    "excluded",
-    "blocklisted",
-    "test_email",
-    "malformed_email",
-    "malformed",
-];
-
 /// The figures of `p`.
 pub fn summary(p: &Partition) -> Summary {
     let mut s = Summary {
         linked_people: 0,
         linked_browsers: 0,
         cross_device_people: 0,
-        rejections: REASONS.iter().map(|r| (*r, 0)).collect(),
+        rejections: Reason::ALL.iter().map(|r| (r.as_str(), 0)).collect(),
     };
     for person in p.people.values() {
         let n = browsers(person).len() as u64;
