@@ -22,10 +22,7 @@ use cdp_core::intake;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-/// Most bytes of a refused body read and discarded so that the client reads the answer. The
-/// largest body cap (`--max-body-bytes`) is 16 MiB, so any body a client could plausibly mean
-/// to send fits; a larger one gets its answer and the connection is closed.
-pub const DISCARD_MAX_BYTES: u64 = 16 * 1024 * 1024;
+pub use intake::DISCARD_MAX_BYTES;
 
 /// A request body being read, with the deadline it must arrive by.
 pub struct RequestBody {
@@ -42,20 +39,19 @@ impl RequestBody {
     /// [`DISCARD_MAX_BYTES`], is never discarded: the first is not on its way yet, and the
     /// second is cheaper to cut off than to read.
     pub fn new(body: Body, headers: &HeaderMap, timeout: std::time::Duration) -> RequestBody {
-        let expects_continue = headers
-            .get(header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        let declared_huge = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > DISCARD_MAX_BYTES);
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let discard =
+            intake::discards_refused_body(text(header::EXPECT), text(header::CONTENT_LENGTH));
         RequestBody {
             stream: body.into_data_stream(),
             deadline: Instant::now() + timeout,
             timeout_secs: timeout.as_secs().max(1),
             ended: false,
-            discard: !expects_continue && !declared_huge,
+            discard,
         }
     }
 

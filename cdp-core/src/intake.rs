@@ -311,6 +311,25 @@ pub fn check_content_type(raw: Option<&str>) -> Result<(), Refusal> {
     }))
 }
 
+/// Most bytes of a refused body read and thrown away so that the client reads the answer.
+/// Most clients (Python's `http.client`, most SDKs, anything without `Expect: 100-continue`)
+/// write the whole body before they read; a server that answers and closes while the body is
+/// still arriving makes the kernel reset the connection over the unread bytes, and the client
+/// sees a network error instead of the refusal and sends the same body again. The largest
+/// body cap is 16 MiB, so any body a client could plausibly mean to send fits.
+pub const DISCARD_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Whether the rest of a refused body is read and thrown away before the answer goes out
+/// (both shells): not when the client waits for `100 Continue` (the body is not on its way),
+/// nor when it declares more than [`DISCARD_MAX_BYTES`] (cheaper to cut off than to read).
+pub fn discards_refused_body(expect: Option<&str>, content_length: Option<&str>) -> bool {
+    let expects_continue = expect.is_some_and(|v| v.trim().eq_ignore_ascii_case("100-continue"));
+    let declared_huge = content_length
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > DISCARD_MAX_BYTES);
+    !expects_continue && !declared_huge
+}
+
 /// Refuses a body whose declared length (`Content-Length`) or actual length passes the cap.
 pub fn check_size(
     declared: Option<&str>,
@@ -398,6 +417,27 @@ pub fn collect_reply(slots: Vec<Slot>, stored: Vec<(Status, Option<Problem>)>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_body_is_discarded_unless_the_client_waits_or_declares_a_huge_one() {
+        let huge = (DISCARD_MAX_BYTES + 1).to_string();
+        let cases = [
+            (None, None, true),
+            (None, Some("300000"), true),
+            (None, Some(huge.as_str()), false),
+            (Some("100-continue"), Some("300000"), false),
+            (Some(" 100-Continue "), None, false),
+            (Some("something-else"), None, true),
+            (None, Some("not a number"), true),
+        ];
+        for (expect, length, want) in cases {
+            assert_eq!(
+                discards_refused_body(expect, length),
+                want,
+                "{expect:?} {length:?}"
+            );
+        }
+    }
 
     #[test]
     fn origins_parse_into_an_allowlist_and_name_bad_items() {

@@ -97,6 +97,17 @@ impl Engine {
         self.gate.max_body_bytes as u32
     }
 
+    /// How many bytes of a refused body the shell reads and throws away before it answers
+    /// (0: none, cancel the body), from the request's `Expect` and `Content-Length`
+    /// (`cdp_core::intake::discards_refused_body`, the rule `cdp serve` follows).
+    pub fn discard_bytes(&self, expect: Option<String>, content_length: Option<String>) -> f64 {
+        if cdp_core::intake::discards_refused_body(expect.as_deref(), content_length.as_deref()) {
+            cdp_core::intake::DISCARD_MAX_BYTES as f64
+        } else {
+            0.0
+        }
+    }
+
     /// Days a profile lives after its last update (KV `expirationTtl` and the Durable Object
     /// alarm use it).
     pub fn profile_ttl_days(&self) -> u32 {

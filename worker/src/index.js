@@ -56,7 +56,10 @@ function nowMs(request, env) {
 }
 
 // Reads at most `cap + 1` bytes, so an oversized body is refused without buffering it whole.
-async function readCapped(request, cap) {
+// The rest of a refused body is then read and thrown away (up to `discard` bytes, the rule
+// `cdp serve` follows): a client that writes its whole body before it reads the answer would
+// otherwise see the connection reset over the unread bytes instead of the 413.
+async function readCapped(request, cap, discard) {
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks = [];
@@ -67,7 +70,13 @@ async function readCapped(request, cap) {
     chunks.push(value);
     size += value.byteLength;
     if (size > cap) {
-      await reader.cancel();
+      let dropped = 0;
+      while (dropped <= discard) {
+        const next = await reader.read();
+        if (next.done) break;
+        dropped += next.value.byteLength;
+      }
+      if (dropped > discard) await reader.cancel();
       break;
     }
   }
@@ -83,8 +92,9 @@ async function readCapped(request, cap) {
 async function collect(request, env, origin) {
   const e = engineFor(env);
   const now = nowMs(request, env);
-  const body = await readCapped(request, e.max_body_bytes());
   const h = request.headers;
+  const discard = e.discard_bytes(h.get("expect") ?? undefined, h.get("content-length") ?? undefined);
+  const body = await readCapped(request, e.max_body_bytes(), discard);
   const checked = JSON.parse(
     e.check_collect(origin ?? undefined, h.get("content-type") ?? undefined,
       h.get("content-length") ?? undefined, body, now),
