@@ -20,6 +20,8 @@ pub mod analytics;
 pub mod codec;
 pub mod counting_rows;
 pub mod counting_sql;
+#[cfg(feature = "native")]
+mod erasing;
 pub mod fold_sql;
 #[cfg(feature = "native")]
 pub mod migrate;
@@ -36,7 +38,7 @@ pub mod supabase;
 #[cfg(feature = "native")]
 pub use store::{PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget, TargetError};
 
-use cdp_core::identity::Edge;
+use cdp_core::identity::{Edge, Erasure, IdentityRules};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 
 /// Whether a failed Postgres statement means the connection is gone (the store is offline)
@@ -170,6 +172,86 @@ pub trait IdentityStore {
     /// Adds edges (durable when it returns), each kept only if it is earlier than the one
     /// stored for its pair.
     async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError>;
+}
+
+/// What one erasure removed (counts only: the audit row holds these, never an identifier).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Erased {
+    /// Events deleted.
+    pub events: u64,
+    /// Search rows deleted.
+    pub searches: u64,
+    /// Profiles deleted.
+    pub profiles: u64,
+    /// Identity edges deleted.
+    pub edges: u64,
+    /// Browsers that are not erased but lost events that carried one of the identifiers (a
+    /// login on their device): their profiles were deleted and must be rebuilt from the
+    /// events they keep.
+    #[serde(skip)]
+    pub rebuild: Vec<AnonymousId>,
+}
+
+/// What the erasure audit shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ErasureFigures {
+    /// Erasures done.
+    pub erasures: u64,
+    /// Tombstones held (one per erased identifier).
+    pub tombstones: u64,
+    /// Events suppressed because they carried an erased identifier.
+    pub suppressed: u64,
+}
+
+/// Why an erasure could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// The store failed; nothing was erased (one transaction).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The backend cannot erase in one transaction.
+    #[error(
+        "{backend} cannot erase a person in one transaction; point cdp serve at the same \
+         database through a postgres:// URL"
+    )]
+    Unsupported {
+        /// The backend's name.
+        backend: &'static str,
+    },
+}
+
+/// Erasing one person ([`cdp_core::identity::Erasure`]) and the tombstones that keep them
+/// erased (`cdp_tombstones`, `cdp_erasures`).
+#[allow(async_fn_in_trait)]
+pub trait EraseStore {
+    /// In one transaction: keeps the erasure's tombstones and its audit row; deletes the
+    /// events [`cdp_core::identity::Erasure::removes`] (read from the candidates the erasure
+    /// names), their searches, the profiles of every browser that lost events, the erasure's
+    /// edges; and takes the deleted events out of the rollups with
+    /// [`cdp_core::counting::fold::without`] (only events already folded count there; the
+    /// deleted ones still queued for the fold are taken off the queue).
+    async fn erase(
+        &self,
+        brand: &BrandId,
+        erasure: &Erasure,
+        rules: &IdentityRules,
+        erasure_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Erased, EraseError>;
+
+    /// The brand's tombstone hashes.
+    async fn tombstones(&self, brand: &BrandId) -> Result<Vec<String>, EraseError>;
+
+    /// Adds suppressed events to their tombstones' counts (`hits`: hash and events).
+    async fn count_suppressed(
+        &self,
+        brand: &BrandId,
+        hits: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> Result<(), EraseError>;
+
+    /// The erasure audit's figures.
+    async fn erasure_figures(&self, brand: &BrandId) -> Result<ErasureFigures, EraseError>;
 }
 
 /// Loads and saves golden profiles, which expire `profile_ttl_days` after their last update.

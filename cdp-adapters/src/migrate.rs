@@ -49,6 +49,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "identity",
         sql: include_str!("../../docs/schemas/cdp-identity.sql"),
     },
+    Migration {
+        version: 7,
+        name: "erasure",
+        sql: include_str!("../../docs/schemas/cdp-erasure.sql"),
+    },
 ];
 
 /// The SQLite migrations: the same tables in SQLite's types.
@@ -87,6 +92,11 @@ pub const SQLITE: &[Migration] = &[
         version: 7,
         name: "identity",
         sql: include_str!("../migrations/sqlite/0007_identity.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "erasure",
+        sql: include_str!("../migrations/sqlite/0008_erasure.sql"),
     },
 ];
 

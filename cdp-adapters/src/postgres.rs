@@ -12,14 +12,20 @@
 //! Table names are qualified with the target's schema instead of relying on `search_path`,
 //! which a transaction pooler does not keep between transactions.
 
+use crate::analytics::postgres::{run, PgCells};
 use crate::codec::{
     self, EdgeColumns, EventColumns, ProfileColumns, SearchColumns, EDGE_COLUMNS, EVENT_COLUMNS,
     PROFILE_COLUMNS,
 };
+use crate::counting_sql::{self, Dialect, Param, Stmt};
+use crate::fold_sql::PgFold;
 use crate::migrate::{self, POSTGRES_LOCK_KEY, SCHEMA_MIGRATIONS};
 use crate::store::PostgresTarget;
-use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
-use cdp_core::identity::Edge;
+use crate::{
+    counting_rows, erasing, EraseError, EraseStore, Erased, ErasureFigures, EventSink,
+    IdentityStore, ProfileStore, StoreError, WriteOutcome,
+};
+use cdp_core::identity::{Edge, Erasure, IdKind, IdentityRules};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -571,6 +577,329 @@ impl IdentityStore for PostgresStore {
             .await
             .map_err(|e| pg_err(op, e))?;
         Ok(())
+    }
+}
+
+/// How many rows a `with d as (delete ... returning 1) select count(*) from d` deleted.
+async fn deleted(
+    tx: &tokio_postgres::Transaction<'_>,
+    op: &'static str,
+    sql: String,
+    params: Vec<Param>,
+) -> Result<u64, StoreError> {
+    let rows = run(tx, op, &Stmt { sql, params }).await?;
+    let n: i64 = match rows.first() {
+        Some(r) => r.try_get(0).map_err(|e| pg_err(op, e))?,
+        None => 0,
+    };
+    Ok(n as u64)
+}
+
+fn texts(items: impl IntoIterator<Item = String>) -> Param {
+    Param::TextArray(items.into_iter().map(Some).collect())
+}
+
+impl PostgresStore {
+    /// Runs one statement on a pooled connection: `sql` with `{p}` standing for the schema
+    /// prefix.
+    async fn run_statement(
+        &self,
+        op: &'static str,
+        sql: &str,
+        params: Vec<Param>,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client(op).await?;
+        let sql = sql.replace("{p}", &counting_sql::schema_prefix(self.schema()));
+        run(&**client, op, &Stmt { sql, params }).await
+    }
+}
+
+impl EraseStore for PostgresStore {
+    async fn erase(
+        &self,
+        brand: &BrandId,
+        erasure: &Erasure,
+        rules: &IdentityRules,
+        erasure_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Erased, EraseError> {
+        let op = "erase";
+        let e = |err| pg_err(op, err);
+        let d = Dialect::Postgres {
+            prefix: counting_sql::schema_prefix(self.schema()),
+        };
+        let t = |name: &str| d.table(name);
+        let b = || Param::Text(brand.as_str().to_owned());
+        let mut client = self.client(op).await?;
+        let tx = client.transaction().await.map_err(e)?;
+        // Folds are serialised by this lock: none runs between the read of what the rollups
+        // hold and their correction.
+        let fold = PgFold::new(counting_sql::schema_prefix(self.schema()));
+        run(&*tx, op, &fold.lock()).await?;
+        let candidates = run(
+            &*tx,
+            op,
+            &Stmt {
+                sql: format!(
+                    "select {}, seq from {} where brand_id = $1 and (anonymous_id = any($2::text[]) \
+                     or customer_id = any($3::text[]) \
+                     or lower(btrim(properties->>'email')) = any($4::text[]))",
+                    col_list(&EVENT_COLUMNS),
+                    t("cdp_events")
+                ),
+                params: vec![
+                    b(),
+                    texts(erasure.candidate_browsers.iter().map(|x| x.as_str().to_owned())),
+                    texts(erasure.values(IdKind::CustomerId)),
+                    texts(erasure.values(IdKind::Email)),
+                ],
+            },
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let seq: i64 = r.try_get(EVENT_COLUMNS.len()).map_err(e)?;
+            Ok((seq, event_from_pg(op, r)?))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        let removed = erasing::removed(candidates, erasure, rules);
+        // What the rollups hold of the visitors: their events not waiting in the fold's queue.
+        let before = run(
+            &*tx,
+            op,
+            &Stmt {
+                sql: format!(
+                    "select {} from {} where brand_id = $1 and anonymous_id = any($2::text[]) \
+                     and seq not in (select seq from {})",
+                    d.counted_columns(),
+                    t("cdp_events"),
+                    t("cdp_rollup_pending")
+                ),
+                params: vec![b(), texts(removed.visitors.clone())],
+            },
+        )
+        .await?
+        .iter()
+        .map(|r| counting_rows::counted_event(op, &PgCells(op, r)))
+        .collect::<Result<Vec<_>, _>>()?;
+        let removal = removed.rollups(&before);
+        if !removal.visitors.is_empty() {
+            let (brands, visitors): (Vec<_>, Vec<_>) = removal
+                .visitors
+                .iter()
+                .map(|(b, v)| (Some(b.clone()), Some(v.clone())))
+                .unzip();
+            run(
+                &*tx,
+                op,
+                &Stmt {
+                    sql: format!(
+                        "delete from {} where (brand_id, entity) in \
+                         (select * from unnest($1::text[], $2::text[]))",
+                        t("cdp_facts")
+                    ),
+                    params: vec![Param::TextArray(brands), Param::TextArray(visitors)],
+                },
+            )
+            .await?;
+        }
+        let changes = cdp_core::counting::Changes {
+            counters: removal.counters,
+            facts: removal.facts,
+        };
+        for w in fold.writes(&changes, 0) {
+            run(&*tx, op, &w).await?;
+        }
+        let seqs = Param::IntArray(removed.seqs.clone());
+        run(
+            &*tx,
+            op,
+            &Stmt {
+                sql: format!(
+                    "delete from {} where seq = any($1::int8[])",
+                    t("cdp_rollup_pending")
+                ),
+                params: vec![seqs.clone()],
+            },
+        )
+        .await?;
+        let searches = deleted(
+            &tx,
+            op,
+            format!(
+                "with d as (delete from {} where brand_id = $1 and event_id = any($2::text[]) \
+                 returning 1) select count(*) from d",
+                t("cdp_searches")
+            ),
+            vec![b(), texts(removed.event_ids.clone())],
+        )
+        .await?;
+        let events = deleted(
+            &tx,
+            op,
+            format!(
+                "with d as (delete from {} where seq = any($1::int8[]) returning 1) \
+                 select count(*) from d",
+                t("cdp_events")
+            ),
+            vec![seqs],
+        )
+        .await?;
+        let profiles = deleted(
+            &tx,
+            op,
+            format!(
+                "with d as (delete from {} where brand_id = $1 and anonymous_id = any($2::text[]) \
+                 returning 1) select count(*) from d",
+                t("cdp_profiles")
+            ),
+            vec![b(), texts(removed.profiles(erasure))],
+        )
+        .await?;
+        let edge = |f: &dyn Fn(&Edge) -> String| texts(erasure.edges.iter().map(f));
+        let edges = deleted(
+            &tx,
+            op,
+            format!(
+                "with d as (delete from {} where (brand_id, edge_kind, a_kind, a_value, b_kind, b_value) \
+                 in (select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::text[], \
+                 $6::text[])) returning 1) select count(*) from d",
+                t("cdp_identity_edges")
+            ),
+            vec![
+                b(),
+                edge(&|x| x.kind.as_str().to_owned()),
+                edge(&|x| x.a.kind.as_str().to_owned()),
+                edge(&|x| x.a.value.clone()),
+                edge(&|x| x.b.kind.as_str().to_owned()),
+                edge(&|x| x.b.value.clone()),
+            ],
+        )
+        .await?;
+        let id = erasure_id.hyphenated().to_string();
+        run(
+            &*tx,
+            op,
+            &Stmt {
+                sql: format!(
+                    "insert into {} (brand_id, hash, id_kind, erasure_id, erased_at) \
+                     select $1, h, k, $4::uuid, $5 from unnest($2::text[], $3::text[]) as t(h, k) \
+                     on conflict (brand_id, hash) do nothing",
+                    t("cdp_tombstones")
+                ),
+                params: vec![
+                    b(),
+                    texts(erasure.tombstones.iter().map(|x| x.hash.clone())),
+                    texts(
+                        erasure
+                            .tombstones
+                            .iter()
+                            .map(|x| x.kind.as_str().to_owned()),
+                    ),
+                    Param::Text(id.clone()),
+                    Param::Time(at),
+                ],
+            },
+        )
+        .await?;
+        let erased = Erased {
+            events,
+            searches,
+            profiles,
+            edges,
+            rebuild: removed.rebuild(erasure),
+        };
+        let n = |x: u64| Param::Int(x as i64);
+        run(
+            &*tx,
+            op,
+            &Stmt {
+                sql: format!(
+                    "insert into {} (brand_id, erasure_id, erased_at, identifiers, events, \
+                     searches, profiles, edges) values ($1, $2::uuid, $3, $4::int8, $5, $6, $7, $8)",
+                    t("cdp_erasures")
+                ),
+                params: vec![
+                    b(),
+                    Param::Text(id),
+                    Param::Time(at),
+                    n(erasure.identifiers.len() as u64),
+                    n(erased.events),
+                    n(erased.searches),
+                    n(erased.profiles),
+                    n(erased.edges),
+                ],
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(e)?;
+        Ok(erased)
+    }
+
+    async fn tombstones(&self, brand: &BrandId) -> Result<Vec<String>, EraseError> {
+        let op = "tombstones";
+        let rows = self
+            .run_statement(
+                op,
+                "select hash from {p}cdp_tombstones where brand_id = $1",
+                vec![Param::Text(brand.as_str().to_owned())],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0).map_err(|e| pg_err(op, e)))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn count_suppressed(
+        &self,
+        brand: &BrandId,
+        hits: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> Result<(), EraseError> {
+        let op = "count_suppressed";
+        if hits.is_empty() {
+            return Ok(());
+        }
+        self.run_statement(
+            op,
+            "update {p}cdp_tombstones t set suppressed = t.suppressed + h.n, \
+             last_suppressed_at = $4 from unnest($2::text[], $3::int8[]) as h(hash, n) \
+             where t.brand_id = $1 and t.hash = h.hash",
+            vec![
+                Param::Text(brand.as_str().to_owned()),
+                texts(hits.iter().map(|(h, _)| h.clone())),
+                Param::IntArray(hits.iter().map(|(_, n)| *n as i64).collect()),
+                Param::Time(at),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn erasure_figures(&self, brand: &BrandId) -> Result<ErasureFigures, EraseError> {
+        let op = "erasure_figures";
+        let rows = self
+            .run_statement(
+                op,
+                "select (select count(*) from {p}cdp_erasures where brand_id = $1), \
+                   (select count(*) from {p}cdp_tombstones where brand_id = $1), \
+                   (select coalesce(sum(suppressed), 0)::int8 from {p}cdp_tombstones \
+                    where brand_id = $1)",
+                vec![Param::Text(brand.as_str().to_owned())],
+            )
+            .await?;
+        let get = |i: usize| -> Result<u64, StoreError> {
+            match rows.first() {
+                Some(r) => Ok(r.try_get::<_, i64>(i).map_err(|e| pg_err(op, e))? as u64),
+                None => Ok(0),
+            }
+        };
+        Ok(ErasureFigures {
+            erasures: get(0)?,
+            tombstones: get(1)?,
+            suppressed: get(2)?,
+        })
     }
 }
 

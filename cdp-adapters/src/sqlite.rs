@@ -12,8 +12,11 @@ use crate::codec::{
     PROFILE_COLUMNS,
 };
 use crate::migrate::{self, SCHEMA_MIGRATIONS};
-use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
-use cdp_core::identity::Edge;
+use crate::{
+    erasing, EraseError, EraseStore, Erased, ErasureFigures, EventSink, IdentityStore,
+    ProfileStore, StoreError, WriteOutcome,
+};
+use cdp_core::identity::{Edge, Erasure, IdKind, IdentityRules};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -275,9 +278,10 @@ fn open_rollups_blocking(events: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Empties the rollups and puts the mark back to 0 when it is past the last stored event: the
-/// event file is older than the rollup file (restored from a backup without it), so the
-/// rollups count events that file does not hold. The next fold recounts every stored event.
+/// Empties the rollups and puts the mark back to 0 when it is past the last `seq` the event
+/// file has handed out (`sqlite_sequence`, which an erasure's deletes do not lower): the event
+/// file is older than the rollup file (restored from a backup without it), so the rollups
+/// count events that file does not hold. The next fold recounts every stored event.
 /// Checked at open, before the collector can store anything new with those `seq`s.
 fn recount_if_ahead(conn: &mut Connection) -> Result<(), StoreError> {
     let op = "open";
@@ -285,7 +289,8 @@ fn recount_if_ahead(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction().map_err(e)?;
     let (mark, last): (i64, i64) = tx
         .query_row(
-            "select folded_seq, (select coalesce(max(seq), 0) from events.cdp_events) \
+            "select folded_seq, max((select coalesce(max(seq), 0) from events.cdp_events), \
+               coalesce((select seq from events.sqlite_sequence where name = 'cdp_events'), 0)) \
              from cdp_rollup_mark",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -721,6 +726,243 @@ impl IdentityStore for SqliteStore {
             tx.commit().map_err(|err| sql_err(op, err))
         })
         .await
+    }
+}
+
+/// A JSON array of strings, for `json_each` (SQLite binds no arrays).
+fn json_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+    Value::from(
+        items
+            .into_iter()
+            .map(|s| s.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+/// The stored events an erasure may remove (see [`cdp_core::identity::Erasure`]), with their
+/// `seq`: the candidate browsers' events, and any with one of its customer ids or, lower-cased,
+/// emails.
+fn erase_candidates(
+    op: &'static str,
+    c: &Connection,
+    brand: &str,
+    erasure: &Erasure,
+) -> Result<Vec<(i64, EventRow)>, StoreError> {
+    let e = |err| sql_err(op, err);
+    let sql = format!(
+        "select {}, seq from cdp_events where brand_id = ?1 and ( \
+           anonymous_id in (select value from json_each(?2)) \
+           or customer_id in (select value from json_each(?3)) \
+           or lower(trim(json_extract(properties, '$.email'))) in (select value from json_each(?4)))",
+        quoted(&EVENT_COLUMNS)
+    );
+    let mut stmt = c.prepare(&sql).map_err(e)?;
+    let browsers = json_list(erasure.candidate_browsers.iter().map(|b| b.as_str()));
+    let customers = json_list(erasure.values(IdKind::CustomerId));
+    let emails = json_list(erasure.values(IdKind::Email));
+    let mut rows = stmt
+        .query(params![brand, browsers, customers, emails])
+        .map_err(e)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(e)? {
+        let seq: i64 = r.get(EVENT_COLUMNS.len()).map_err(e)?;
+        out.push((seq, event_from_sql(op, r)?));
+    }
+    Ok(out)
+}
+
+/// The erasure in the caller's transaction on the rollup file's connection (the event file
+/// attached): see [`EraseStore::erase`].
+fn erase_blocking(
+    c: &Connection,
+    brand: &str,
+    erasure: &Erasure,
+    rules: &IdentityRules,
+    erasure_id: &str,
+    at: &str,
+) -> Result<Erased, StoreError> {
+    let op = "erase";
+    let e = |err| sql_err(op, err);
+    let removed = erasing::removed(erase_candidates(op, c, brand, erasure)?, erasure, rules);
+    let before = crate::analytics::sqlite::folded_events_of(c, op, brand, &removed.visitors)?;
+    crate::analytics::sqlite::take_out(c, op, removed.rollups(&before))?;
+    let searches = c
+        .execute(
+            "delete from cdp_searches where brand_id = ?1 \
+             and event_id in (select value from json_each(?2))",
+            params![brand, json_list(&removed.event_ids)],
+        )
+        .map_err(e)?;
+    let events = c
+        .execute(
+            "delete from cdp_events where seq in (select value from json_each(?1))",
+            params![Value::from(removed.seqs.clone()).to_string()],
+        )
+        .map_err(e)?;
+    let profiles = c
+        .execute(
+            "delete from cdp_profiles where brand_id = ?1 \
+             and anonymous_id in (select value from json_each(?2))",
+            params![brand, json_list(removed.profiles(erasure))],
+        )
+        .map_err(e)?;
+    let mut edges = 0;
+    {
+        let mut gone = c
+            .prepare_cached(
+                "delete from cdp_identity_edges where brand_id = ?1 and edge_kind = ?2 \
+                 and a_kind = ?3 and a_value = ?4 and b_kind = ?5 and b_value = ?6",
+            )
+            .map_err(e)?;
+        for x in &erasure.edges {
+            edges += gone
+                .execute(params![
+                    brand,
+                    x.kind.as_str(),
+                    x.a.kind.as_str(),
+                    x.a.value,
+                    x.b.kind.as_str(),
+                    x.b.value
+                ])
+                .map_err(e)?;
+        }
+        let mut keep = c
+            .prepare_cached(
+                "insert into cdp_tombstones (brand_id, hash, id_kind, erasure_id, erased_at) \
+                 values (?1, ?2, ?3, ?4, ?5) on conflict (brand_id, hash) do nothing",
+            )
+            .map_err(e)?;
+        for t in &erasure.tombstones {
+            keep.execute(params![brand, t.hash, t.kind.as_str(), erasure_id, at])
+                .map_err(e)?;
+        }
+    }
+    let erased = Erased {
+        events: events as u64,
+        searches: searches as u64,
+        profiles: profiles as u64,
+        edges: edges as u64,
+        rebuild: removed.rebuild(erasure),
+    };
+    c.execute(
+        "insert into cdp_erasures (brand_id, erasure_id, erased_at, identifiers, events, \
+         searches, profiles, edges) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            brand,
+            erasure_id,
+            at,
+            erasure.identifiers.len() as i64,
+            erased.events as i64,
+            erased.searches as i64,
+            erased.profiles as i64,
+            erased.edges as i64
+        ],
+    )
+    .map_err(e)?;
+    Ok(erased)
+}
+
+impl EraseStore for SqliteStore {
+    async fn erase(
+        &self,
+        brand: &BrandId,
+        erasure: &Erasure,
+        rules: &IdentityRules,
+        erasure_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Erased, EraseError> {
+        let op = "erase";
+        let (brand, erasure, rules) = (brand.as_str().to_owned(), erasure.clone(), rules.clone());
+        let (id, at) = (erasure_id.hyphenated().to_string(), codec::ts_text(at));
+        let folder = Arc::clone(&self.folder);
+        // On the rollup file's connection, with the event file attached: one transaction
+        // over both (immediate: it takes the event file's write lock first, so nothing is
+        // stored between the read of the candidates and their deletion).
+        Ok(tokio::task::spawn_blocking(move || {
+            let mut c = folder
+                .lock()
+                .map_err(|_| unavailable(op, "fold connection lock poisoned by a panic".into()))?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|err| sql_err(op, err))?;
+            let erased = erase_blocking(&tx, &brand, &erasure, &rules, &id, &at)?;
+            tx.commit().map_err(|err| sql_err(op, err))?;
+            Ok::<_, StoreError>(erased)
+        })
+        .await
+        .map_err(|err| unavailable(op, err.to_string()))??)
+    }
+
+    async fn tombstones(&self, brand: &BrandId) -> Result<Vec<String>, EraseError> {
+        let op = "tombstones";
+        let brand = brand.as_str().to_owned();
+        Ok(self
+            .run(op, move |c| {
+                let e = |err| sql_err(op, err);
+                let mut stmt = c
+                    .prepare("select hash from cdp_tombstones where brand_id = ?1")
+                    .map_err(e)?;
+                let rows = stmt
+                    .query_map(params![brand], |r| r.get::<_, String>(0))
+                    .map_err(e)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(e)
+            })
+            .await?)
+    }
+
+    async fn count_suppressed(
+        &self,
+        brand: &BrandId,
+        hits: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> Result<(), EraseError> {
+        let op = "count_suppressed";
+        let (brand, hits, at) = (brand.as_str().to_owned(), hits.to_vec(), codec::ts_text(at));
+        Ok(self
+            .run(op, move |c| {
+                let e = |err| sql_err(op, err);
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(e)?;
+                {
+                    let mut add = tx
+                        .prepare_cached(
+                            "update cdp_tombstones set suppressed = suppressed + ?3, \
+                             last_suppressed_at = ?4 where brand_id = ?1 and hash = ?2",
+                        )
+                        .map_err(e)?;
+                    for (hash, n) in &hits {
+                        add.execute(params![brand, hash, *n as i64, at])
+                            .map_err(e)?;
+                    }
+                }
+                tx.commit().map_err(e)
+            })
+            .await?)
+    }
+
+    async fn erasure_figures(&self, brand: &BrandId) -> Result<ErasureFigures, EraseError> {
+        let op = "erasure_figures";
+        let brand = brand.as_str().to_owned();
+        Ok(self
+            .run(op, move |c| {
+                c.query_row(
+                    "select (select count(*) from cdp_erasures where brand_id = ?1), \
+                       (select count(*) from cdp_tombstones where brand_id = ?1), \
+                       (select coalesce(sum(suppressed), 0) from cdp_tombstones where brand_id = ?1)",
+                    params![brand],
+                    |r| {
+                        Ok(ErasureFigures {
+                            erasures: r.get::<_, i64>(0)? as u64,
+                            tombstones: r.get::<_, i64>(1)? as u64,
+                            suppressed: r.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .map_err(|err| sql_err(op, err))
+            })
+            .await?)
     }
 }
 

@@ -6,8 +6,11 @@
 use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
 use crate::supabase::{RetryPolicy, SupabaseStore};
-use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
-use cdp_core::identity::Edge;
+use crate::{
+    EraseError, EraseStore, Erased, ErasureFigures, EventSink, IdentityStore, ProfileStore,
+    StoreError, WriteOutcome,
+};
+use cdp_core::identity::{Edge, Erasure, IdentityRules};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -311,6 +314,60 @@ impl IdentityStore for Store {
 
     async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError> {
         delegate!(self, s => s.add_edges(brand, edges).await)
+    }
+}
+
+/// What Supabase REST answers for an erasure: PostgREST cannot delete across tables in one
+/// transaction nor correct the rollups.
+fn rest_cannot_erase() -> EraseError {
+    EraseError::Unsupported {
+        backend: "Supabase REST",
+    }
+}
+
+impl EraseStore for Store {
+    async fn erase(
+        &self,
+        brand: &BrandId,
+        erasure: &Erasure,
+        rules: &IdentityRules,
+        erasure_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<Erased, EraseError> {
+        match self {
+            Store::Sqlite(s) => s.erase(brand, erasure, rules, erasure_id, at).await,
+            Store::Postgres(s) => s.erase(brand, erasure, rules, erasure_id, at).await,
+            Store::Supabase(_) => Err(rest_cannot_erase()),
+        }
+    }
+
+    async fn tombstones(&self, brand: &BrandId) -> Result<Vec<String>, EraseError> {
+        match self {
+            Store::Sqlite(s) => s.tombstones(brand).await,
+            Store::Postgres(s) => s.tombstones(brand).await,
+            Store::Supabase(_) => Err(rest_cannot_erase()),
+        }
+    }
+
+    async fn count_suppressed(
+        &self,
+        brand: &BrandId,
+        hits: &[(String, u64)],
+        at: DateTime<Utc>,
+    ) -> Result<(), EraseError> {
+        match self {
+            Store::Sqlite(s) => s.count_suppressed(brand, hits, at).await,
+            Store::Postgres(s) => s.count_suppressed(brand, hits, at).await,
+            Store::Supabase(_) => Err(rest_cannot_erase()),
+        }
+    }
+
+    async fn erasure_figures(&self, brand: &BrandId) -> Result<ErasureFigures, EraseError> {
+        match self {
+            Store::Sqlite(s) => s.erasure_figures(brand).await,
+            Store::Postgres(s) => s.erasure_figures(brand).await,
+            Store::Supabase(_) => Err(rest_cannot_erase()),
+        }
     }
 }
 

@@ -113,6 +113,9 @@ pub enum Status {
     Duplicate,
     /// Broke the contract, or the store refused it alone; not stored.
     Rejected,
+    /// Carries an identifier of an erased person (`identity::Tombstones`): not stored, and
+    /// counted. The client must not send it again.
+    Suppressed,
 }
 
 /// The answer for one event, in request order.
@@ -135,6 +138,8 @@ pub struct CollectReply {
     pub duplicate: usize,
     /// Events refused.
     pub rejected: usize,
+    /// Events of erased people, not stored (counted on their tombstones).
+    pub suppressed: usize,
     /// One entry per event, in request order.
     pub events: Vec<EventReply>,
 }
@@ -147,14 +152,15 @@ impl CollectReply {
             accepted: count(Status::Accepted),
             duplicate: count(Status::Duplicate),
             rejected: count(Status::Rejected),
+            suppressed: count(Status::Suppressed),
             events,
         }
     }
 
-    /// 200 as soon as one event is durable, so the client does not resend the good ones;
-    /// 400 when every event was refused.
+    /// 200 as soon as one event is durable (or suppressed, which is final too), so the
+    /// client does not resend the good ones; 400 when every event was refused.
     pub fn http_status(&self) -> u16 {
-        if self.accepted + self.duplicate > 0 {
+        if self.accepted + self.duplicate + self.suppressed > 0 {
             200
         } else {
             400

@@ -69,6 +69,20 @@ fn journeys_rollups_match_their_reviewed_snapshots() {
     }
 }
 
+/// Every journey's stored events, one store's `seq`s.
+fn every_journey() -> Vec<CountedEvent> {
+    let cfg = Config::southland();
+    let mut all = Vec::new();
+    for (_, text) in journeys() {
+        let offset = all.len() as i64;
+        all.extend(stored(&cfg, &text).into_iter().map(|mut e| {
+            e.seq += offset;
+            e
+        }));
+    }
+    all
+}
+
 /// What a store holds after folding `batches` one after another.
 fn folded(batches: &[Vec<CountedEvent>]) -> (BTreeMap<CounterKey, i64>, Vec<Fact>) {
     let (mut counters, mut facts) = (BTreeMap::new(), Vec::new());
@@ -81,15 +95,7 @@ fn folded(batches: &[Vec<CountedEvent>]) -> (BTreeMap<CounterKey, i64>, Vec<Fact
 
 #[test]
 fn any_order_and_any_batching_give_the_same_rollups() {
-    let cfg = Config::southland();
-    let mut all = Vec::new();
-    for (_, text) in journeys() {
-        let offset = all.len() as i64;
-        all.extend(stored(&cfg, &text).into_iter().map(|mut e| {
-            e.seq += offset;
-            e
-        }));
-    }
+    let all = every_journey();
     let (want_counters, want_facts) = recount(&all);
     let want: BTreeMap<CounterKey, i64> = want_counters
         .into_iter()
@@ -114,6 +120,63 @@ fn any_order_and_any_batching_give_the_same_rollups() {
         ("shuffled in sevens", chunks),
     ] {
         let (counters, facts) = folded(&batches);
+        assert_eq!(counters, want, "counters, {how}");
+        assert_eq!(facts, want_facts, "facts, {how}");
+    }
+}
+
+#[test]
+fn taking_events_out_leaves_the_rollups_of_the_rest() {
+    let all = every_journey();
+    let visitors: Vec<String> = all
+        .iter()
+        .map(|e| e.anonymous_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Each rule picks the events an erasure removes: a whole visitor; every other event of
+    // three visitors (a login on someone else's device takes some of a browser's events);
+    // nothing.
+    type Removes<'a> = Box<dyn Fn(&CountedEvent) -> bool + 'a>;
+    let rules: Vec<(&str, Removes)> = vec![
+        (
+            "one visitor whole",
+            Box::new(|e| e.anonymous_id == visitors[0]),
+        ),
+        (
+            "every other event of three visitors",
+            Box::new(|e| visitors[1..4].contains(&e.anonymous_id) && e.seq % 2 == 0),
+        ),
+        ("nothing", Box::new(|_| false)),
+    ];
+    for (how, removes) in rules {
+        let (mut counters, mut facts) = folded(std::slice::from_ref(&all));
+        let touched: BTreeSet<&str> = all
+            .iter()
+            .filter(|e| removes(e))
+            .map(|e| e.anonymous_id.as_str())
+            .collect();
+        let before: Vec<CountedEvent> = all
+            .iter()
+            .filter(|e| touched.contains(e.anonymous_id.as_str()))
+            .cloned()
+            .collect();
+        let kept: Vec<CountedEvent> = before.iter().filter(|e| !removes(e)).cloned().collect();
+        cdp_core::counting::fold::apply_removal(
+            &mut counters,
+            &mut facts,
+            cdp_core::counting::fold::without(&before, &kept),
+        );
+        let rest: Vec<CountedEvent> = all.iter().filter(|e| !removes(e)).cloned().collect();
+        assert!(
+            how == "nothing" || rest.len() < all.len(),
+            "{how} removes events"
+        );
+        let (want_counters, want_facts) = recount(&rest);
+        let want: BTreeMap<CounterKey, i64> = want_counters
+            .into_iter()
+            .map(|c| (c.key, c.delta))
+            .collect();
         assert_eq!(counters, want, "counters, {how}");
         assert_eq!(facts, want_facts, "facts, {how}");
     }

@@ -21,7 +21,7 @@ use tokio_postgres::{GenericClient, Row, Transaction};
 /// stored event, in transactions of this many.
 const FOLD_EVENTS: i64 = 100_000;
 
-struct PgCells<'a>(&'static str, &'a Row);
+pub(crate) struct PgCells<'a>(pub &'static str, pub &'a Row);
 
 impl Cells for PgCells<'_> {
     fn text(&self, i: usize) -> Result<Option<String>, StoreError> {
@@ -42,7 +42,7 @@ fn dialect(schema: &str) -> Dialect {
 }
 
 /// Runs a generated statement.
-async fn run(
+pub(crate) async fn run(
     c: &impl GenericClient,
     op: &'static str,
     stmt: &Stmt,

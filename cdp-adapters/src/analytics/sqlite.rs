@@ -178,6 +178,20 @@ pub(crate) fn fold_next(c: &Connection, limit: usize) -> Result<u64, StoreError>
     };
     let held = held_facts(c, &events)?;
     let changes = fold::fold(&events, &held);
+    write_changes(c, op, &changes)?;
+    c.execute("update cdp_rollup_mark set folded_seq = ?1", [last])
+        .map_err(e)?;
+    Ok(events.len() as u64)
+}
+
+/// Writes a fold's changes on the rollup file's connection: counter deltas added (rows that
+/// reach zero deleted), facts written whole.
+pub(crate) fn write_changes(
+    c: &Connection,
+    op: &'static str,
+    changes: &fold::Changes,
+) -> Result<(), StoreError> {
+    let e = |err| sql_err(op, err);
     {
         let mut add = c
             .prepare_cached(&format!(
@@ -241,9 +255,54 @@ pub(crate) fn fold_next(c: &Connection, limit: usize) -> Result<u64, StoreError>
             .map_err(e)?;
         }
     }
-    c.execute("update cdp_rollup_mark set folded_seq = ?1", [last])
-        .map_err(e)?;
-    Ok(events.len() as u64)
+    Ok(())
+}
+
+/// The folded events (at or below the mark) of `visitors`, on the rollup file's connection:
+/// what the rollups hold of them.
+pub(crate) fn folded_events_of(
+    c: &Connection,
+    op: &'static str,
+    brand: &str,
+    visitors: &[String],
+) -> Result<Vec<CountedEvent>, StoreError> {
+    let stmt = Stmt {
+        sql: format!(
+            "select {} from cdp_events where brand_id = ?1 \
+             and anonymous_id in (select value from json_each(?2)) \
+             and seq <= (select folded_seq from cdp_rollup_mark) order by seq",
+            Dialect::Sqlite.counted_columns()
+        ),
+        params: vec![
+            Param::Text(brand.to_owned()),
+            Param::Text(serde_json::Value::from(visitors.to_vec()).to_string()),
+        ],
+    };
+    run(c, op, &stmt, |r| counting_rows::counted_event(op, r))
+}
+
+/// Takes events out of the rollups ([`fold::without`]): the visitors' facts deleted, then the
+/// counter amounts added and their facts written.
+pub(crate) fn take_out(
+    c: &Connection,
+    op: &'static str,
+    removal: fold::Removal,
+) -> Result<(), StoreError> {
+    let mut gone = c
+        .prepare_cached("delete from cdp_facts where brand_id = ?1 and entity = ?2")
+        .map_err(|e| sql_err(op, e))?;
+    for (brand, visitor) in &removal.visitors {
+        gone.execute(params![brand, visitor])
+            .map_err(|e| sql_err(op, e))?;
+    }
+    write_changes(
+        c,
+        op,
+        &fold::Changes {
+            counters: removal.counters,
+            facts: removal.facts,
+        },
+    )
 }
 
 /// Every fact the rollup file holds for the visitors of `events`.

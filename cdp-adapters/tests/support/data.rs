@@ -23,6 +23,31 @@ pub fn at(s: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// A raw event `i` minutes after `start` for browser `anon`, with `extra` fields merged in and
+/// the event id `{id_prefix}-{i:012x}`, received a second later.
+pub fn event_at(
+    start: DateTime<Utc>,
+    id_prefix: &str,
+    i: u32,
+    anon: &str,
+    kind: &str,
+    extra: Value,
+) -> (DateTime<Utc>, Value) {
+    let t = start + chrono::Duration::minutes(i64::from(i));
+    let mut v = json!({
+        "event": kind,
+        "event_id": format!("{id_prefix}-{i:012x}"),
+        "anonymous_id": anon,
+        "session_id": format!("{anon}-s1"),
+        "timestamp": t.to_rfc3339(),
+        "page_url": "https://southlandorganics.com/account",
+    });
+    if let (Some(o), Value::Object(x)) = (v.as_object_mut(), extra) {
+        o.extend(x);
+    }
+    (t + chrono::Duration::seconds(1), v)
+}
+
 /// Validates and applies `(received_at, raw event)` pairs in order.
 pub fn run(events: &[(DateTime<Utc>, Value)]) -> Journeys {
     let cfg = Config::southland();

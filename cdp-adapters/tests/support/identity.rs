@@ -16,19 +16,7 @@ use uuid::Uuid;
 fn journeys() -> data::Journeys {
     let start = data::at("2026-03-02T10:00:00Z");
     let event = |i: u32, anon: &str, kind: &str, extra: serde_json::Value| {
-        let t = start + chrono::Duration::minutes(i64::from(i));
-        let mut v = json!({
-            "event": kind,
-            "event_id": format!("00000000-0000-4000-9000-{i:012x}"),
-            "anonymous_id": anon,
-            "session_id": format!("{anon}-s1"),
-            "timestamp": t.to_rfc3339(),
-            "page_url": "https://southlandorganics.com/account",
-        });
-        if let (Some(o), serde_json::Value::Object(x)) = (v.as_object_mut(), extra) {
-            o.extend(x);
-        }
-        (t + chrono::Duration::seconds(1), v)
+        data::event_at(start, "00000000-0000-4000-9000", i, anon, kind, extra)
     };
     data::run(&[
         event(1, "laptop", "page_view", json!({})),

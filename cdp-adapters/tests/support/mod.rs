@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod checks;
 pub mod data;
+pub mod erasure;
 pub mod identity;
 pub mod pg;
 pub mod postgrest;

@@ -409,3 +409,60 @@ pub fn apply(counters: &mut BTreeMap<CounterKey, i64>, facts: &mut Vec<Fact>, ch
     }
     facts.sort();
 }
+
+/// What removing some stored events takes out of the rollups (an erasure): counter amounts
+/// to add, the visitors whose facts all go, and the facts written back for them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Removal {
+    /// Amounts to add (none is zero).
+    pub counters: Vec<CounterDelta>,
+    /// Visitors (brand, anonymous id) whose every fact is deleted before `facts` are written.
+    pub visitors: Vec<(String, String)>,
+    /// Their facts afterwards.
+    pub facts: Vec<Fact>,
+}
+
+/// The rollup changes that take some events out: `before` is every folded event of the
+/// visitors concerned (all of each visitor's, since facts are per visitor), `kept` the ones of
+/// them that stay. Every counter and fact a visitor holds comes from that visitor's events
+/// alone, so subtracting the fold of `before` and adding the fold of `kept` leaves exactly
+/// what a fold from nothing of the remaining events gives.
+pub fn without(before: &[CountedEvent], kept: &[CountedEvent]) -> Removal {
+    let (old, _) = recount(before);
+    let (new, facts) = recount(kept);
+    let mut sums: BTreeMap<CounterKey, i64> = BTreeMap::new();
+    for d in old {
+        *sums.entry(d.key).or_default() -= d.delta;
+    }
+    for d in new {
+        *sums.entry(d.key).or_default() += d.delta;
+    }
+    Removal {
+        counters: sums
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .map(|(key, delta)| CounterDelta { key, delta })
+            .collect(),
+        visitors: entities(before).into_iter().collect(),
+        facts,
+    }
+}
+
+/// Applies a [`Removal`] to held rows the way a store does (counters added, zeros removed; the
+/// visitors' facts deleted, then theirs written), for tests.
+pub fn apply_removal(
+    counters: &mut BTreeMap<CounterKey, i64>,
+    facts: &mut Vec<Fact>,
+    removal: Removal,
+) {
+    let gone: BTreeSet<(String, String)> = removal.visitors.into_iter().collect();
+    facts.retain(|f| !gone.contains(&(f.brand_id.clone(), f.entity.clone())));
+    apply(
+        counters,
+        facts,
+        Changes {
+            counters: removal.counters,
+            facts: removal.facts,
+        },
+    );
+}

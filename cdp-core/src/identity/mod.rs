@@ -21,11 +21,13 @@
 //!   link's event id, never of an identifier value); when two people merge, the one formed
 //!   earlier keeps its id.
 
+mod erase;
 mod guards;
 mod log;
 mod profile;
 mod view;
 
+pub use erase::{tombstone, Erasure, Tombstone, TombstoneKey, Tombstones, MIN_KEY_BYTES};
 pub use guards::{normalise, IdentityRules, IdentityRulesConfig, Junk};
 pub use log::{batch_edges, earliest_per_pair, edges_of, IDENTITY_EVENTS};
 pub use profile::{person_profile, stamp_identity};

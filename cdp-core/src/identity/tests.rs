@@ -666,3 +666,87 @@ fn a_second_customers_login_on_a_shared_browser_brings_none_of_their_identifiers
         .iter()
         .all(|r| r.reason == Reason::SecondCustomerId));
 }
+
+fn key() -> TombstoneKey {
+    match TombstoneKey::new("a tombstone key of at least thirty-two bytes") {
+        Ok(k) => k,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_tombstone_key_must_be_long_enough() {
+    assert!(TombstoneKey::new("short").is_err());
+    assert!(TombstoneKey::new(&"k".repeat(MIN_KEY_BYTES)).is_ok());
+}
+
+#[test]
+fn a_tombstone_is_a_keyed_hash_never_the_value() {
+    let t = tombstone(&key(), &email("betty@example.com"));
+    assert_eq!(t.hash.len(), 64);
+    assert!(!t.hash.contains("betty"));
+    assert_eq!(t, tombstone(&key(), &email("betty@example.com")));
+    let other = TombstoneKey::new("another key, also at least thirty-two bytes long")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(t.hash, tombstone(&other, &email("betty@example.com")).hash);
+    // The kind is part of what is hashed: a customer id that happens to equal an anonymous id
+    // is another identifier.
+    assert_ne!(
+        tombstone(&key(), &customer("4471")).hash,
+        tombstone(&key(), &anon("4471")).hash
+    );
+}
+
+#[test]
+fn an_erasure_covers_the_person_its_edges_and_the_browsers_they_name() {
+    let log = vec![
+        link(1, 1, anon("phone"), email("betty@example.com")),
+        link(2, 2, anon("laptop"), email("Betty@Example.com ")),
+        // Betty logs in on Bill's computer: refused (second customer), but it names her.
+        link(3, 3, anon("family-pc"), customer("bill-1")),
+        link(4, 4, anon("family-pc"), customer("betty-2")),
+        link(5, 5, anon("phone"), customer("betty-2")),
+        link(6, 6, anon("elsewhere"), email("carol@example.com")),
+    ];
+    let p = resolve(&log, &rules());
+    let found = find(&p, "betty@example.com", &rules()).unwrap_or_else(|| panic!("found"));
+    let e = Erasure::of(&found, &log, &rules(), &key());
+    let values = |ids: &[crate::AnonymousId]| {
+        ids.iter()
+            .map(|a| a.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(values(&e.browsers), ["laptop", "phone"]);
+    assert_eq!(
+        values(&e.candidate_browsers),
+        ["family-pc", "laptop", "phone"]
+    );
+    assert_eq!(e.identifiers.len(), 4);
+    assert_eq!(e.tombstones.len(), 4);
+    let events: BTreeSet<u128> = e.edges.iter().map(|x| x.event_id.as_u128()).collect();
+    assert_eq!(events, BTreeSet::from([1, 2, 4, 5]));
+}
+
+#[test]
+fn an_arriving_event_with_an_erased_identifier_is_suppressed() {
+    let cfg = crate::Config::southland();
+    let erased = Tombstones::new(key(), [tombstone(&key(), &email("betty@example.com")).hash]);
+    let raw = |extra: serde_json::Value| {
+        let mut v = serde_json::json!({
+            "v": 1, "event": "identify", "anonymous_id": "new-phone", "session_id": "s1",
+            "timestamp": "2026-03-04T10:00:00Z", "page_url": "https://southlandorganics.com/",
+        });
+        if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(x.clone());
+        }
+        let now: DateTime<Utc> = "2026-03-04T10:00:05Z".parse().unwrap_or_default();
+        crate::validate(&cfg, &v, now).unwrap_or_else(|r| panic!("{r}"))
+    };
+    let came_back = raw(serde_json::json!({"properties": {"email": "BETTY@Example.com"}}));
+    assert_eq!(erased.hits(&came_back, &rules()).len(), 1);
+    let stranger = raw(serde_json::json!({"properties": {"email": "carol@example.com"}}));
+    assert!(erased.hits(&stranger, &rules()).is_empty());
+    assert!(Tombstones::new(key(), [])
+        .hits(&came_back, &rules())
+        .is_empty());
+}
