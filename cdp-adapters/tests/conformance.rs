@@ -94,75 +94,6 @@ impl Inspect for Harness {
     }
 }
 
-impl support::erasure::TextCells for Harness {
-    async fn text_cells(&self) -> Vec<(String, String, String)> {
-        let mut out = Vec::new();
-        match &self.db {
-            Db::Sqlite(path) => {
-                // The event file and the rollup file beside it.
-                for file in [path.clone(), cdp_adapters::sqlite::rollup_path(path)] {
-                    let c = rusqlite::Connection::open(&file).expect("open sqlite");
-                    let tables: Vec<String> = c
-                        .prepare("select name from sqlite_master where type = 'table'")
-                        .expect("prepare")
-                        .query_map([], |r| r.get(0))
-                        .expect("tables")
-                        .collect::<Result<_, _>>()
-                        .expect("names");
-                    for t in tables {
-                        let cols: Vec<String> = c
-                            .prepare(&format!("select name from pragma_table_info('{t}')"))
-                            .expect("prepare")
-                            .query_map([], |r| r.get(0))
-                            .expect("columns")
-                            .collect::<Result<_, _>>()
-                            .expect("names");
-                        for col in cols {
-                            let mut stmt = c
-                                .prepare(&format!(
-                                    "select \"{col}\" from \"{t}\" where typeof(\"{col}\") = 'text'"
-                                ))
-                                .expect("prepare");
-                            let values: Vec<String> = stmt
-                                .query_map([], |r| r.get(0))
-                                .expect("values")
-                                .collect::<Result<_, _>>()
-                                .expect("text");
-                            out.extend(values.into_iter().map(|v| (t.clone(), col.clone(), v)));
-                        }
-                    }
-                }
-            }
-            Db::Postgres { client, schema } => {
-                let cols = client
-                    .query(
-                        "select table_name::text, column_name::text from information_schema.columns \
-                         where table_schema = $1 and data_type in ('text', 'jsonb', 'json', \
-                         'character varying', 'character') order by 1, 2",
-                        &[schema],
-                    )
-                    .await
-                    .expect("columns");
-                for r in cols {
-                    let (t, col): (String, String) = (r.get(0), r.get(1));
-                    let rows = client
-                        .query(
-                            &format!(
-                                "select \"{col}\"::text from \"{schema}\".\"{t}\" \
-                                 where \"{col}\" is not null"
-                            ),
-                            &[],
-                        )
-                        .await
-                        .expect("values");
-                    out.extend(rows.iter().map(|x| (t.clone(), col.clone(), x.get(0))));
-                }
-            }
-        }
-        out
-    }
-}
-
 /// Every Postgres migration's version, in order: what a fresh schema gets.
 fn postgres_versions() -> Vec<i64> {
     cdp_adapters::migrate::POSTGRES
@@ -408,7 +339,7 @@ macro_rules! conformance {
                             support::erasure::check_erase_unsupported(&h.store).await
                         }
                         Backend::Sqlite | Backend::Postgres | Backend::PgBouncer => {
-                            support::erasure::check_erase_store(&h.store, &h).await
+                            support::erasure::check_erase_store(&h.store).await
                         }
                     }
                 }

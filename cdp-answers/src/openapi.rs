@@ -10,12 +10,13 @@ use cdp_core::{EventType, Stage};
 use serde_json::{json, Value};
 
 /// Every path the document describes (the dashboard API's routes).
-pub const PATHS: [&str; 7] = [
+pub const PATHS: [&str; 8] = [
     "/api/cdp/metrics",
     "/api/cdp/events",
     "/api/cdp/searches",
     "/api/cdp/profiles/{anonymous_id}",
     "/api/cdp/people/{key}",
+    "/api/cdp/people/{key}/export",
     "/api/cdp/identity",
     "/api/cdp/openapi.json",
 ];
@@ -272,9 +273,26 @@ fn identity_paths() -> Value {
                     ("400", answer("The key is junk (null, undefined, a test address...): it names nobody.", r("Error"))),
                     ("404", answer("No stored events for this person.", object(&["status"], json!({ "status": { "const": "not_found" } }))))
                 ])
+            }, "delete": {
+                "summary": "Erases the person (GDPR/CCPA): every stored event carrying one of its identifiers (a login on someone else's device too), their searches, its browsers' profiles, every identity edge naming an identifier, and their part of the rollups, in one transaction. Each identifier stays only as a tombstone (HMAC-SHA256 under --tombstone-key), so later events carrying one are suppressed and counted. Other people's browsers that lost events get their profiles rebuilt. Logged without identifiers (cdp serve on SQLite or Postgres)",
+                "parameters": [ { "name": "key", "in": "path", "required": true, "description": "A person id, an email, a customer id or an anonymous id.", "schema": { "type": "string" } } ],
+                "responses": with_errors(json!({ "200": answer("What the erasure removed.", r("Erasure")) }), &[
+                    ("400", answer("The key is junk: it names nobody.", r("Error"))),
+                    ("404", answer("No stored events for this person.", object(&["status"], json!({ "status": { "const": "not_found" } })))),
+                    ("409", answer("No --tombstone-key is set; nothing was erased.", object(&["error", "problems"], json!({ "error": { "const": "erase_not_configured" }, "problems": { "type": "array" } })))),
+                    ("501", answer("The store (Supabase REST) cannot erase in one transaction.", object(&["status", "reason"], json!({ "status": { "const": "unsupported" }, "reason": { "type": "string" } }))))
+                ])
+            } },
+            "/api/cdp/people/{key}/export": { "get": {
+                "summary": "Everything held about the person, as JSON (GDPR art. 15 and 20): the person with its profile and score inputs, every stored event carrying one of its identifiers (what an erasure deletes), the stage and prediction after each, and every identity edge naming one of its identifiers (cdp serve)",
+                "parameters": [ { "name": "key", "in": "path", "required": true, "description": "A person id, an email, a customer id or an anonymous id.", "schema": { "type": "string" } } ],
+                "responses": with_errors(json!({ "200": answer("The export.", r("PersonExport")) }), &[
+                    ("400", answer("The key is junk: it names nobody.", r("Error"))),
+                    ("404", answer("No stored events for this person.", object(&["status"], json!({ "status": { "const": "not_found" } }))))
+                ])
             } },
             "/api/cdp/identity": { "get": {
-                "summary": "Identity figures of the whole log: people linked across browsers and identifiers, and refused links by reason (cdp serve)",
+                "summary": "Identity figures of the whole log: people linked across browsers and identifiers, refused links by reason, and the erasure audit (cdp serve)",
                 "responses": with_errors(json!({ "200": answer("The figures.", r("IdentityFigures")) }), &[])
             } },
             "/api/cdp/people/merge": { "post": {
@@ -323,9 +341,29 @@ fn identity_schemas() -> Value {
                     "exclusions": { "type": "array", "items": r("Edge") },
                     "profile": r("Profile")
                 })),
-                "IdentityFigures": object(&["linked_people", "linked_browsers", "cross_device_people", "rejections"], json!({
+                "IdentityFigures": object(&["linked_people", "linked_browsers", "cross_device_people", "rejections", "erasures"], json!({
                     "linked_people": int(), "linked_browsers": int(), "cross_device_people": int(),
-                    "rejections": { "type": "object", "additionalProperties": int(), "description": "Refused links by reason, every reason named." }
+                    "rejections": { "type": "object", "additionalProperties": int(), "description": "Refused links by reason, every reason named." },
+                    "erasures": { "oneOf": [object(&["erasures", "tombstones", "suppressed"], json!({
+                        "erasures": int(), "tombstones": { "type": "integer", "minimum": 0, "description": "One per erased identifier." },
+                        "suppressed": { "type": "integer", "minimum": 0, "description": "Events not stored because they carried an erased identifier." }
+                    })), { "type": "null" }], "description": "null when this collector cannot erase (no --tombstone-key, or a Supabase REST store)." }
+                })),
+                "Erasure": object(&["status", "erasure_id", "person_id", "identifiers", "events", "searches", "profiles", "edges", "rebuilt_profiles"], json!({
+                    "status": { "const": "erased" }, "erasure_id": { "type": "string" }, "person_id": nullable("string"),
+                    "identifiers": int(), "events": int(), "searches": int(), "profiles": int(), "edges": int(),
+                    "rebuilt_profiles": { "type": "integer", "minimum": 0, "description": "Other people's browsers that lost events carrying the person's identifiers, rebuilt from what they keep." }
+                })),
+                "PersonExport": object(&["status", "exported_at", "person", "events", "stage_history", "audit"], json!({
+                    "status": { "const": "ok" }, "exported_at": { "type": "string", "format": "date-time" },
+                    "person": r("Person"),
+                    "events": { "type": "array", "items": { "type": "object" }, "description": "Every stored event carrying one of the identifiers, as stored, in time order." },
+                    "stage_history": { "type": "array", "items": object(&["event_id", "event_type", "at", "anonymous_id", "stage", "stage_confidence", "predicted_persona", "persona_confidence"], json!({
+                        "event_id": { "type": "string" }, "event_type": { "type": "string" }, "at": { "type": "string", "format": "date-time" },
+                        "anonymous_id": { "type": "string" }, "stage": { "type": "string" }, "stage_confidence": { "type": "number" },
+                        "predicted_persona": { "type": "string" }, "persona_confidence": { "type": "number" }
+                    })) },
+                    "audit": { "type": "array", "items": r("Edge"), "description": "Every identity edge naming one of the identifiers: applied, refused, exclusions, admin merges and splits." }
                 })),
                 "IdentityChange": object(&["a", "b"], json!({ "a": r("Identifier"), "b": r("Identifier") })),
                 "IdentityChanged": object(&["status", "edge", "a_person", "b_person"], json!({

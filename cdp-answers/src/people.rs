@@ -231,3 +231,105 @@ pub fn identity_change(
     }
     Ok((a, b))
 }
+
+/// The answer to `DELETE /api/cdp/people/{key}`: what the erasure removed (counts only).
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureBody {
+    /// `erased`.
+    pub status: &'static str,
+    /// The erasure's id (its audit row, `cdp_erasures`).
+    pub erasure_id: String,
+    /// The person erased (`null`: a browser no link touched).
+    pub person_id: Option<String>,
+    /// Identifiers covered, each now a tombstone.
+    pub identifiers: usize,
+    /// Events deleted.
+    pub events: u64,
+    /// Search rows deleted.
+    pub searches: u64,
+    /// Profiles deleted.
+    pub profiles: u64,
+    /// Identity edges deleted.
+    pub edges: u64,
+    /// Browsers of other people that lost events carrying the person's identifiers (a login
+    /// on their device), whose profiles were rebuilt from what they keep.
+    pub rebuilt_profiles: usize,
+}
+
+/// One step of the person's journey: the stage and prediction after one stored event.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageStep {
+    /// The event.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: &'static str,
+    /// When it happened.
+    pub at: String,
+    /// The browser it came from.
+    pub anonymous_id: String,
+    /// The stage after it, and its confidence.
+    pub stage: String,
+    /// That stage's confidence.
+    pub stage_confidence: f64,
+    /// The predicted persona after it.
+    pub predicted_persona: String,
+    /// Its confidence.
+    pub persona_confidence: f64,
+}
+
+/// The answer to `GET /api/cdp/people/{key}/export`: everything held about the person.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportBody {
+    /// `ok`.
+    pub status: &'static str,
+    /// When the export was made.
+    pub exported_at: String,
+    /// The person: identifiers and the links that attached them, merges, refused links,
+    /// exclusions, and the golden profile with the signals (score inputs), their weights and
+    /// decay, and the stage rule.
+    pub person: PersonBody,
+    /// Every stored event that carries one of the person's identifiers, as stored (what an
+    /// erasure would delete), in time order.
+    pub events: Vec<EventRow>,
+    /// The stage and prediction after each of those events.
+    pub stage_history: Vec<StageStep>,
+    /// Every edge of the identity log that names one of the identifiers (applied, refused or
+    /// an exclusion; an event's or an admin's): the merge audit.
+    pub audit: Vec<EdgeBody>,
+}
+
+/// The export of the person in `person`, from the events `rows` (those an erasure of the
+/// person removes) and the erasure's edges.
+pub fn export_body(
+    person: PersonBody,
+    mut rows: Vec<EventRow>,
+    edges: &[Edge],
+    now: chrono::DateTime<chrono::Utc>,
+) -> ExportBody {
+    rows.sort_by_key(|r| (r.timestamp, r.processed_at, r.event_id));
+    let stage_history = rows
+        .iter()
+        .map(|r| StageStep {
+            event_id: r.event_id.hyphenated().to_string(),
+            event_type: r.event_type.as_str(),
+            at: r
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            anonymous_id: r.anonymous_id.as_str().to_owned(),
+            stage: r.current_stage.as_str().to_owned(),
+            stage_confidence: r.stage_confidence,
+            predicted_persona: r.predicted_persona.as_str().to_owned(),
+            persona_confidence: r.persona_confidence,
+        })
+        .collect();
+    let mut audit: Vec<&Edge> = edges.iter().collect();
+    audit.sort();
+    ExportBody {
+        status: "ok",
+        exported_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        person,
+        events: rows,
+        stage_history,
+        audit: audit.into_iter().map(edge_body).collect(),
+    }
+}

@@ -34,6 +34,9 @@ pub struct Health {
     pub last_event_at: Option<String>,
     /// The writers' profile cache: entries, estimated bytes against the bound, hit rate.
     pub profile_cache: CacheReport,
+    /// Events dropped since start-up because they carry an erased person's identifier
+    /// (`null` when erasing is off: no `--tombstone-key`).
+    pub suppressed_events: Option<u64>,
 }
 
 /// The handler: 200 when the store answers, 503 otherwise.
@@ -55,6 +58,7 @@ pub async fn health(State(app): State<AppState>) -> Response {
             .max(app.writers.last_event_at())
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         profile_cache: app.writers.cache_report(),
+        suppressed_events: app.suppression.as_ref().map(|s| s.suppressed()),
     };
     let status = if reachable {
         StatusCode::OK

@@ -15,6 +15,7 @@ pub mod collect;
 pub mod dashboard;
 #[cfg(test)]
 mod dashboard_types;
+pub mod erasure;
 pub use cdp_answers::{figures, openapi};
 pub mod health;
 pub mod logging;
@@ -25,6 +26,7 @@ pub mod reply;
 pub mod rollups;
 pub mod server;
 pub mod settings;
+pub mod suppression;
 pub mod tracker;
 pub mod write_behind;
 pub mod writer;

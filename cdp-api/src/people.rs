@@ -9,7 +9,7 @@ use crate::reply::{AppError, Refusal};
 use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
-use cdp_adapters::{IdentityStore, ProfileStore};
+use cdp_adapters::{EraseStore, IdentityStore, ProfileStore};
 use cdp_answers::people::{self, EdgeBody, PersonBody};
 use cdp_core::identity::{self, Edge, EdgeKind, Origin, Partition};
 use cdp_core::intake::Problem;
@@ -118,9 +118,32 @@ async fn change(app: AppState, body: &[u8], kind: EdgeKind) -> Result<Json<Chang
     }))
 }
 
+/// The answer of `/api/cdp/identity`.
+#[derive(Debug, Serialize)]
+pub struct IdentityBody {
+    /// People, browsers and refused links.
+    #[serde(flatten)]
+    pub summary: identity::Summary,
+    /// Erasures done, tombstones held and events suppressed since the first erasure (`null`
+    /// when this collector cannot erase: no `--tombstone-key`, or a Supabase REST store).
+    pub erasures: Option<cdp_adapters::ErasureFigures>,
+}
+
 /// `GET /api/cdp/identity`: the identity figures of the whole log (people linked across
-/// browsers and identifiers, and the refused links by reason).
-pub async fn figures(State(app): State<AppState>) -> Result<Json<identity::Summary>, AppError> {
+/// browsers and identifiers, and the refused links by reason) and the erasure audit.
+pub async fn figures(State(app): State<AppState>) -> Result<Json<IdentityBody>, AppError> {
     let (_, p) = partition(&app).await?;
-    Ok(Json(identity::summary(&p)))
+    let erasures = match &app.suppression {
+        Some(_) => Some(
+            app.store
+                .erasure_figures(app.cfg.brand_id())
+                .await
+                .map_err(crate::erasure::erase_failed)?,
+        ),
+        None => None,
+    };
+    Ok(Json(IdentityBody {
+        summary: identity::summary(&p),
+        erasures,
+    }))
 }

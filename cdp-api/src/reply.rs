@@ -52,6 +52,9 @@ pub enum AppError {
     /// this reason, and counted.
     #[error("merge refused")]
     MergeRefused(String),
+    /// An erasure asked of a collector without a tombstone key.
+    #[error("erasing is not configured")]
+    EraseUnconfigured,
     /// An admin route without a valid token or session.
     #[error("unauthorized")]
     Unauthorized,
@@ -105,6 +108,15 @@ impl IntoResponse for AppError {
                     "error": "merge_refused",
                     "reason": reason,
                     "problems": [Problem::new("b", rule)],
+                });
+                (StatusCode::CONFLICT, Json(body)).into_response()
+            }
+            AppError::EraseUnconfigured => {
+                let rule = "must be set (at least 32 bytes) for erasures: an erased identifier \
+                            is kept only as a keyed hash, so that its later events are suppressed";
+                let body = serde_json::json!({
+                    "error": "erase_not_configured",
+                    "problems": [Problem::new("--tombstone-key / CDP_TOMBSTONE_KEY", rule)],
                 });
                 (StatusCode::CONFLICT, Json(body)).into_response()
             }

@@ -10,8 +10,9 @@ use crate::clock::Clock;
 use crate::reply::{AppError, Refusal};
 use crate::rollups::Folder;
 use crate::settings::{Origins, Settings, StoreSettings};
+use crate::suppression::Suppression;
 use crate::writer::{Writers, WritersShutdown};
-use crate::{api, collect, dashboard, health, people, tracker};
+use crate::{api, collect, dashboard, erasure, health, people, tracker};
 use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -47,6 +48,11 @@ pub struct AppState {
     pub clock: Clock,
     /// Who may use the admin routes.
     pub access: Access,
+    /// The tombstones of erased people and the count of their suppressed events (`None`:
+    /// no `--tombstone-key`, erasing is refused).
+    pub suppression: Option<Arc<Suppression>>,
+    /// Held by the one erasure that may run at a time.
+    pub erasing: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Why the server did not start.
@@ -116,6 +122,41 @@ pub async fn open_store(s: &StoreSettings) -> Result<Store, StartError> {
     Ok(store)
 }
 
+/// The tombstones of erased people, when a tombstone key is set. A store that cannot hold
+/// them (Supabase REST) erases nothing and suppresses nothing, and says so.
+async fn load_tombstones(
+    store: &Store,
+    cfg: &Config,
+    settings: &Settings,
+) -> Result<Option<Arc<Suppression>>, StartError> {
+    let Some(key) = settings.tombstone_key.clone() else {
+        tracing::info!(
+            "no --tombstone-key: erasing a person (DELETE /api/cdp/people/{{key}}) is refused"
+        );
+        return Ok(None);
+    };
+    match Suppression::load(store, cfg.brand_id(), key).await {
+        Ok(s) => {
+            tracing::info!(
+                tombstones = s.tombstones(),
+                "tombstones of erased people loaded"
+            );
+            Ok(Some(Arc::new(s)))
+        }
+        Err(cdp_adapters::EraseError::Unsupported { backend }) => {
+            tracing::warn!(
+                backend,
+                "this store cannot erase a person; --tombstone-key is unused"
+            );
+            Ok(None)
+        }
+        Err(cdp_adapters::EraseError::Store(source)) => Err(StartError::Store {
+            target: settings.store.target.describe(),
+            source,
+        }),
+    }
+}
+
 /// Opens the store, starts the writers and serves until stopped, on the system clock.
 pub async fn start(settings: &Settings) -> Result<Running, StartError> {
     start_with_clock(settings, Clock::System).await
@@ -135,7 +176,13 @@ pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Runni
         source,
     })?;
     let cfg = Arc::new(settings.store.config.clone());
-    let (writers, writers_stop) = Writers::spawn(store.clone(), cfg.clone(), settings.writer);
+    let suppression = load_tombstones(&store, &cfg, settings).await?;
+    let (writers, writers_stop) = Writers::spawn_with(
+        store.clone(),
+        cfg.clone(),
+        settings.writer,
+        suppression.clone(),
+    );
     let store_for_folding = store.clone();
     let state = AppState {
         cfg,
@@ -146,6 +193,8 @@ pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Runni
         body_timeout: settings.body_timeout,
         clock,
         access: Access::new(settings.admin_token.as_deref()),
+        suppression,
+        erasing: Arc::default(),
     };
     match access::startup_notice(&state.access, addr) {
         (true, notice) => tracing::warn!(%addr, "{notice}"),
@@ -209,7 +258,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/cdp/identity", get(people::figures))
         .route("/api/cdp/people/merge", post(people::merge))
         .route("/api/cdp/people/split", post(people::split))
-        .route("/api/cdp/people/{key}", get(people::person))
+        .route(
+            "/api/cdp/people/{key}",
+            get(people::person).delete(erasure::erase),
+        )
+        .route("/api/cdp/people/{key}/export", get(erasure::export))
         .route("/admin/cdp/", get(dashboard::index))
         .route("/admin/cdp/{*path}", get(dashboard::file))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -7,6 +7,7 @@
 
 use crate::access::ADMIN_TOKEN_MIN_CHARS;
 use cdp_adapters::{ServiceKey, StoreTarget};
+use cdp_core::identity::TombstoneKey;
 use cdp_core::Config;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::fmt;
@@ -90,6 +91,12 @@ pub struct ServeArgs {
     /// Token for admin routes; at least 16 characters when set.
     #[arg(long, env = "CDP_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Secret the tombstones of erased people are keyed with (at least 32 bytes): an erased
+    /// identifier is kept only as its HMAC-SHA256 under this key, so the database alone
+    /// cannot tell whether a guessed email was erased. Without it, erasing a person is
+    /// refused. Keep it as long as the database: a new key forgets every tombstone.
+    #[arg(long, env = "CDP_TOMBSTONE_KEY", hide_env_values = true)]
+    pub tombstone_key: Option<String>,
     /// Comma-separated origins allowed to call the collector from a browser, such as
     /// `https://www.example.com`; `*` allows any. Default: none (only non-browser clients and
     /// same-origin pages).
@@ -328,6 +335,8 @@ pub struct Settings {
     pub store: StoreSettings,
     /// Admin token, when set.
     pub admin_token: Option<String>,
+    /// The key of erased people's tombstones, when set.
+    pub tombstone_key: Option<TombstoneKey>,
     /// Allowed browser origins.
     pub allowed_origins: Origins,
     /// Body cap in bytes.
@@ -364,6 +373,7 @@ impl fmt::Debug for Settings {
             .field("store", &self.store.target.describe())
             .field("brand_id", &self.store.config.brand_id())
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("tombstone_key", &self.tombstone_key.as_ref().map(|_| "***"))
             .field("allowed_origins", &self.allowed_origins)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_timeout", &self.body_timeout)
@@ -426,6 +436,16 @@ impl ServeArgs {
                 ));
             }
         }
+        let tombstone_key =
+            self.tombstone_key
+                .as_deref()
+                .and_then(|k| match TombstoneKey::new(k) {
+                    Ok(key) => Some(key),
+                    Err(why) => {
+                        problems.push(format!("--tombstone-key / CDP_TOMBSTONE_KEY: {why}"));
+                        None
+                    }
+                });
         let allowed_origins = parse_origins(&self.allowed_origins, &mut problems);
         if self.max_body_bytes < 1024 || self.max_body_bytes > MAX_BODY_BYTES_CEILING {
             problems.push(format!(
@@ -472,6 +492,7 @@ impl ServeArgs {
                     listen,
                     store,
                     admin_token: self.admin_token.clone(),
+                    tombstone_key,
                     allowed_origins,
                     max_body_bytes: self.max_body_bytes,
                     body_timeout: Duration::from_secs(self.body_timeout_secs),
@@ -589,6 +610,8 @@ mod tests {
             "mysql://root:hunter2@db/x",
             "--admin-token",
             "short",
+            "--tombstone-key",
+            "hunter2 is too short",
             "--allowed-origins",
             "https://ok.example,ftp://bad,https://x.example/path",
             "--max-body-bytes",
@@ -601,8 +624,12 @@ mod tests {
         .map(|e| e.problems)
         .unwrap_or_default();
         let text = err.join("\n");
-        assert_eq!(err.len(), 7, "{text}");
+        assert_eq!(err.len(), 8, "{text}");
         assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("--tombstone-key / CDP_TOMBSTONE_KEY: must be at least 32 bytes"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -621,12 +648,16 @@ mod tests {
             "postgres://app:s3cret@db.example:5432/cdp",
             "--admin-token",
             "0123456789abcdef-secret",
+            "--tombstone-key",
+            "a tombstone key that is long enough: 0xfeedface",
         ])
         .validate()
         .expect("valid");
         let shown = format!("{s:?}");
         assert!(
-            !shown.contains("s3cret") && !shown.contains("abcdef-secret"),
+            !shown.contains("s3cret")
+                && !shown.contains("abcdef-secret")
+                && !shown.contains("feedface"),
             "{shown}"
         );
         assert!(

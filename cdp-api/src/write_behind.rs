@@ -29,8 +29,12 @@ const SAVE_ATTEMPTS: u32 = 5;
 /// First wait after a failed save; doubled after each failure.
 const RETRY_BASE: Duration = Duration::from_millis(500);
 
-/// Profiles on their way to the store, with the bytes they hold.
-type Queued = (Vec<Profile>, u64);
+/// Profiles on their way to the store, with the bytes they hold; or a barrier, answered once
+/// everything queued before it is saved.
+enum Queued {
+    Save(Vec<Profile>, u64),
+    Barrier(tokio::sync::oneshot::Sender<()>),
+}
 
 /// The sending side, one clone per writer.
 #[derive(Clone)]
@@ -55,13 +59,16 @@ impl Snapshots {
             return Err(profiles);
         }
         self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.tx.try_send((profiles, bytes)).map_err(|e| {
-            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-            match e {
-                mpsc::error::TrySendError::Full((p, _))
-                | mpsc::error::TrySendError::Closed((p, _)) => p,
-            }
-        })
+        self.tx
+            .try_send(Queued::Save(profiles, bytes))
+            .map_err(|e| {
+                self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                match e {
+                    mpsc::error::TrySendError::Full(Queued::Save(p, _))
+                    | mpsc::error::TrySendError::Closed(Queued::Save(p, _)) => p,
+                    _ => Vec::new(),
+                }
+            })
     }
 
     /// Queues profiles, waiting for room: for the final snapshot at shutdown, which must not
@@ -72,9 +79,18 @@ impl Snapshots {
         }
         let bytes: u64 = profiles.iter().map(|p| p.memory_bytes() as u64).sum();
         self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        if self.tx.send((profiles, bytes)).await.is_err() {
+        if self.tx.send(Queued::Save(profiles, bytes)).await.is_err() {
             self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             tracing::warn!("profile write-behind already stopped; profiles left to catch up");
+        }
+    }
+
+    /// Waits until every snapshot queued before the call is saved (or given up): an erasure
+    /// deletes profiles only after this, so no older snapshot can write one back.
+    pub async fn barrier(&self) {
+        let (done, saved) = tokio::sync::oneshot::channel();
+        if self.tx.send(Queued::Barrier(done)).await.is_ok() {
+            let _ = saved.await;
         }
     }
 
@@ -104,12 +120,19 @@ pub fn spawn(store: Arc<Store>, cfg: Arc<Config>, max_bytes: u64) -> (Snapshots,
     let queued_bytes = Arc::new(AtomicU64::new(0));
     let done = queued_bytes.clone();
     let task = tokio::spawn(async move {
-        while let Some((profiles, bytes)) = rx.recv().await {
-            for chunk in profiles.chunks(SAVE_CHUNK) {
-                save(&store, &cfg, chunk).await;
+        while let Some(job) = rx.recv().await {
+            match job {
+                Queued::Save(profiles, bytes) => {
+                    for chunk in profiles.chunks(SAVE_CHUNK) {
+                        save(&store, &cfg, chunk).await;
+                    }
+                    drop(profiles);
+                    done.fetch_sub(bytes, Ordering::Relaxed);
+                }
+                Queued::Barrier(saved) => {
+                    let _ = saved.send(());
+                }
             }
-            drop(profiles);
-            done.fetch_sub(bytes, Ordering::Relaxed);
         }
         tracing::debug!("profile write-behind stopped");
     });

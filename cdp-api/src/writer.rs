@@ -28,6 +28,7 @@
 //! next event reloads them from the store.
 
 use crate::profile_cache::{CacheCounters, CacheReport, ProfileCache};
+use crate::suppression::Suppression;
 use crate::write_behind::{self, QueuedBytes, Snapshots};
 use cdp_adapters::{EventSink, ProfileStore, Store, StoreError, WriteOutcome};
 use cdp_core::sampling::fnv1a;
@@ -67,6 +68,8 @@ pub enum WriteStatus {
     Duplicate,
     /// The store refused this row alone and kept it in its dead-letter file (Supabase REST).
     DeadLettered,
+    /// It carries an erased person's identifier: not stored, not applied, counted.
+    Suppressed,
 }
 
 /// Why a write did not happen. Nothing of the request was stored.
@@ -93,6 +96,27 @@ impl From<&StoreError> for WriteError {
     }
 }
 
+/// A pause request to one writer (see [`Writers::pause`]).
+struct Pause {
+    ready: oneshot::Sender<()>,
+    resume: oneshot::Receiver<BTreeSet<AnonymousId>>,
+}
+
+/// Every writer paused. Dropping it resumes them too, forgetting nothing.
+pub struct Paused {
+    resumes: Vec<oneshot::Sender<BTreeSet<AnonymousId>>>,
+}
+
+impl Paused {
+    /// Lets the writers go on, each first dropping `forget` from its cache (their profiles
+    /// are loaded from the store again on their next event).
+    pub fn resume(self, forget: &BTreeSet<AnonymousId>) {
+        for r in self.resumes {
+            let _ = r.send(forget.clone());
+        }
+    }
+}
+
 struct WriteRequest {
     events: Vec<ValidEvent>,
     reply: oneshot::Sender<Result<Vec<WriteStatus>, WriteError>>,
@@ -102,6 +126,7 @@ struct WriteRequest {
 #[derive(Clone)]
 pub struct Writers {
     shards: Arc<Vec<mpsc::Sender<WriteRequest>>>,
+    pauses: Arc<Vec<mpsc::Sender<Pause>>>,
     last_event_at: Arc<AtomicI64>,
     cache: Arc<CacheCounters>,
     cache_max_bytes: u64,
@@ -143,11 +168,21 @@ impl WritersShutdown {
 
 impl Writers {
     /// Starts `settings.shards` writer tasks and the profile write-behind on the current
-    /// runtime.
+    /// runtime, suppressing nothing.
     pub fn spawn(
         store: Arc<Store>,
         cfg: Arc<Config>,
         settings: WriterSettings,
+    ) -> (Writers, WritersShutdown) {
+        Writers::spawn_with(store, cfg, settings, None)
+    }
+
+    /// [`Writers::spawn`], suppressing the events that hit a tombstone of `suppression`.
+    pub fn spawn_with(
+        store: Arc<Store>,
+        cfg: Arc<Config>,
+        settings: WriterSettings,
+        suppression: Option<Arc<Suppression>>,
     ) -> (Writers, WritersShutdown) {
         let (stop, stop_rx) = watch::channel(false);
         let last_event_at = Arc::new(AtomicI64::new(i64::MIN));
@@ -157,12 +192,15 @@ impl Writers {
             settings.profile_cache_bytes as u64,
         );
         let mut senders = Vec::new();
+        let mut pauses = Vec::new();
         let mut tasks = Vec::new();
         let cache = Arc::new(CacheCounters::default());
         let shard_bytes = settings.profile_cache_bytes / settings.shards.max(1);
         for shard in 0..settings.shards.max(1) {
             let (tx, rx) = mpsc::channel(QUEUE_REQUESTS);
             senders.push(tx);
+            let (pause_tx, pause_rx) = mpsc::channel(1);
+            pauses.push(pause_tx);
             let writer = ShardWriter {
                 shard,
                 store: store.clone(),
@@ -176,12 +214,14 @@ impl Writers {
                 last_now: DateTime::<Utc>::MIN_UTC,
                 last_event_at: last_event_at.clone(),
                 stats: Stats::default(),
+                suppression: suppression.clone(),
             };
-            tasks.push(tokio::spawn(writer.run(rx, stop_rx.clone())));
+            tasks.push(tokio::spawn(writer.run(rx, pause_rx, stop_rx.clone())));
         }
         (
             Writers {
                 shards: Arc::new(senders),
+                pauses: Arc::new(pauses),
                 last_event_at,
                 cache,
                 cache_max_bytes: settings.profile_cache_bytes as u64,
@@ -201,6 +241,28 @@ impl Writers {
             i64::MIN => None,
             ms => DateTime::from_timestamp_millis(ms),
         }
+    }
+
+    /// Stops every writer between two commits: each lands what it has applied (so every
+    /// event accepted before the call is durable), takes no snapshot, and waits, its queue
+    /// filling, until [`Paused::resume`]. Then the profiles queued for saving are saved. An
+    /// erasure runs in between, so no writer or snapshot touches what it deletes.
+    pub async fn pause(&self) -> Result<Paused, WriteError> {
+        let mut resumes = Vec::new();
+        for shard in self.pauses.iter() {
+            let (ready, landed) = oneshot::channel();
+            let (resume, resumed) = oneshot::channel();
+            shard
+                .send(Pause {
+                    ready,
+                    resume: resumed,
+                })
+                .await
+                .map_err(|_| WriteError::Stopped)?;
+            landed.await.map_err(|_| WriteError::Stopped)?;
+            resumes.push(resume);
+        }
+        Ok(Paused { resumes })
     }
 
     /// The profile cache of every shard together, for `/health`.
@@ -340,6 +402,7 @@ impl Staged {
         self.prepared.statuses.extend(p.statuses);
         self.prepared.touched.extend(p.touched);
         self.prepared.now = self.prepared.now.max(p.now);
+        self.prepared.suppressed.extend(p.suppressed);
     }
 }
 
@@ -374,6 +437,8 @@ struct Prepared {
     statuses: Vec<Vec<WriteStatus>>,
     touched: BTreeSet<AnonymousId>,
     now: DateTime<Utc>,
+    /// The tombstones each suppressed event hit, counted once the batch is answered.
+    suppressed: Vec<Vec<String>>,
 }
 
 struct ShardWriter {
@@ -391,6 +456,7 @@ struct ShardWriter {
     last_now: DateTime<Utc>,
     last_event_at: Arc<AtomicI64>,
     stats: Stats,
+    suppression: Option<Arc<Suppression>>,
 }
 
 impl ShardWriter {
@@ -400,7 +466,12 @@ impl ShardWriter {
     /// applied, and N+1 is answered only after its own commit. When N fails, N+1 was applied
     /// on top of events that are not stored: both batches' visitors are dropped from the cache
     /// and both go through [`ShardWriter::commit`] again, one after the other.
-    async fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>, mut stop: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<WriteRequest>,
+        mut pauses: mpsc::Receiver<Pause>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut inflight: Option<InFlight> = None;
         let mut staged: Option<Staged> = None;
         loop {
@@ -414,6 +485,15 @@ impl ShardWriter {
                     match self.land(flight, result) {
                         Ok(stale) => inflight = self.next_flight(staged.take(), &stale).await,
                         Err(failed) => self.retry_apart(failed, staged.take()).await,
+                    }
+                }
+                Some(p) = pauses.recv() => {
+                    self.drain(inflight.take(), staged.take()).await;
+                    // Every snapshot this writer queued is saved before the pause is granted.
+                    self.snapshots.barrier().await;
+                    let _ = p.ready.send(());
+                    if let Ok(forget) = p.resume.await {
+                        self.forget(&forget);
                     }
                 }
                 msg = rx.recv(), if self.room(&staged) > 0 => match msg {
@@ -767,6 +847,7 @@ impl ShardWriter {
         let mut prepared = prepared;
         let rows = std::mem::take(&mut prepared.rows);
         if rows.is_empty() {
+            self.count_suppressed(std::mem::take(&mut prepared.suppressed));
             return Ok(prepared.statuses);
         }
         let outcomes = match self.store.write_events(&rows).await {
@@ -796,8 +877,10 @@ impl ShardWriter {
             row_of,
             mut statuses,
             now,
+            suppressed,
             ..
         } = prepared;
+        self.count_suppressed(suppressed);
         let mut stale: BTreeSet<AnonymousId> = BTreeSet::new();
         for (((g, i), outcome), row) in row_of.into_iter().zip(outcomes).zip(rows) {
             statuses[g][i] = match outcome {
@@ -859,9 +942,18 @@ impl ShardWriter {
         let mut rows = Vec::new();
         let mut row_of: Vec<(usize, usize)> = Vec::new();
         let mut seen: HashSet<uuid::Uuid> = HashSet::new();
+        let mut suppressed = Vec::new();
         for (g, events) in groups.iter().enumerate() {
             let mut st = Vec::with_capacity(events.len());
             for (i, event) in events.iter().enumerate() {
+                if let Some(s) = &self.suppression {
+                    let hits = s.hits(&self.cfg, event);
+                    if !hits.is_empty() {
+                        suppressed.push(hits);
+                        st.push(WriteStatus::Suppressed);
+                        continue;
+                    }
+                }
                 if !seen.insert(event.event_id) {
                     st.push(WriteStatus::Duplicate);
                     continue;
@@ -893,6 +985,7 @@ impl ShardWriter {
             statuses,
             touched,
             now,
+            suppressed,
         })
     }
 
@@ -925,6 +1018,14 @@ impl ShardWriter {
             }
         }
         Ok(out)
+    }
+
+    /// Counts the suppressed events of a batch that is being answered (once: a batch that is
+    /// tried again is counted when it is answered).
+    fn count_suppressed(&self, hits: Vec<Vec<String>>) {
+        if let Some(s) = &self.suppression {
+            s.count(&self.store, self.cfg.brand_id(), hits);
+        }
     }
 
     /// Drops visitors from the cache, unsaved changes included: their profiles are rebuilt

@@ -1111,7 +1111,18 @@ async fn without_a_token_only_this_machine_gets_in(b: Backend) {
 /// with a real JSON Schema 2020-12 validator (formats such as `date-time` checked too). The
 /// schema's `$ref`s point into the document's components, so the components go along with it.
 fn problems(doc: &Value, route: &str, status: u16, body: &Value) -> Vec<String> {
-    let schema = &doc["paths"][route]["get"]["responses"][status.to_string()]["content"]
+    problems_of_method(doc, "get", route, status, body)
+}
+
+/// [`problems`] for a route's other method.
+fn problems_of_method(
+    doc: &Value,
+    method: &str,
+    route: &str,
+    status: u16,
+    body: &Value,
+) -> Vec<String> {
+    let schema = &doc["paths"][route][method]["responses"][status.to_string()]["content"]
         ["application/json"]["schema"];
     assert!(!schema.is_null(), "{route} documents no {status} answer");
     let mut root = schema.clone();
@@ -1136,7 +1147,15 @@ fn conforms(doc: &Value, route: &str, status: u16, body: &Value) {
 }
 
 async fn answers_match_the_openapi_document(b: Backend) {
-    let s = start(b, &[], None).await;
+    let s = start(
+        b,
+        &[
+            "--tombstone-key",
+            "dashboard-api test tombstone key, 32 bytes+",
+        ],
+        None,
+    )
+    .await;
     let doc = s.ok("/api/cdp/openapi.json").await;
     assert_eq!(doc["openapi"], "3.1.0");
     // Every route is documented, and every required field of every schema is defined.
@@ -1237,6 +1256,57 @@ async fn answers_match_the_openapi_document(b: Backend) {
         200,
         &s.ok("/api/cdp/profiles/p-2").await,
     );
+
+    // The people routes: a person, its export, the identity figures, and its erasure.
+    let mut identify = e.clone();
+    identify["event"] = json!("identify");
+    identify["event_id"] = json!("33333333-3333-4333-8333-333333333333");
+    identify["properties"] = json!({"email": "p-2@example.org"});
+    let identify =
+        validate(&cfg, &identify, at("2026-03-08T09:00:02Z")).unwrap_or_else(|r| panic!("{r}"));
+    let rows = [
+        apply(&cfg, None, &event, at("2026-03-08T09:00:01Z")).row,
+        apply(&cfg, None, &identify, at("2026-03-08T09:00:02Z")).row,
+    ];
+    s.store
+        .write_events(&rows)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let route = "/api/cdp/people/{key}";
+    conforms(
+        &doc,
+        route,
+        200,
+        &s.ok("/api/cdp/people/p-2@example.org").await,
+    );
+    let export = s.ok("/api/cdp/people/p-2/export").await;
+    assert_eq!(
+        export["events"].as_array().map(Vec::len),
+        Some(2),
+        "{export}"
+    );
+    conforms(&doc, "/api/cdp/people/{key}/export", 200, &export);
+    let (status, junk) = s.get("/api/cdp/people/undefined/export").await;
+    conforms(&doc, "/api/cdp/people/{key}/export", status, &junk);
+    conforms(
+        &doc,
+        "/api/cdp/identity",
+        200,
+        &s.ok("/api/cdp/identity").await,
+    );
+    let erased = s
+        .http
+        .delete(format!("{}/api/cdp/people/p-2", s.base))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(erased.status().as_u16(), 200);
+    let erased: Value = erased.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let problems = problems_of_method(&doc, "delete", route, 200, &erased);
+    assert!(problems.is_empty(), "{erased}: {problems:#?}");
+    let figures = s.ok("/api/cdp/identity").await;
+    assert_eq!(figures["erasures"]["erasures"], 1, "{figures}");
+    conforms(&doc, "/api/cdp/identity", 200, &figures);
     s.finish().await;
 }
 

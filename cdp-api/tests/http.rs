@@ -31,6 +31,8 @@ on_every_backend!(
     a_body_that_never_finishes_is_cut_off,
     two_browsers_of_one_person_sending_while_they_merge_lose_nothing,
     admin_splits_and_merges_are_edges_and_refusals_are_answered,
+    an_erased_person_leaves_no_trace_and_comes_back_suppressed,
+    erasing_needs_the_admin_and_a_tombstone_key,
 );
 
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
@@ -1280,5 +1282,283 @@ async fn admin_splits_and_merges_are_edges_and_refusals_are_answered(b: Backend)
         assert_eq!(st, 400, "{bad}: {body}");
         assert_eq!(problems_of(&body)[0].0, field, "{bad}");
     }
+    s.finish().await;
+}
+
+const TOMBSTONE_KEY: &str = "http-test tombstone key, at least thirty-two bytes";
+
+impl TestServer {
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Cells of any text or JSON column of any table that contain one of `needles`.
+    async fn cells_naming(&self, needles: &[&str]) -> Vec<String> {
+        use cdp_adapters::analytics::Analytics;
+        self.store
+            .text_cells()
+            .await
+            .unwrap_or_else(|e| panic!("text cells: {e}"))
+            .iter()
+            .filter(|c| {
+                let v = c.value.to_lowercase();
+                needles.iter().any(|n| v.contains(&n.to_lowercase()))
+            })
+            .map(|c| format!("{}.{} = {:.80}", c.table, c.column, c.value))
+            .collect()
+    }
+}
+
+/// Betty browses on a phone and a laptop and once logs in on Bill's family computer; she is
+/// exported, then erased while Bill keeps browsing. Afterwards nothing stored names her (every
+/// text and JSON cell of every table, read after the server has stopped and saved its
+/// profiles), Bill lost none of his events and his profile holds only them, and when she
+/// comes back her events are suppressed and counted while a stranger's are stored.
+async fn an_erased_person_leaves_no_trace_and_comes_back_suppressed(b: Backend) {
+    let mut s = start_with(b, &["--tombstone-key", TOMBSTONE_KEY]).await;
+    let tag = Uuid::new_v4().simple().to_string();
+    let (phone, laptop, pc) = (
+        format!("phone-{tag}"),
+        format!("laptop-{tag}"),
+        format!("pc-{tag}"),
+    );
+    let email = format!("betty-{tag}@example.org");
+    let (betty_customer, bill_customer) = (format!("betty-c-{tag}"), format!("bill-c-{tag}"));
+    let with_customer = |mut e: Value, c: &str| {
+        e["customer_id"] = json!(c);
+        e
+    };
+    let sends = [
+        with_customer(page_view(&pc), &bill_customer),
+        page_view(&phone),
+        with_customer(
+            event(&phone, "identify", json!({"email": email})),
+            &betty_customer,
+        ),
+        event(
+            &phone,
+            "search_performed",
+            json!({"query": "fly spray", "results_count": 2}),
+        ),
+        event(
+            &laptop,
+            "email_signup",
+            json!({"email": email.to_uppercase()}),
+        ),
+        page_view(&laptop),
+        with_customer(
+            event(&pc, "identify", json!({"email": email})),
+            &betty_customer,
+        ),
+        with_customer(page_view(&pc), &bill_customer),
+    ];
+    // In this order: the links are applied by event time, so Bill's computer is his first.
+    let first = Utc::now() - chrono::Duration::minutes(10);
+    for (i, e) in sends.iter().enumerate() {
+        let mut e = e.clone();
+        e["timestamp"] = json!((first + chrono::Duration::seconds(i as i64))
+            .to_rfc3339_opts(SecondsFormat::Millis, true));
+        let (st, body) = s.post_json(&e).await;
+        assert_eq!(st, 200, "{body}");
+    }
+
+    let (st, export) = s.get_json(&format!("/api/cdp/people/{email}/export")).await;
+    assert_eq!(st, 200, "{export}");
+    assert_eq!(
+        export["events"].as_array().map(Vec::len),
+        Some(6),
+        "{export}"
+    );
+    assert_eq!(export["stage_history"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        export["person"]["browsers"].as_array().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(
+        export["audit"].as_array().map(Vec::len),
+        Some(5),
+        "{}",
+        export["audit"]
+    );
+    assert!(export["person"]["profile"]["explanation"].is_object());
+
+    // Bill keeps browsing while Betty is erased.
+    let (base, http) = (Arc::new(s.base.clone()), s.http.clone());
+    let bill = {
+        let (pc, bill_customer) = (pc.clone(), bill_customer.clone());
+        tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..40 {
+                let e = with_customer(page_view(&pc), &bill_customer);
+                let r = http
+                    .post(format!("{base}/collect"))
+                    .header("content-type", "application/json")
+                    .body(e.to_string())
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status().as_u16() == 200) {
+                    ok += 1;
+                }
+            }
+            ok
+        })
+    };
+    let (st, erased) = s.delete(&format!("/api/cdp/people/{email}")).await;
+    assert_eq!(st, 200, "{erased}");
+    assert_eq!(erased["status"], "erased");
+    assert_eq!(erased["events"], 6, "{erased}");
+    assert_eq!(erased["identifiers"], 4, "{erased}");
+    assert_eq!(erased["rebuilt_profiles"], 1, "{erased}");
+    assert_eq!(
+        bill.await.unwrap_or(0),
+        40,
+        "every one of Bill's events was accepted"
+    );
+
+    let (st, _) = s.get_json(&format!("/api/cdp/people/{email}")).await;
+    assert_eq!(st, 404);
+    let (st, _) = s.get_json(&format!("/api/cdp/people/{phone}")).await;
+    assert_eq!(st, 404);
+    assert_eq!(
+        s.stored_for(&pc).await,
+        42,
+        "Bill's two first events and the 40 since"
+    );
+    let (st, profile) = s.get_json(&format!("/api/cdp/profiles/{pc}")).await;
+    assert_eq!(st, 200, "{profile}");
+    let counts = &profile["profile"]["event_counts"];
+    assert_eq!(counts["page_view"], 42, "{counts}");
+    assert!(
+        counts.get("identify").is_none(),
+        "Betty's login is gone: {counts}"
+    );
+
+    // She comes back: her old phone, and her email on a new browser. A stranger is stored.
+    let newcomer = visitor();
+    let (st, back) = s.post_json(&page_view(&phone)).await;
+    assert_eq!(
+        (st, statuses(&back)),
+        (200, vec!["suppressed".to_owned()]),
+        "{back}"
+    );
+    assert_eq!(back["suppressed"], 1);
+    assert_eq!(problems_of(&back).len(), 1);
+    let (st, back) = s
+        .post_json(&event(&newcomer, "identify", json!({"email": email})))
+        .await;
+    assert_eq!(
+        (st, statuses(&back)),
+        (200, vec!["suppressed".to_owned()]),
+        "{back}"
+    );
+    let stranger = visitor();
+    let (st, ok) = s.post_json(&page_view(&stranger)).await;
+    assert_eq!(
+        (st, statuses(&ok)),
+        (200, vec!["accepted".to_owned()]),
+        "{ok}"
+    );
+    assert_eq!(s.stored_for(&newcomer).await, 0);
+
+    let (_, health) = s.get_json("/health").await;
+    assert_eq!(health["suppressed_events"], 2, "{health}");
+    let mut figures = Value::Null;
+    for _ in 0..50 {
+        // The tombstones' counts are written in the background.
+        figures = s.get_json("/api/cdp/identity").await.1;
+        if figures["erasures"]["suppressed"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(figures["erasures"]["erasures"], 1, "{figures}");
+    assert_eq!(figures["erasures"]["tombstones"], 4, "{figures}");
+    assert_eq!(figures["erasures"]["suppressed"], 2, "{figures}");
+
+    // Nothing stored names her, also after the server saved its profiles at shutdown.
+    s.stop().await;
+    let needles = [
+        phone.as_str(),
+        laptop.as_str(),
+        email.as_str(),
+        betty_customer.as_str(),
+    ];
+    let left = s.cells_naming(&needles).await;
+    assert!(left.is_empty(), "cells still naming Betty: {left:#?}");
+    assert!(
+        !s.cells_naming(&[pc.as_str()]).await.is_empty(),
+        "Bill is still there"
+    );
+    s.finish().await;
+}
+
+/// Erasing needs the admin's rights and a tombstone key, and names what is wrong.
+async fn erasing_needs_the_admin_and_a_tombstone_key(b: Backend) {
+    let s = start(b).await;
+    let anon = visitor();
+    assert_eq!(s.post_json(&page_view(&anon)).await.0, 200);
+    let (st, body) = s.delete(&format!("/api/cdp/people/{anon}")).await;
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(body["error"], "erase_not_configured");
+    assert_eq!(
+        problems_of(&body)[0].0,
+        "--tombstone-key / CDP_TOMBSTONE_KEY"
+    );
+    assert_eq!(s.stored_for(&anon).await, 1, "nothing was erased");
+    s.finish().await;
+
+    let token = "an admin token of some length";
+    let s = start_with(
+        b,
+        &["--tombstone-key", TOMBSTONE_KEY, "--admin-token", token],
+    )
+    .await;
+    assert_eq!(s.post_json(&page_view(&anon)).await.0, 200);
+    let (st, _) = s.delete(&format!("/api/cdp/people/{anon}")).await;
+    assert_eq!(st, 401, "no token");
+    let (st, _) = s.get_json(&format!("/api/cdp/people/{anon}/export")).await;
+    assert_eq!(st, 401, "no token");
+    let authed = |r: reqwest::RequestBuilder| r.bearer_auth(token);
+    let r = authed(
+        s.http
+            .get(format!("{}/api/cdp/people/{anon}/export", s.base)),
+    )
+    .send()
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    let r = authed(
+        s.http
+            .delete(format!("{}/api/cdp/people/never-seen-{anon}", s.base)),
+    )
+    .send()
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 404, "an unknown browser is not erased");
+    let r = authed(
+        s.http
+            .delete(format!("{}/api/cdp/people/undefined", s.base)),
+    )
+    .send()
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 400, "junk is no key");
+    let r = authed(s.http.delete(format!("{}/api/cdp/people/{anon}", s.base)))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(s.stored_for(&anon).await, 0);
     s.finish().await;
 }

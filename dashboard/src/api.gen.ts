@@ -422,4 +422,9 @@ last_event_at: string | null,
 /**
  * The writers' profile cache: entries, estimated bytes against the bound, hit rate.
  */
-profile_cache: CacheReport, };
+profile_cache: CacheReport, 
+/**
+ * Events dropped since start-up because they carry an erased person's identifier
+ * (`null` when erasing is off: no `--tombstone-key`).
+ */
+suppressed_events: number | null, };

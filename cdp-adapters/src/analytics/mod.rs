@@ -80,6 +80,17 @@ pub enum AnalyticsError {
     },
 }
 
+/// One text or JSON cell of a stored table (JSON as its text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextCell {
+    /// The table.
+    pub table: String,
+    /// The column.
+    pub column: String,
+    /// The value.
+    pub value: String,
+}
+
 /// The dashboard's read role: a store answers the core's reads ([`ReadPlan`]) in one
 /// consistent snapshot; what they mean, and how the answers make up the counts, is the core's.
 #[allow(async_fn_in_trait)]
@@ -102,6 +113,11 @@ pub trait Analytics {
 
     /// Every stored event as counting reads it, in storage order. For tests and audits.
     async fn counted_events(&self) -> Result<Vec<CountedEvent>, AnalyticsError>;
+
+    /// Every text and JSON cell of every table the store keeps, the tables and columns read
+    /// from the database's own catalogue (so a table added later is included). Reads
+    /// everything: for tests and audits, such as checking that an erasure left no trace.
+    async fn text_cells(&self) -> Result<Vec<TextCell>, AnalyticsError>;
 
     /// Every rollup table that disagrees with the core's fold of every stored event, done
     /// here from nothing (empty when all agree). Reads everything: for tests and audits.
@@ -178,6 +194,14 @@ impl Analytics for crate::Store {
         match self {
             crate::Store::Sqlite(s) => Ok(s.counted_events().await?),
             crate::Store::Postgres(s) => Ok(s.counted_events().await?),
+            crate::Store::Supabase(_) => Err(unsupported()),
+        }
+    }
+
+    async fn text_cells(&self) -> Result<Vec<TextCell>, AnalyticsError> {
+        match self {
+            crate::Store::Sqlite(s) => Ok(s.text_cells().await?),
+            crate::Store::Postgres(s) => Ok(s.text_cells().await?),
             crate::Store::Supabase(_) => Err(unsupported()),
         }
     }

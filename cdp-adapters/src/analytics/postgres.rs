@@ -5,7 +5,7 @@
 //! `counting_sql::plan_as_json`). Statements are unnamed and schema-qualified like the rest
 //! of the backend, so they work through a transaction pooler.
 
-use super::{AnalyticsError, RollupRows, StreamQuery};
+use super::{AnalyticsError, RollupRows, StreamQuery, TextCell};
 use crate::counting_rows::{self, Cells};
 use crate::counting_sql::{self, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
 use crate::fold_sql::PgFold;
@@ -155,6 +155,45 @@ impl PostgresStore {
             rows.iter()
                 .map(|r| counting_rows::counted_event(op, &PgCells(op, r)))
                 .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn text_cells(&self) -> Result<Vec<TextCell>, StoreError> {
+        let op = "text_cells";
+        let schema = self.schema().to_owned();
+        let prefix = counting_sql::schema_prefix(&schema);
+        self.read(op, async |tx| {
+            let cols = tx
+                .query_typed(
+                    "select table_name::text, column_name::text from information_schema.columns \
+                     where table_schema = $1 and data_type in ('text', 'jsonb', 'json', \
+                     'character varying', 'character') order by 1, 2",
+                    &[(&schema, Type::TEXT)],
+                )
+                .await
+                .map_err(|e| pg_err(op, e))?;
+            let mut out = Vec::new();
+            for r in cols {
+                let (t, col): (String, String) = (r.get(0), r.get(1));
+                let rows = tx
+                    .query_typed(
+                        &format!(
+                            "select \"{col}\"::text from {prefix}\"{t}\" where \"{col}\" is not null"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| pg_err(op, e))?;
+                for x in rows {
+                    out.push(TextCell {
+                        table: t.clone(),
+                        column: col.clone(),
+                        value: x.try_get(0).map_err(|e| pg_err(op, e))?,
+                    });
+                }
+            }
+            Ok(out)
         })
         .await
     }

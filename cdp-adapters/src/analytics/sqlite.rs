@@ -3,7 +3,7 @@
 //! waits for (or holds up) the writer's connection. The fold runs on the rollup file's own
 //! connection (`SqliteStore::flush_rollups`). Timestamps are the stored RFC 3339 text.
 
-use super::{AnalyticsError, RollupRows, StreamQuery};
+use super::{AnalyticsError, RollupRows, StreamQuery, TextCell};
 use crate::codec::{self, EVENT_COLUMNS};
 use crate::counting_rows::{self, Cells, FactGroups};
 use crate::counting_sql::{self, Dialect, Param, Stmt, COUNTER_COLUMNS, FACT_COLUMNS};
@@ -440,6 +440,51 @@ impl SqliteStore {
                 params: vec![],
             };
             run(c, op, &stmt, |r| counting_rows::counted_event(op, r))
+        })
+        .await
+    }
+
+    pub(crate) async fn text_cells(&self) -> Result<Vec<TextCell>, StoreError> {
+        let op = "text_cells";
+        self.read(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let mut out = Vec::new();
+            // The event file and the rollup file (attached as `rollups`).
+            for db in ["main", "rollups"] {
+                let tables: Vec<String> = c
+                    .prepare(&format!(
+                        "select name from {db}.sqlite_master where type = 'table'"
+                    ))
+                    .map_err(e)?
+                    .query_map([], |r| r.get(0))
+                    .map_err(e)?
+                    .collect::<Result<_, _>>()
+                    .map_err(e)?;
+                for t in tables {
+                    let cols: Vec<String> = c
+                        .prepare("select name from pragma_table_info(?1, ?2)")
+                        .map_err(e)?
+                        .query_map(params![t, db], |r| r.get(0))
+                        .map_err(e)?
+                        .collect::<Result<_, _>>()
+                        .map_err(e)?;
+                    for col in cols {
+                        let sql = format!(
+                            "select \"{col}\" from {db}.\"{t}\" where typeof(\"{col}\") = 'text'"
+                        );
+                        let mut stmt = c.prepare(&sql).map_err(e)?;
+                        let values = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(e)?;
+                        for v in values {
+                            out.push(TextCell {
+                                table: t.clone(),
+                                column: col.clone(),
+                                value: v.map_err(e)?,
+                            });
+                        }
+                    }
+                }
+            }
+            Ok(out)
         })
         .await
     }

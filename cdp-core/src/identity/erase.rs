@@ -101,9 +101,18 @@ impl Tombstones {
         &self.key
     }
 
-    /// Adds tombstones.
-    pub fn extend(&mut self, more: impl IntoIterator<Item = String>) {
-        self.hashes.extend(more);
+    /// Adds tombstones; returns those it did not hold yet.
+    pub fn extend(&mut self, more: impl IntoIterator<Item = String>) -> Vec<String> {
+        more.into_iter()
+            .filter(|h| self.hashes.insert(h.clone()))
+            .collect()
+    }
+
+    /// Drops tombstones (an erasure that failed gives back the ones it added).
+    pub fn remove(&mut self, hashes: &[String]) {
+        for h in hashes {
+            self.hashes.remove(h);
+        }
     }
 
     /// How many it holds.
@@ -145,7 +154,7 @@ pub struct Erasure {
     pub identifiers: BTreeSet<Identifier>,
     /// Its browsers, whose events and profiles all go.
     pub browsers: Vec<AnonymousId>,
-    /// The tombstone of each identifier.
+    /// The tombstone of each identifier (see [`Erasure::keyed`]).
     pub tombstones: Vec<Tombstone>,
     /// Every stored edge with a side that is one of the identifiers (applied, refused or an
     /// exclusion), as stored: all are deleted.
@@ -158,13 +167,9 @@ pub struct Erasure {
 }
 
 impl Erasure {
-    /// The erasure of what `found` names, in the identity log `log`.
-    pub fn of(
-        found: &Found<'_>,
-        log: &[Edge],
-        rules: &IdentityRules,
-        key: &TombstoneKey,
-    ) -> Erasure {
+    /// The erasure of what `found` names, in the identity log `log`, without its tombstones
+    /// yet (an export reads the same events without any key).
+    pub fn of(found: &Found<'_>, log: &[Edge], rules: &IdentityRules) -> Erasure {
         let (person_id, identifiers) = match found {
             Found::Person(p) => (Some(p.id), p.members.clone()),
             Found::Browser(b) => (
@@ -198,15 +203,44 @@ impl Erasure {
             .collect();
         let mut candidates = browsers.clone();
         candidates.extend(browser_values(&mut sides.iter()));
-        let tombstones = identifiers.iter().map(|i| tombstone(key, i)).collect();
         Erasure {
             person_id,
             identifiers,
             browsers: browsers.into_iter().map(AnonymousId::new).collect(),
-            tombstones,
+            tombstones: Vec::new(),
             edges,
             candidate_browsers: candidates.into_iter().map(AnonymousId::new).collect(),
         }
+    }
+
+    /// The same erasure with the tombstone of each identifier under `key`.
+    pub fn keyed(self, key: &TombstoneKey) -> Erasure {
+        let tombstones = self.identifiers.iter().map(|i| tombstone(key, i)).collect();
+        Erasure { tombstones, ..self }
+    }
+
+    /// Adds another erasure's identifiers, edges and browsers (the same person read again:
+    /// links made in between widen it); tombstones are made again with [`Erasure::keyed`].
+    pub fn widen(mut self, other: Erasure) -> Erasure {
+        self.identifiers.extend(other.identifiers);
+        for b in other.browsers {
+            if !self.browsers.contains(&b) {
+                self.browsers.push(b);
+            }
+        }
+        for b in other.candidate_browsers {
+            if !self.candidate_browsers.contains(&b) {
+                self.candidate_browsers.push(b);
+            }
+        }
+        for e in other.edges {
+            if !self.edges.contains(&e) {
+                self.edges.push(e);
+            }
+        }
+        self.person_id = self.person_id.or(other.person_id);
+        self.tombstones.clear();
+        self
     }
 
     /// The identifiers of one kind, as stored values (for the store's candidate query).

@@ -710,7 +710,7 @@ fn an_erasure_covers_the_person_its_edges_and_the_browsers_they_name() {
     ];
     let p = resolve(&log, &rules());
     let found = find(&p, "betty@example.com", &rules()).unwrap_or_else(|| panic!("found"));
-    let e = Erasure::of(&found, &log, &rules(), &key());
+    let e = Erasure::of(&found, &log, &rules()).keyed(&key());
     let values = |ids: &[crate::AnonymousId]| {
         ids.iter()
             .map(|a| a.as_str().to_owned())
