@@ -1,14 +1,17 @@
 //! Criterion benchmarks of identity (issue 15): `resolve` over 10,000 edges of a realistic
 //! shape (browsers signing up with an email, some with a second browser, some customers, a few
 //! guarded conflicts), and the merge of two people holding 100 signals each (the replay of
-//! their stored events' union, `person_profile`).
+//! their stored events' union, `person_profile`), and the writer's test of one arriving event
+//! against 10,000 tombstones of erased identifiers (`Tombstones::hits`: the keyed hashes of
+//! its browser, customer id and email, each looked up).
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
 use cdp_benches::{raw_event, t0};
 use cdp_core::identity::{
-    normalise, person_profile, resolve, Edge, EdgeKind, IdKind, IdentityRules,
+    normalise, person_profile, resolve, tombstone, Edge, EdgeKind, IdKind, IdentityRules,
+    TombstoneKey, Tombstones,
 };
 use cdp_core::{apply, validate, Config, EventRow};
 use chrono::{DateTime, Duration};
@@ -109,6 +112,24 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("merge_two_people_with_100_signals_each", |bn| {
         bn.iter(|| black_box(person_profile(&cfg, &union)))
+    });
+    g.finish();
+
+    let key = TombstoneKey::new("benchmark tombstone key, thirty-two bytes").expect("key");
+    let held = Tombstones::new(
+        key.clone(),
+        all.iter().map(|e| tombstone(&key, &e.b).hash).collect::<Vec<_>>(),
+    );
+    let mut raw = raw_event(3);
+    raw["customer_id"] = "4471".into();
+    raw["event"] = "identify".into();
+    raw["properties"] = serde_json::json!({"email": "someone.new@example.org"});
+    let arriving = validate(&cfg, &raw, t0() + Duration::minutes(3)).expect("valid");
+    assert!(held.hits(&arriving, &rules).is_empty());
+    let mut g = c.benchmark_group("identity");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("tombstone_check_of_an_event_with_three_identifiers", |bn| {
+        bn.iter(|| black_box(held.hits(&arriving, &rules)))
     });
     g.finish();
 }

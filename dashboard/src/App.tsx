@@ -23,7 +23,8 @@ import { TopEvents } from './components/TopEvents';
 import { TunnelsTable } from './components/TunnelsTable';
 import { VisitorView } from './components/VisitorView';
 import { useRoute } from './route';
-import { useDashboard, useVisitor } from './snapshot';
+import { IdentityPanel } from './components/IdentityPanel';
+import { useDashboard, useIdentity, usePerson, useVisitor } from './snapshot';
 import type { Snapshot } from './snapshot';
 
 export function App() {
@@ -32,6 +33,7 @@ export function App() {
   const route = useRoute();
   const visitorId = route.view === 'visitor' ? route.anonymousId : null;
   const visitor = useVisitor(visitorId);
+  const person = usePerson(visitorId);
   const metrics = snapshot.kind === 'ready' || snapshot.kind === 'empty' ? snapshot.metrics : null;
 
   return (
@@ -48,7 +50,7 @@ export function App() {
         />
         <Body snapshot={snapshot} />
       </main>
-      {visitorId !== null && <VisitorView anonymousId={visitorId} snapshot={visitor} loginPath={LOGIN_PATH} />}
+      {visitorId !== null && <VisitorView anonymousId={visitorId} snapshot={visitor} person={person} loginPath={LOGIN_PATH} />}
     </>
   );
 }
@@ -70,6 +72,7 @@ function Body({ snapshot }: { snapshot: Snapshot }) {
 
 function Figures({ snapshot }: { snapshot: Extract<Snapshot, { kind: 'ready' }> }) {
   const { metrics } = snapshot;
+  const identity = useIdentity(snapshot.at);
   return (
     <div className="space-y-6" data-testid="figures">
       <KpiCards kpis={metrics.kpis} range={metrics.range} revenue={metrics.revenue} />
@@ -90,6 +93,7 @@ function Figures({ snapshot }: { snapshot: Extract<Snapshot, { kind: 'ready' }> 
         <AbTests tests={metrics.ab_tests} />
       </Grid>
       <SearchesPanel searches={snapshot.searches} />
+      <IdentityPanel snapshot={identity} />
       <EventStream events={snapshot.stream.events} labels={personaLabels(snapshot)} />
     </div>
   );

@@ -54,6 +54,8 @@ export interface Profile {
   last_seen: string;
   session_count: number;
   total_signals: number;
+  /** Events applied, by type. */
+  event_counts: Record<string, number>;
 }
 
 export interface Contribution {
@@ -119,6 +121,59 @@ export function events(limit: number, signal?: AbortSignal): Promise<Outcome<Eve
 
 export function searches(range: Range, signal?: AbortSignal): Promise<Outcome<Searches>> {
   return get(`/api/cdp/searches?range=${range}`, signal, (body) => has(body, ['status', 'total', 'top', 'zero_results']));
+}
+
+// The person and identity answers (cdp serve's `/api/cdp/people/{key}` and `/api/cdp/identity`),
+// written here like the profile's; the OpenAPI document and its validator cover them.
+export interface IdentifierRef {
+  kind: 'anonymous_id' | 'email' | 'customer_id';
+  value: string;
+}
+
+export interface IdentityEdge {
+  kind: 'link' | 'exclude';
+  a: IdentifierRef;
+  b: IdentifierRef;
+  /** A stored event's edge, or an admin's merge or split. */
+  origin: 'event' | 'admin';
+  event_id: string;
+  at: string;
+}
+
+export interface Person {
+  status: 'ok';
+  person_id: string;
+  email: string | null;
+  customer_id: string | null;
+  browsers: string[];
+  /** Each identifier with the applied link that attached it (null for a browser alone). */
+  identifiers: (IdentifierRef & { attached_by: IdentityEdge | null })[];
+  merges: IdentityEdge[];
+  /** Links the identity guards refused, with the reason. */
+  rejected: { reason: string; edge: IdentityEdge }[];
+  exclusions: IdentityEdge[];
+  /** The golden profile of all the person's browsers' events. */
+  profile: VisitorProfile;
+}
+
+export interface IdentityFigures {
+  linked_people: number;
+  linked_browsers: number;
+  cross_device_people: number;
+  /** Refused links by reason, every reason named. */
+  rejections: Record<string, number>;
+  /** null when this collector cannot erase (no tombstone key, or a REST store). */
+  erasures: { erasures: number; tombstones: number; suppressed: number } | null;
+}
+
+export function person(key: string, signal?: AbortSignal): Promise<Outcome<Person>> {
+  return get(`/api/cdp/people/${encodeURIComponent(key)}`, signal, (body) =>
+    has(body, ['person_id', 'browsers', 'identifiers', 'rejected', 'profile']),
+  );
+}
+
+export function identity(signal?: AbortSignal): Promise<Outcome<IdentityFigures>> {
+  return get('/api/cdp/identity', signal, (body) => has(body, ['linked_people', 'cross_device_people', 'rejections']));
 }
 
 export function profile(anonymousId: string, signal?: AbortSignal): Promise<Outcome<VisitorProfile>> {

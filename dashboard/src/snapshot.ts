@@ -5,7 +5,7 @@
 
 import { useCallback, useEffect, useRef, useState } from 'react';
 import * as api from './api';
-import type { EventStream, Health, Metrics, Outcome, Range, Searches, VisitorProfile } from './api';
+import type { EventStream, Health, IdentityFigures, Metrics, Outcome, Person, Range, Searches, VisitorProfile } from './api';
 
 /** How often the page reloads on its own. */
 export const POLL_MS = 2 * 60 * 1000;
@@ -97,23 +97,45 @@ async function loadSnapshot(range: Range, signal: AbortSignal): Promise<Snapshot
 
 export type VisitorSnapshot = { kind: 'loading' } | Outcome<VisitorProfile>;
 
+/** The person a visitor belongs to, across browsers and identifiers. */
+export type PersonSnapshot = { kind: 'loading' } | Outcome<Person>;
+
+/** The identity figures of the whole log. */
+export type IdentitySnapshot = { kind: 'loading' } | Outcome<IdentityFigures>;
+
 /** One visitor's profile and explanation, loaded when `anonymousId` changes. */
 export function useVisitor(anonymousId: string | null): VisitorSnapshot {
-  // The answer is kept with the id it is for, so opening another visitor never shows, even for a
-  // frame, the one before.
-  const [loaded, setLoaded] = useState<{ id: string; snapshot: VisitorSnapshot } | null>(null);
+  return useKeyed(anonymousId, api.profile);
+}
+
+/** The person of one visitor, loaded when `anonymousId` changes. */
+export function usePerson(anonymousId: string | null): PersonSnapshot {
+  return useKeyed(anonymousId, api.person);
+}
+
+/** The identity figures, loaded when the page opens and on every dashboard reload (`at`). */
+export function useIdentity(at: Date | null): IdentitySnapshot {
+  return useKeyed(at === null ? null : at.toISOString(), (_key, signal) => api.identity(signal));
+}
+
+/** One answer per key: loaded when `key` changes, kept with the key it is for, so another key
+ * never shows, even for a frame, the answer before. */
+function useKeyed<T>(key: string | null, load: (key: string, signal: AbortSignal) => Promise<Outcome<T>>): { kind: 'loading' } | Outcome<T> {
+  const [loaded, setLoaded] = useState<{ id: string; snapshot: { kind: 'loading' } | Outcome<T> } | null>(null);
   useEffect(() => {
-    if (anonymousId === null) return;
+    if (key === null) return;
+    const id = key;
     const controller = new AbortController();
-    api.profile(anonymousId, controller.signal).then(
+    load(id, controller.signal).then(
       (outcome) => {
-        if (!controller.signal.aborted) setLoaded({ id: anonymousId, snapshot: outcome });
+        if (!controller.signal.aborted) setLoaded({ id, snapshot: outcome });
       },
       (error) => {
-        if (!controller.signal.aborted) setLoaded({ id: anonymousId, snapshot: { kind: 'offline', reason: String(error) } });
+        if (!controller.signal.aborted) setLoaded({ id, snapshot: { kind: 'offline', reason: String(error) } });
       },
     );
     return () => controller.abort();
-  }, [anonymousId]);
-  return loaded !== null && loaded.id === anonymousId ? loaded.snapshot : { kind: 'loading' };
+    // `load` is a module function; only the key decides when to load.
+  }, [key]);
+  return loaded !== null && loaded.id === key ? loaded.snapshot : { kind: 'loading' };
 }

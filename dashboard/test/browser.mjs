@@ -227,4 +227,5 @@ export const expectText = {
     return `${kpi.delta_pct > 0 ? '+' : '\u2212'}${text}%`;
   },
   decimal: (n) => (n === null ? '—' : twoDecimals.format(n)),
+  words: (id) => id.replace(/[_-]+/g, ' '),
 };

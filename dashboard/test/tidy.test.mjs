@@ -38,8 +38,8 @@ describe('tidy', () => {
   });
 
   test('components take data as props: no request functions, no loading hooks', () => {
-    const requesting = /import\s*\{[^}]*\b(metrics|events|searches|profile|health)\b[^}]*\}\s*from\s*'\.\.\/api'|import\s+\*\s+as\s+\w+\s+from\s+'\.\.\/api'/;
-    const hooks = /\buse(Dashboard|Visitor)\b/;
+    const requesting = /import\s*\{[^}]*\b(metrics|events|searches|profile|health|person|identity)\b[^}]*\}\s*from\s*'\.\.\/api'|import\s+\*\s+as\s+\w+\s+from\s+'\.\.\/api'/;
+    const hooks = /\buse(Dashboard|Visitor|Person|Identity|Keyed)\b/;
     const offenders = files
       .filter((f) => f.path.startsWith('components/'))
       .filter((f) => requesting.test(f.code) || hooks.test(code(f.code)))

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { consistentRead, expectText as x, openDashboard, screenshot, text, texts, useHarness, waitForState } from './browser.mjs';
+import { TARGET, consistentRead, expectText as x, openDashboard, screenshot, text, texts, useHarness, waitForState } from './browser.mjs';
 
 const h = useHarness('seeded');
 
@@ -88,5 +88,89 @@ describe('visitor (real cdp serve)', () => {
     const { page } = await openDashboard(h, { hash: '#/visitor/no-such-visitor' });
     await page.locator('[data-testid="visitor-not-found"]').waitFor();
     assert.match(await text(page, '[data-testid="visitor-not-found"]'), /^No profile for this visitor/);
+  });
+
+  test('the drawer is the person view: both browsers of one person, each identifier and the link that attached it', async () => {
+    // One person on two browsers: an identify on the laptop, an email signup on the phone.
+    const tag = `${Date.now()}${Math.floor(performance.now())}`;
+    const [laptop, phone] = [`laptop-${tag}`, `phone-${tag}`];
+    const email = `rita-${tag}@example.org`;
+    const at = (s) => new Date(Date.now() - 60_000 + s * 1000).toISOString();
+    const send = (anon, event, properties, s) => ({
+      v: 1, event, anonymous_id: anon, session_id: `${anon}-s`, timestamp: at(s),
+      page_url: 'https://southlandorganics.com/backyard', properties,
+    });
+    const events = [
+      send(laptop, 'page_view', {}, 0),
+      send(laptop, 'identify', { email }, 1),
+      send(phone, 'email_signup', { email: email.toUpperCase(), source: 'footer' }, 2),
+      send(phone, 'page_view', {}, 3),
+    ];
+    const posted = await fetch(`${h.site.origin}/collect`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events),
+    });
+    assert.equal(posted.status, 200);
+
+    const { page, errors } = await openDashboard(h, { hash: `#/visitor/${encodeURIComponent(laptop)}` });
+    const card = page.locator('[data-testid="person"]');
+    await card.and(page.locator(':not([data-state="loading"])')).waitFor();
+    const { status, body: person } = await h.site.api(`/api/cdp/people/${encodeURIComponent(laptop)}`);
+    if (TARGET === 'worker') {
+      // The Worker does not resolve identity yet: the card says so rather than invent a person.
+      assert.equal(status, 404);
+      assert.equal(await card.getAttribute('data-state'), 'not_found');
+      assert.match(await text(page, '[data-testid="person-unavailable"]'), /does not resolve identity/);
+      assert.deepEqual(errors, []);
+      return;
+    }
+    assert.equal(status, 200, JSON.stringify(person));
+    assert.equal(await card.getAttribute('data-state'), 'ok');
+    assert.equal(await text(page, '[data-testid="person-id"]'), person.person_id);
+    assert.deepEqual(person.browsers.slice().sort(), [laptop, phone].sort());
+    assert.deepEqual(
+      await texts(page, '[data-testid="person-browser"]'),
+      person.browsers.map((b) => (b === laptop ? `${b} (this one)` : b)),
+    );
+    const rows = await page.locator('[data-testid="person-identifier"]').evaluateAll((trs) =>
+      trs.map((tr) => [tr.getAttribute('data-kind'), tr.querySelector('[data-testid="attached-by"]').textContent]),
+    );
+    const other = (m) => (m.attached_by.a.kind === m.kind && m.attached_by.a.value === m.value ? m.attached_by.b : m.attached_by.a);
+    assert.deepEqual(
+      rows,
+      person.identifiers.map((m) => [m.kind, `an event linking it to ${x.words(other(m).kind)} ${other(m).value}`]),
+    );
+    assert.equal(await text(page, '[data-testid="person-events"]'), x.count(4));
+    await screenshot(page, 'person', { fullPage: false, height: 1000 });
+
+    // The other browser opens the same person.
+    await page.locator(`[data-testid="person-browser"][href="#/visitor/${encodeURIComponent(phone)}"]`).click();
+    await page.locator('[data-testid="visitor-id"]', { hasText: phone }).waitFor();
+    await page.locator('[data-testid="person"][data-state="ok"]').waitFor();
+    assert.equal(await text(page, '[data-testid="person-id"]'), person.person_id);
+    assert.deepEqual(errors, []);
+  });
+
+  test('the identity panel shows /api/cdp/identity: people across browsers, refused links by reason', async () => {
+    const { page, errors } = await openDashboard(h);
+    await waitForState(page, 'ready');
+    const panel = page.locator('[data-testid="identity"]');
+    await panel.and(page.locator(':not([data-state="loading"])')).waitFor();
+    const { status, body } = await h.site.api('/api/cdp/identity');
+    if (TARGET === 'worker') {
+      assert.equal(status, 404);
+      assert.equal(await panel.getAttribute('data-state'), 'not_found');
+      assert.deepEqual(errors, []);
+      return;
+    }
+    assert.equal(status, 200);
+    assert.equal(await panel.getAttribute('data-state'), 'ok');
+    assert.equal(await text(page, '[data-testid="cross-device"]'), x.count(body.cross_device_people));
+    assert.equal(await text(page, '[data-testid="linked-people"]'), x.count(body.linked_people));
+    const refusals = await page.locator('[data-testid="refusal"]').evaluateAll((lis) =>
+      lis.map((li) => [li.getAttribute('data-reason'), li.querySelector('span:last-child').textContent]),
+    );
+    assert.deepEqual(refusals, Object.entries(body.rejections).map(([r, n]) => [r, x.count(n)]));
+    assert.ok(refusals.length >= 7, 'every reason is named, zero included');
+    assert.deepEqual(errors, []);
   });
 });

@@ -1,6 +1,8 @@
-//! One visitor's golden profile in a drawer over the dashboard: predicted and chosen persona, the
-//! persona scores, every signal that contributed to them (with its weight, decay and points), the
-//! journey stage with the rule that set it, and the stage history. All figures are the API's.
+//! One visitor in a drawer over the dashboard: first the person it belongs to (its browsers and
+//! identifiers, see `PersonCard`), then this browser's golden profile: predicted and chosen
+//! persona, the persona scores, every signal that contributed to them (with its weight, decay
+//! and points), the journey stage with the rule that set it, and the stage history. All figures
+//! are the API's.
 
 import { useEffect } from 'react';
 import type { ReactNode } from 'react';
@@ -22,16 +24,19 @@ import type { VisitorProfile } from '../api';
 import { ageHours, count, dateTime, decimal, fraction, personaLabel, words } from '../format';
 import { personaColor } from '../palette';
 import { DASHBOARD_HREF } from '../route';
-import type { VisitorSnapshot } from '../snapshot';
+import type { PersonSnapshot, VisitorSnapshot } from '../snapshot';
+import { PersonCard } from './PersonCard';
 import { Bone } from './Skeleton';
 
 export function VisitorView({
   anonymousId,
   snapshot,
+  person,
   loginPath,
 }: {
   anonymousId: string;
   snapshot: VisitorSnapshot;
+  person: PersonSnapshot;
   loginPath: string;
 }) {
   useEffect(() => {
@@ -72,6 +77,7 @@ export function VisitorView({
           </a>
         </Flex>
         <div className="mt-6 space-y-4">
+          <PersonCard snapshot={person} anonymousId={anonymousId} />
           <VisitorBody snapshot={snapshot} loginPath={loginPath} />
         </div>
       </aside>
