@@ -118,7 +118,9 @@ fn bench(c: &mut Criterion) {
     let key = TombstoneKey::new("benchmark tombstone key, thirty-two bytes").expect("key");
     let held = Tombstones::new(
         key.clone(),
-        all.iter().map(|e| tombstone(&key, &e.b).hash).collect::<Vec<_>>(),
+        all.iter()
+            .map(|e| tombstone(&key, &e.b).hash)
+            .collect::<Vec<_>>(),
     );
     let mut raw = raw_event(3);
     raw["customer_id"] = "4471".into();
