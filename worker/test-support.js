@@ -67,7 +67,7 @@ export function bundleOptions({ maxRetries = 10 } = {}) {
 // tables in `schema`, browsers allowed from `origin`, the dead-letter queue's name (as
 // bundleOptions names it), the admin token when one is given, and test mode (tests may fix
 // "now" with x-cdp-test-now) unless `testMode` is false.
-export function workerBindings({ rest, key, schema, origin, token, testMode = true }) {
+export function workerBindings({ rest, key, schema, origin, token, tombstoneKey, testMode = true }) {
   return {
     SUPABASE_URL: rest,
     SUPABASE_SERVICE_KEY: key,
@@ -76,6 +76,7 @@ export function workerBindings({ rest, key, schema, origin, token, testMode = tr
     DEAD_LETTER_QUEUE_NAME: "events-dlq",
     ...(testMode ? { CDP_TEST_MODE: "1" } : {}),
     ...(token ? { CDP_ADMIN_TOKEN: token } : {}),
+    ...(tombstoneKey ? { CDP_TOMBSTONE_KEY: tombstoneKey } : {}),
   };
 }
 

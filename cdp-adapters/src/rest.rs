@@ -8,7 +8,7 @@
 
 use crate::codec::{self, EventColumns, SearchColumns, EVENT_COLUMNS};
 use crate::WriteOutcome;
-use cdp_core::EventRow;
+use cdp_core::{BrandId, EventRow};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -105,6 +105,28 @@ pub fn edges_query() -> Vec<(&'static str, String)> {
         "on_conflict",
         "brand_id,edge_kind,a_kind,a_value,b_kind,b_value".to_owned(),
     )]
+}
+
+/// The query that reads a brand's tombstones (`cdp_tombstones`: the keyed hashes of erased
+/// identifiers) and the rows it answers, `[{"hash": ...}]`, as hashes.
+pub fn tombstones_query(brand: &BrandId) -> Vec<(&'static str, String)> {
+    vec![
+        ("select", "hash".to_owned()),
+        ("brand_id", format!("eq.{}", brand.as_str())),
+    ]
+}
+
+/// The hashes of a `cdp_tombstones` answer (see [`tombstones_query`]).
+pub fn tombstone_hashes(body: &str) -> Result<Vec<String>, String> {
+    let rows: Vec<Value> = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    rows.iter()
+        .map(|r| {
+            r.get("hash")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| format!("a row without a hash: {r}"))
+        })
+        .collect()
 }
 
 /// The `cdp_identity_edges` body rows of the edges `rows` make, skipping the indices in

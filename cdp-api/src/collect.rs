@@ -72,13 +72,7 @@ async fn persist(
         stored.extend(statuses.into_iter().map(|st| match st {
             WriteStatus::Accepted => (Status::Accepted, None),
             WriteStatus::Duplicate => (Status::Duplicate, None),
-            WriteStatus::Suppressed => (
-                Status::Suppressed,
-                Some(Problem::new(
-                    "event",
-                    "carries an identifier of an erased person; not stored (counted)",
-                )),
-            ),
+            WriteStatus::Suppressed => (Status::Suppressed, Some(intake::suppressed_problem())),
             WriteStatus::DeadLettered => (
                 Status::Rejected,
                 Some(Problem::new(

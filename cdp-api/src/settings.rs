@@ -74,6 +74,10 @@ pub struct StoreArgs {
     /// Supabase service-role key, required with a Supabase URL.
     #[arg(long, env = "SUPABASE_SERVICE_KEY", hide_env_values = true)]
     pub supabase_service_key: Option<String>,
+    /// The Postgres schema the CDP's tables live in (with a `postgres://` URL): for example the
+    /// schema a Cloudflare Worker writes to through Supabase REST.
+    #[arg(long, env = "CDP_DATABASE_SCHEMA", default_value = "public")]
+    pub database_schema: String,
     /// Scoring configuration TOML; the bundled Southland configuration when absent.
     #[arg(long, env = "CDP_CONFIG")]
     pub config: Option<PathBuf>,
@@ -530,6 +534,33 @@ impl StoreArgs {
                 None
             }
         };
+        let schema = self.database_schema.trim();
+        let plain = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && !schema.starts_with(|c: char| c.is_ascii_digit());
+        let target = match target {
+            Some(StoreTarget::Postgres(pg)) if plain => {
+                Some(StoreTarget::Postgres(pg.with_schema(schema)))
+            }
+            Some(_) if !plain => {
+                problems.push(format!(
+                    "--database-schema / CDP_DATABASE_SCHEMA: `{schema}` must be 1 to 63 lower-case \
+                     letters, digits and underscores, not starting with a digit"
+                ));
+                None
+            }
+            Some(other) if schema != "public" => {
+                problems.push(
+                    "--database-schema / CDP_DATABASE_SCHEMA: only with a postgres:// database URL"
+                        .to_owned(),
+                );
+                Some(other)
+            }
+            other => other,
+        };
         let config = match &self.config {
             None => Some(Config::southland()),
             Some(path) => match std::fs::read_to_string(path) {
@@ -663,6 +694,34 @@ mod tests {
         assert!(
             shown.contains("postgres://app:***@db.example:5432/cdp"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_postgres_schema_is_checked_and_only_taken_with_postgres() {
+        let pg = |extra: &[&str]| {
+            let mut args = vec!["--database-url", "postgres://cdp@db.example/cdp"];
+            args.extend_from_slice(extra);
+            serve(&args).validate()
+        };
+        match pg(&["--database-schema", "worker_rows"]).map(|s| s.store.target) {
+            Ok(StoreTarget::Postgres(t)) => assert_eq!(t.schema, "worker_rows"),
+            other => panic!("{other:?}"),
+        }
+        let problems =
+            |r: Result<Settings, SettingsError>| r.err().map(|e| e.problems).unwrap_or_default();
+        for bad in ["Worker", "1st", "a;drop table x", ""] {
+            let p = problems(pg(&["--database-schema", bad]));
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(
+                p[0].starts_with("--database-schema / CDP_DATABASE_SCHEMA"),
+                "{p:?}"
+            );
+        }
+        let p = problems(serve(&["--database-schema", "elsewhere"]).validate());
+        assert_eq!(
+            p,
+            ["--database-schema / CDP_DATABASE_SCHEMA: only with a postgres:// database URL"]
         );
     }
 

@@ -129,6 +129,14 @@ pub struct EventReply {
     pub problems: Vec<Problem>,
 }
 
+/// The problem an event suppressed by a tombstone is answered with (both shells).
+pub fn suppressed_problem() -> Problem {
+    Problem::new(
+        "event",
+        "carries an identifier of an erased person; not stored (counted)",
+    )
+}
+
 /// The body of a `/collect` answer that looked at the events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectReply {

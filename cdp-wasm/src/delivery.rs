@@ -238,7 +238,7 @@ pub fn retry_delay_seconds(attempts: u32, retry_after: Option<u64>) -> u64 {
 }
 
 /// `k=v&k=v` with everything but unreserved characters percent-encoded.
-fn encode_query(pairs: &[(&str, String)]) -> String {
+pub(crate) fn encode_query(pairs: &[(&str, String)]) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {

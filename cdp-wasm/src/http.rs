@@ -107,7 +107,13 @@ impl Gate {
         statuses: &[Status],
         origin: Option<&str>,
     ) -> Reply {
-        let stored = statuses.iter().map(|s| (*s, None::<Problem>)).collect();
+        let stored = statuses
+            .iter()
+            .map(|s| match s {
+                Status::Suppressed => (*s, Some(cdp_core::intake::suppressed_problem())),
+                _ => (*s, None::<Problem>),
+            })
+            .collect();
         let (_, slots) = take_valid(checked);
         let reply = collect_reply(slots, stored);
         self.json(reply.http_status(), &reply, origin)

@@ -15,6 +15,7 @@ pub mod fold;
 pub mod http;
 pub mod visitor;
 
+use cdp_core::identity::{TombstoneKey, Tombstones};
 use cdp_core::intake::{Origins, Status};
 use cdp_core::sampling;
 use cdp_core::{Config, EventRow, Profile, ValidEvent};
@@ -41,6 +42,9 @@ fn at_ms(now_ms: f64) -> Result<DateTime<Utc>, JsError> {
 pub struct Engine {
     cfg: Config,
     gate: Gate,
+    /// The tombstones of erased people, once the shell has read them (see
+    /// [`Engine::set_tombstones`]).
+    tombstones: Option<Tombstones>,
 }
 
 #[wasm_bindgen]
@@ -84,6 +88,7 @@ impl Engine {
                     origins,
                     max_body_bytes,
                 },
+                tombstones: None,
             }),
             _ => Err(js_err(format!(
                 "invalid Worker configuration: {}; see docs/deploy-cloudflare.md",
@@ -162,9 +167,43 @@ impl Engine {
         .to_string())
     }
 
+    /// The encoded query string of the read of the brand's tombstones, to send as
+    /// `GET {SUPABASE_URL}/rest/v1/cdp_tombstones?{query}`.
+    pub fn tombstones_query(&self) -> String {
+        delivery::encode_query(&cdp_adapters::rest::tombstones_query(self.cfg.brand_id()))
+    }
+
+    /// Holds the tombstones of that read's answer (`body`), keyed with the Worker secret
+    /// `CDP_TOMBSTONE_KEY`; returns how many. From then on [`Engine::suppressed`] tests events
+    /// against them, as `cdp serve`'s writer does.
+    pub fn set_tombstones(&mut self, key: &str, body: &str) -> Result<u32, JsError> {
+        let key = TombstoneKey::new(key).map_err(|e| js_err(format!("CDP_TOMBSTONE_KEY: {e}")))?;
+        let hashes = cdp_adapters::rest::tombstone_hashes(body).map_err(js_err)?;
+        let t = Tombstones::new(key, hashes);
+        let n = t.len() as u32;
+        self.tombstones = Some(t);
+        Ok(n)
+    }
+
+    /// Which of the valid events (`events` of [`Engine::check_collect`]) carry an erased
+    /// person's identifier: a JSON array of booleans, in order (all false before any
+    /// tombstones are held).
+    pub fn suppressed(&self, events_json: &str) -> Result<String, JsError> {
+        let events: Vec<ValidEvent> = serde_json::from_str(events_json).map_err(js_err)?;
+        let hit: Vec<bool> = events
+            .iter()
+            .map(|e| {
+                self.tombstones
+                    .as_ref()
+                    .is_some_and(|t| !t.hits(e, self.cfg.identity_rules()).is_empty())
+            })
+            .collect();
+        Ok(to_json(&hit))
+    }
+
     /// The answer to a checked request once the visitors' objects answered: `checked_json` is
     /// the `checked` array from [`Engine::check_collect`], `outcomes_json` the outcome
-    /// (`"applied"` or `"duplicate"`) of each valid event in order.
+    /// (`"applied"`, `"duplicate"` or `"suppressed"`) of each valid event in order.
     pub fn collect_reply(
         &self,
         checked_json: &str,
@@ -175,12 +214,10 @@ impl Engine {
         let outcomes: Vec<String> = serde_json::from_str(outcomes_json).map_err(js_err)?;
         let statuses: Vec<Status> = outcomes
             .iter()
-            .map(|o| {
-                if o == "duplicate" {
-                    Status::Duplicate
-                } else {
-                    Status::Accepted
-                }
+            .map(|o| match o.as_str() {
+                "duplicate" => Status::Duplicate,
+                "suppressed" => Status::Suppressed,
+                _ => Status::Accepted,
             })
             .collect();
         Ok(to_json(&self.gate.collect_reply(

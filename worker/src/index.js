@@ -89,9 +89,33 @@ async function readCapped(request, cap, discard) {
   return out;
 }
 
+// The tombstones of erased people (cdp_tombstones, written by `cdp serve`'s erasure on the same
+// database), read through Supabase REST at most once a minute per isolate when the secret
+// CDP_TOMBSTONE_KEY is set. A failed read keeps the last set (and says so); until the first
+// read succeeds nothing is suppressed.
+const TOMBSTONES_EVERY_MS = 60_000;
+let tombstonesReadAt = 0;
+async function readTombstones(env, e) {
+  if (!env.CDP_TOMBSTONE_KEY || Date.now() - tombstonesReadAt < TOMBSTONES_EVERY_MS) return;
+  tombstonesReadAt = Date.now();
+  const headers = { apikey: env.SUPABASE_SERVICE_KEY, authorization: `Bearer ${env.SUPABASE_SERVICE_KEY}` };
+  const schema = schemaOf(env);
+  if (schema !== "public") headers["accept-profile"] = schema;
+  const url = `${env.SUPABASE_URL.replace(/\/+$/, "")}/rest/v1/cdp_tombstones?${e.tombstones_query()}`;
+  try {
+    const res = await fetch(url, { headers });
+    const body = await res.text();
+    if (!res.ok) throw new Error(`status ${res.status}`);
+    e.set_tombstones(env.CDP_TOMBSTONE_KEY, body);
+  } catch (err) {
+    log("error", "could not read the tombstones of erased people; keeping the last ones read", { error: String(err.message ?? err) });
+  }
+}
+
 async function collect(request, env, origin) {
   const e = engineFor(env);
   const now = nowMs(request, env);
+  await readTombstones(env, e);
   const h = request.headers;
   const discard = e.discard_bytes(h.get("expect") ?? undefined, h.get("content-length") ?? undefined);
   const body = await readCapped(request, e.max_body_bytes(), discard);
@@ -103,8 +127,16 @@ async function collect(request, env, origin) {
   for (const payload of checked.sampled) log("log", "sampled payload", { payload });
 
   const outcomes = new Array(checked.events.length);
+  // Events that carry an erased person's identifier go nowhere, and are counted in the log.
+  const suppressed = JSON.parse(e.suppressed(JSON.stringify(checked.events)));
+  suppressed.forEach((s, i) => { if (s) outcomes[i] = "suppressed"; });
+  const dropped = suppressed.filter(Boolean).length;
+  if (dropped > 0) log("warn", "events of erased people suppressed", { events: dropped });
+  const visits = Object.entries(checked.visitors)
+    .map(([visitor, all]) => [visitor, all.filter((i) => !suppressed[i])])
+    .filter(([, indices]) => indices.length > 0);
   try {
-    await Promise.all(Object.entries(checked.visitors).map(async ([visitor, indices]) => {
+    await Promise.all(visits.map(async ([visitor, indices]) => {
       const stub = env.VISITORS_DO.get(env.VISITORS_DO.idFromName(visitor));
       const res = await stub.visit(indices.map((i) => checked.events[i]), now);
       if (!res.ok) throw new Error(res.error);

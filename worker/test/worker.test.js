@@ -51,10 +51,10 @@ async function select(schema, table, columns, filters = {}) {
 
 const workers = [];
 
-async function startWorker(schema, { maxRetries = 10, testMode = true } = {}) {
+async function startWorker(schema, { maxRetries = 10, testMode = true, tombstoneKey } = {}) {
   const mf = new Miniflare({
     ...bundleOptions({ maxRetries }),
-    bindings: workerBindings({ rest, key: KEY, schema, origin: ORIGIN, testMode }),
+    bindings: workerBindings({ rest, key: KEY, schema, origin: ORIGIN, testMode, tombstoneKey }),
   });
   await mf.ready;
   workers.push(mf);
@@ -163,6 +163,80 @@ test("the fixture journeys give the same profiles and rows as the Rust shell", a
       return p && p.last_updated === want.last_updated && p.total_signals === want.total_signals ? p : null;
     });
     assert.deepEqual(got, want, j.name);
+  }
+});
+
+// In the Worker + Supabase deployment the Worker writes the identity edges beside the events
+// (through Supabase REST), and `cdp serve` pointed at the same Postgres (`--database-url`,
+// `--database-schema`) resolves them: it answers the person and erases it (docs/ARCHITECTURE.md).
+test("the Worker deployment's identity: cdp serve on the same Postgres answers and erases the person the Worker's events make; the Worker then suppresses them", async () => {
+  const schema = await newSchema();
+  const tombstoneKey = "workerd test tombstone key, 32 bytes or more";
+  const mf = await startWorker(schema, { tombstoneKey });
+  const tag = `${Date.now()}`;
+  const [laptop, phone] = [`laptop-${tag}`, `phone-${tag}`];
+  const email = `rita-${tag}@example.org`;
+  const at = (s) => new Date(Date.now() - 60_000 + s * 1000).toISOString();
+  const send = (anon, event, properties, s) => ({
+    v: 1, event, anonymous_id: anon, session_id: `${anon}-s`, timestamp: at(s),
+    page_url: "https://southlandorganics.com/backyard", properties,
+  });
+  for (const e of [
+    send(laptop, "page_view", {}, 0),
+    send(laptop, "identify", { email }, 1),
+    send(phone, "email_signup", { email: email.toUpperCase(), source: "footer" }, 2),
+    send(phone, "page_view", {}, 3),
+  ]) {
+    const res = await post(mf, e);
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+  }
+  await waitFor("the Worker's events and edges in Postgres", async () => {
+    const events = await select(schema, "cdp_events", EVENT_COLUMNS);
+    const edges = await select(schema, "cdp_identity_edges", EDGE_COLUMNS, BY_PAIR);
+    return events.length === 4 && edges.length === 2 ? true : null;
+  });
+
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dir = mkdtempSync(join(tmpdir(), "cdp-serve-identity-"));
+  const server = spawn(need("CDP_BIN"), ["serve", "--listen", `127.0.0.1:${port}`, "--data-dir", dir,
+    "--database-url", need("CDP_TEST_DATABASE_URL"), "--database-schema", schema,
+    "--tombstone-key", tombstoneKey],
+  { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, CDP_LOG: "warn" } });
+  try {
+    await waitFor("cdp serve on the Worker's database", async () => {
+      try { return (await fetch(`${url}/health`)).ok; } catch { return false; }
+    }, 30_000);
+    const person = await (await fetch(`${url}/api/cdp/people/${encodeURIComponent(email)}`)).json();
+    assert.deepEqual(person.browsers.slice().sort(), [laptop, phone].sort(), JSON.stringify(person));
+    assert.equal(person.email, email);
+    const erased = await fetch(`${url}/api/cdp/people/${encodeURIComponent(email)}`, { method: "DELETE" });
+    const body = await erased.json();
+    assert.equal(erased.status, 200, JSON.stringify(body));
+    assert.equal(body.events, 4, JSON.stringify(body));
+    assert.deepEqual(await select(schema, "cdp_events", EVENT_COLUMNS), []);
+    assert.deepEqual(await select(schema, "cdp_identity_edges", EDGE_COLUMNS, BY_PAIR), []);
+
+    // She comes back through the edge: a Worker isolate reads the tombstones cdp serve kept
+    // and drops her events (her old laptop, and her email on a new browser); a stranger's
+    // event is stored.
+    const edge = await startWorker(schema, { tombstoneKey });
+    const stranger = `stranger-${tag}`;
+    const reply = await (await post(edge, [
+      send(laptop, "page_view", {}, 10),
+      send(`tablet-${tag}`, "identify", { email }, 11),
+      send(stranger, "page_view", {}, 12),
+    ])).json();
+    assert.deepEqual(reply.events.map((r) => r.status), ["suppressed", "suppressed", "accepted"], JSON.stringify(reply));
+    assert.equal(reply.suppressed, 2);
+    await waitFor("the stranger's event in Postgres", async () =>
+      (await select(schema, "cdp_events", EVENT_COLUMNS)).some((r) => r.anonymous_id === stranger) || null);
+    const stored = (await select(schema, "cdp_events", EVENT_COLUMNS)).map((r) => r.anonymous_id);
+    assert.deepEqual(stored, [stranger], "nothing of hers is stored again");
+  } finally {
+    server.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -297,6 +297,7 @@ async fn handle(
         "cdp_searches",
         "cdp_profiles",
         "cdp_identity_edges",
+        "cdp_tombstones",
     ]
     .contains(&table.as_str())
     {
