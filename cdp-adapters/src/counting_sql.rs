@@ -489,6 +489,44 @@ pub fn visitor_profile_json(prefix: &str, brand: &str, id: &str, now: DateTime<U
     b.done()
 }
 
+/// The identity reads of the Worker's people routes, as one row: the brand's whole identity
+/// log (column 1, a JSON array of edges by `codec::EDGE_COLUMNS`), every stored event of
+/// `browsers` in processing order (column 2, as [`visitor_profile_json`]'s second column;
+/// none when `browsers` is empty), and the erasure audit's three counts (columns 3 to 5:
+/// erasures, tombstones, suppressed), all in one snapshot.
+pub fn identity_json(prefix: &str, brand: &str, browsers: &[String]) -> Stmt {
+    let d = postgres(prefix);
+    let mut b = Builder::new(&d);
+    let brand = b.text(brand);
+    let ids = b.bind(Param::TextArray(
+        browsers.iter().cloned().map(Some).collect(),
+    ));
+    let edge_cols: Vec<String> = crate::codec::EDGE_COLUMNS
+        .iter()
+        .map(|c| format!("\"{c}\""))
+        .collect();
+    let cols: Vec<String> = crate::codec::EVENT_COLUMNS
+        .iter()
+        .map(|c| json_event_column(c))
+        .collect();
+    b.sql = format!(
+        "select (select coalesce(json_agg(t), '[]'::json) from (select {edge_cols} from {edges} \
+           where brand_id = {brand}::text) t), \
+         (select coalesce(json_agg(t), '[]'::json) from (select {cols} from {events} \
+           where brand_id = {brand}::text and anonymous_id = any({ids}::text[]) order by seq) t), \
+         (select count(*) from {erasures} where brand_id = {brand}::text), \
+         (select count(*) from {tombstones} where brand_id = {brand}::text), \
+         (select coalesce(sum(suppressed), 0)::int8 from {tombstones} where brand_id = {brand}::text)",
+        edge_cols = edge_cols.join(", "),
+        edges = d.table("cdp_identity_edges"),
+        events = d.table("cdp_events"),
+        erasures = d.table("cdp_erasures"),
+        tombstones = d.table("cdp_tombstones"),
+        cols = cols.join(", "),
+    );
+    b.done()
+}
+
 /// An event column as the JSON reads select it: the `real` columns widened to `float8`
 /// exactly as the native client widens them.
 fn json_event_column(c: &str) -> String {

@@ -267,7 +267,7 @@ pub fn document() -> Value {
 fn identity_paths() -> Value {
     json!({
             "/api/cdp/people/{key}": { "get": {
-                "summary": "One person across browsers and identifiers: identifiers with the link that attached each, browsers, merge history, refused links and exclusions, and the golden profile of all its browsers' events (cdp serve; the Worker answers 404 for now)",
+                "summary": "One person across browsers and identifiers: identifiers with the link that attached each, browsers, merge history, refused links and exclusions, and the golden profile of all its browsers' events (cdp serve and the Worker)",
                 "parameters": [ { "name": "key", "in": "path", "required": true, "description": "A person id, an email, a customer id or an anonymous id.", "schema": { "type": "string" } } ],
                 "responses": with_errors(json!({ "200": answer("The person.", r("Person")) }), &[
                     ("400", answer("The key is junk (null, undefined, a test address...): it names nobody.", r("Error"))),
@@ -292,7 +292,7 @@ fn identity_paths() -> Value {
                 ])
             } },
             "/api/cdp/identity": { "get": {
-                "summary": "Identity figures of the whole log: people linked across browsers and identifiers, refused links by reason, and the erasure audit (cdp serve)",
+                "summary": "Identity figures of the whole log: people linked across browsers and identifiers, refused links by reason, and the erasure audit (cdp serve and the Worker; the Worker always reports the audit tables, cdp serve only with --tombstone-key)",
                 "responses": with_errors(json!({ "200": answer("The figures.", r("IdentityFigures")) }), &[])
             } },
             "/api/cdp/people/merge": { "post": {

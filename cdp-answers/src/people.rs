@@ -232,6 +232,17 @@ pub fn identity_change(
     Ok((a, b))
 }
 
+/// The answer of `/api/cdp/identity` (both shells).
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityBody {
+    /// People, browsers and refused links.
+    #[serde(flatten)]
+    pub summary: identity::Summary,
+    /// Erasures done, tombstones held and events suppressed (`null` when this collector
+    /// cannot erase: no `--tombstone-key`, or a Supabase REST store).
+    pub erasures: Option<cdp_adapters::ErasureFigures>,
+}
+
 /// The answer to `DELETE /api/cdp/people/{key}`: what the erasure removed (counts only).
 #[derive(Debug, Clone, Serialize)]
 pub struct ErasureBody {

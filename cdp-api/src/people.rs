@@ -10,7 +10,7 @@ use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
 use cdp_adapters::{EraseStore, IdentityStore, ProfileStore};
-use cdp_answers::people::{self, EdgeBody, PersonBody};
+use cdp_answers::people::{self, EdgeBody, IdentityBody, PersonBody};
 use cdp_core::identity::{self, Edge, EdgeKind, Origin, Partition};
 use cdp_core::intake::Problem;
 use serde::Serialize;
@@ -116,17 +116,6 @@ async fn change(app: AppState, body: &[u8], kind: EdgeKind) -> Result<Json<Chang
         a_person,
         b_person,
     }))
-}
-
-/// The answer of `/api/cdp/identity`.
-#[derive(Debug, Serialize)]
-pub struct IdentityBody {
-    /// People, browsers and refused links.
-    #[serde(flatten)]
-    pub summary: identity::Summary,
-    /// Erasures done, tombstones held and events suppressed since the first erasure (`null`
-    /// when this collector cannot erase: no `--tombstone-key`, or a Supabase REST store).
-    pub erasures: Option<cdp_adapters::ErasureFigures>,
 }
 
 /// `GET /api/cdp/identity`: the identity figures of the whole log (people linked across

@@ -1,5 +1,6 @@
 //! The dashboard API at the edge (`GET /api/cdp/metrics`, `/api/cdp/searches`,
-//! `/api/cdp/events`, `/api/cdp/profiles/{anonymous_id}`, and the OpenAPI document): the same plans, statements and
+//! `/api/cdp/events`, `/api/cdp/profiles/{anonymous_id}`, `/api/cdp/people/{key}`,
+//! `/api/cdp/identity`, and the OpenAPI document): the same plans, statements and
 //! answer bodies as `cdp serve` over Postgres. A request goes in two calls, because the read
 //! itself is I/O the JavaScript does over Hyperdrive:
 //!
@@ -9,23 +10,33 @@
 //! 2. [`Engine::dashboard_answer`] turns that statement's row (or the failure to get it) into
 //!    the answer, through the core's plan and `cdp-answers`' bodies.
 //!
+//! A person needs a second read: the first answers the identity log, which the core resolves
+//! here; when the person's browsers are not those the statement read, step 2 answers
+//! `{"next": {"sql", "params", "state"}}`, the read of their events, and the shell runs it and
+//! calls step 2 again.
+//!
 //! `state` holds only what the request asked (which answer, the range, `now`): the plan is
 //! rebuilt from it, deterministically, so nothing of the request lives in the isolate.
 
 use crate::{at_ms, js_err, to_json, Engine};
 use cdp_adapters::analytics::StreamQuery;
+use cdp_adapters::codec::EdgeColumns;
 use cdp_adapters::codec::EventColumns;
 use cdp_adapters::counting_rows::answers_from_json;
 use cdp_adapters::counting_sql::{
-    plan_as_json, recent_events_json, schema_prefix, visitor_profile_json, Dialect, JsonLayout,
-    Param, Stmt,
+    identity_json, plan_as_json, recent_events_json, schema_prefix, visitor_profile_json, Dialect,
+    JsonLayout, Param, Stmt,
 };
+use cdp_adapters::ErasureFigures;
 use cdp_answers::access::AdminToken;
 use cdp_answers::api::{range_param, stream_query, Failure, DEFAULT_RANGE};
 use cdp_answers::bodies::{events_body, live_profile, metrics_body, profile_body, searches_body};
 use cdp_answers::figures::{self, Bucket, Range};
+use cdp_answers::people::{self, IdentityBody};
 use cdp_core::counting::reads::{MetricsPlan, SearchPlan};
 use cdp_core::counting::{ReadPlan, Resolution};
+use cdp_core::identity::{self, Edge};
+use cdp_core::intake::Problem;
 use cdp_core::{EventRow, Profile};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -41,6 +52,10 @@ enum Answer {
     Searches,
     Events,
     Profile,
+    /// `/api/cdp/people/{key}`.
+    Person,
+    /// `/api/cdp/identity`.
+    Identity,
 }
 
 /// What [`Engine::dashboard_answer`] needs back.
@@ -52,6 +67,16 @@ struct State {
     stream: Option<StreamQuery>,
     /// The visitor (profile only).
     anonymous_id: Option<String>,
+    /// The person's key (person only).
+    #[serde(default)]
+    key: Option<String>,
+    /// The browsers whose events the statement read (person only): when the log names
+    /// others, the answer is another statement for those.
+    #[serde(default)]
+    browsers: Vec<String>,
+    /// The schema, for that next statement.
+    #[serde(default)]
+    schema: String,
     now_ms: i64,
     /// Where the statement put each read's answer (metrics and searches), so the answer
     /// needs the plan only, not the statement again.
@@ -77,7 +102,7 @@ impl Planned {
                 },
             )),
             Answer::Searches => Planned::Searches(SearchPlan::new(w.current, w.previous)),
-            Answer::Events | Answer::Profile => return None,
+            Answer::Events | Answer::Profile | Answer::Person | Answer::Identity => return None,
         })
     }
 
@@ -136,6 +161,9 @@ impl Engine {
         if let Some(id) = &state.anonymous_id {
             return Ok((visitor_profile_json(&prefix, brand, id, now), None));
         }
+        if matches!(state.answer, Answer::Person | Answer::Identity) {
+            return Ok((identity_json(&prefix, brand, &state.browsers), None));
+        }
         let planned = Planned::of(state, now).ok_or_else(|| js_err("no plan for this answer"))?;
         let d = Dialect::Postgres { prefix };
         let (stmt, layout) = plan_as_json(&d, brand, planned.plan());
@@ -174,8 +202,30 @@ impl Engine {
         }
         let not_found = || Ok(json!({ "reply": failed(&Failure::NotFound) }).to_string());
         let mut anonymous_id = None;
+        let mut key = None;
+        let segment_of = |p: &str, prefix: &str| -> Option<Option<String>> {
+            // One path segment, percent-decoded, as `cdp serve`'s router takes it.
+            let segment = p.strip_prefix(prefix)?;
+            if segment.is_empty() || segment.contains('/') {
+                return None;
+            }
+            Some(
+                percent_encoding::percent_decode_str(segment)
+                    .decode_utf8()
+                    .ok()
+                    .map(|s| s.into_owned()),
+            )
+        };
         let answer = match path.trim_end_matches('/') {
             "/api/cdp/metrics" => Answer::Metrics,
+            "/api/cdp/identity" => Answer::Identity,
+            p if p.starts_with("/api/cdp/people/") => match segment_of(p, "/api/cdp/people/") {
+                Some(Some(k)) => {
+                    key = Some(k);
+                    Answer::Person
+                }
+                _ => return not_found(),
+            },
             "/api/cdp/searches" => Answer::Searches,
             "/api/cdp/events" => Answer::Events,
             "/api/cdp/openapi.json" => {
@@ -213,6 +263,9 @@ impl Engine {
             range,
             stream,
             anonymous_id,
+            key,
+            browsers: Vec::new(),
+            schema: schema.to_owned(),
             now_ms: now.timestamp_millis(),
             layout: None,
         };
@@ -276,6 +329,56 @@ impl Engine {
                     }
                 }
             }
+            _ if state.answer == Answer::Identity => match identity_columns(&cols) {
+                Ok((edges, _, figures)) => serde_json::to_string(&IdentityBody {
+                    summary: identity::summary(&identity::resolve(
+                        &edges,
+                        self.cfg.identity_rules(),
+                    )),
+                    erasures: Some(figures),
+                }),
+                Err(e) => return failed_read(e),
+            },
+            _ if state.answer == Answer::Person => {
+                let (edges, rows, _) = match identity_columns(&cols) {
+                    Ok(read) => read,
+                    Err(e) => return failed_read(e),
+                };
+                let rules = self.cfg.identity_rules();
+                let p = identity::resolve(&edges, rules);
+                let key = state.key.clone().unwrap_or_default();
+                let Some(found) = identity::find(&p, &key, rules) else {
+                    let problem = Problem::new(
+                        "key",
+                        "must be a person id, an email, a customer id or an anonymous id",
+                    );
+                    return Ok(to_json(&failed(&Failure::BadParameter(problem))));
+                };
+                let browsers: Vec<String> = people::browsers_of(&found)
+                    .iter()
+                    .map(|b| b.as_str().to_owned())
+                    .collect();
+                if browsers != state.browsers {
+                    // The statement read other browsers' events: read the person's now.
+                    let next = identity_json(
+                        &schema_prefix(&state.schema),
+                        self.cfg.brand_id().as_str(),
+                        &browsers,
+                    );
+                    let params: Vec<String> = next.params.iter().map(Param::text).collect();
+                    let state = State { browsers, ..state };
+                    return Ok(
+                        json!({ "next": { "sql": next.sql, "params": params, "state": state } })
+                            .to_string(),
+                    );
+                }
+                let rows: Vec<&EventRow> = rows.iter().collect();
+                match people::person_body(&self.cfg, &p, &edges, &found, &rows, now) {
+                    Ok(Some(body)) => serde_json::to_string(&body),
+                    Ok(None) => return Ok(to_json(&failed(&Failure::NotFound))),
+                    Err(e) => return failed_read(e.to_string()),
+                }
+            }
             _ if state.answer == Answer::Profile => {
                 let read = profile_columns(&cols).map(|(stored, rows)| {
                     live_profile(&self.cfg, stored, &rows).map(|p| profile_body(&self.cfg, &p, now))
@@ -309,6 +412,32 @@ fn event_rows(op: &'static str, column: Option<&Value>) -> Result<Vec<EventRow>,
 
 /// The stored profile (if any) and the visitor's later events, from the two columns of
 /// [`visitor_profile_json`].
+/// The identity read's row ([`identity_json`]): the log, the browsers' events, the erasure audit.
+fn identity_columns(cols: &[Value]) -> Result<(Vec<Edge>, Vec<EventRow>, ErasureFigures), String> {
+    let edges: Vec<EdgeColumns> = match cols.first() {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| format!("identity edges: {e}"))?,
+        None => Vec::new(),
+    };
+    let edges = edges
+        .into_iter()
+        .map(|c| c.into_edge("identity_edges").map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = |i: usize| -> u64 {
+        cols.get(i)
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .unwrap_or(0)
+    };
+    let figures = ErasureFigures {
+        erasures: count(2),
+        tombstones: count(3),
+        suppressed: count(4),
+    };
+    Ok((edges, event_rows("visitor_events", cols.get(1))?, figures))
+}
+
 fn profile_columns(cols: &[Value]) -> Result<(Option<Profile>, Vec<EventRow>), String> {
     let stored = match cols.first() {
         None | Some(Value::Null) => None,

@@ -3,7 +3,8 @@
 // sampling, Supabase requests and their retry/split verdicts) is made in Rust; this file only
 // moves bytes between the bindings and those functions.
 //
-// The dashboard API (GET /api/cdp/metrics, /searches, /events) reads Supabase's Postgres
+// The dashboard API (GET /api/cdp/metrics, /searches, /events, /profiles/{id}, /identity,
+// /people/{key}; a person takes a second read, its browsers' events) reads Supabase's Postgres
 // through the Hyperdrive binding: wasm checks access and parameters and hands back one
 // read-only statement, this file runs it in a repeatable-read transaction, and wasm turns the
 // row into the answer (the same plan, SQL and body as `cdp serve`). The rollups are folded at
@@ -251,15 +252,22 @@ async function dashboard(request, env, url) {
   const e = engineFor(env);
   const planned = planDashboard(e, request, env, url);
   if (planned.reply) return send(planned.reply);
-  const state = JSON.stringify(planned.state);
+  let state = JSON.stringify(planned.state);
   try {
-    const columns = await withDatabase(env, async (sql) => {
+    return await withDatabase(env, async (sql) => {
       // The rollups trail the delivered events by up to one fold: fold what is pending
       // first, so the answer counts every event stored before this request (as `cdp serve`).
       await foldRollups(env, sql);
-      return readRow(sql, planned);
+      let answer = JSON.parse(e.dashboard_answer(state, await readRow(sql, planned), undefined, undefined, undefined));
+      // A person's answer may need a second read: the events of the browsers the log names.
+      // The log can change in between, so wasm may ask again; a third time is not asked.
+      for (let reads = 1; answer.next && reads < 3; reads++) {
+        state = JSON.stringify(answer.next.state);
+        answer = JSON.parse(e.dashboard_answer(state, await readRow(sql, answer.next), undefined, undefined, undefined));
+      }
+      if (answer.next) throw new Error("the identity log kept changing while the person was read");
+      return send(answer);
     });
-    return send(e.dashboard_answer(state, columns, undefined, undefined, undefined));
   } catch (err) {
     // What the server said (SQLSTATE, severity), if anything: wasm tells offline from failed.
     const known = err instanceof postgres.PostgresError;

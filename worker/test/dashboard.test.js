@@ -47,7 +47,8 @@ async function startServe(db) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const p = spawn(need("CDP_BIN"), ["serve", "--listen", `127.0.0.1:${port}`,
-    "--database-url", dbUrl(db), "--allowed-origins", ORIGIN, "--admin-token", TOKEN],
+    "--database-url", dbUrl(db), "--allowed-origins", ORIGIN, "--admin-token", TOKEN,
+    "--tombstone-key", "dashboard test tombstone key, 32 bytes or more"],
   { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, CDP_LOG: "warn" } });
   serves.push(p);
   for (let i = 0; ; i++) {
@@ -220,6 +221,53 @@ test("a visitor's profile from the Worker is cdp serve's; an unknown one is not 
     assert.deepEqual(got, want, path);
   }
   const unauthorized = await read(await mf.dispatchFetch(`http://worker.test/api/cdp/profiles/${ids[0]}`));
+  assert.equal(unauthorized.status, 401);
+});
+
+test("people and the identity figures from the Worker are cdp serve's", async () => {
+  // One person on two browsers (an identify, then an email signup with the same address in
+  // capitals), a junk address on a third, stored through cdp serve into the shared database.
+  const tag = `${Date.now()}`;
+  const [laptop, phone, kiosk] = [`laptop-${tag}`, `phone-${tag}`, `kiosk-${tag}`];
+  const email = `rita-${tag}@example.org`;
+  const at = (s) => new Date(Date.now() - 120_000 + s * 1000).toISOString();
+  const send = (anon, event, properties, s) => ({
+    v: 1, event, anonymous_id: anon, session_id: `${anon}-s`, timestamp: at(s),
+    page_url: "https://southlandorganics.com/backyard", properties,
+  });
+  await collect(serve, [
+    send(laptop, "page_view", {}, 0),
+    { ...send(laptop, "identify", { email }, 1), customer_id: `c-${tag}` },
+    send(phone, "email_signup", { email: email.toUpperCase(), source: "footer" }, 2),
+    send(phone, "page_view", {}, 3),
+    send(kiosk, "email_signup", { email: "test@test.com" }, 4),
+  ]);
+  const { want: ids, got: idsGot } = await both(serve, mf, "/api/cdp/identity");
+  assert.equal(ids.status, 200, JSON.stringify(ids.body));
+  assert.ok(ids.body.cross_device_people >= 1 && ids.body.rejections.test_email >= 1, JSON.stringify(ids.body));
+  assert.deepEqual(idsGot, ids);
+
+  const person = await read(await fetch(`${serve}/api/cdp/people/${encodeURIComponent(email)}`, { headers: bearer }));
+  assert.equal(person.status, 200, JSON.stringify(person.body));
+  for (const key of [email, email.toUpperCase(), laptop, phone, `c-${tag}`, person.body.person_id, kiosk]) {
+    const path = `/api/cdp/people/${encodeURIComponent(key)}`;
+    const at = async (t) => read(await mf.dispatchFetch(`http://worker.test${path}`, {
+      headers: { ...bearer, "x-cdp-test-now": t.toISOString() },
+    }));
+    const t0 = new Date();
+    const want = await read(await fetch(`${serve}${path}`, { headers: bearer }));
+    const t1 = new Date();
+    assert.equal(want.status, 200, `${key}: ${JSON.stringify(want.body)}`);
+    assertBetween(await at(t0), await at(t1), want, key);
+  }
+  for (const key of ["no-such-visitor", "undefined", "test@test.com"]) {
+    const path = `/api/cdp/people/${encodeURIComponent(key)}`;
+    const want = await read(await fetch(`${serve}${path}`, { headers: bearer }));
+    const got = await read(await mf.dispatchFetch(`http://worker.test${path}`, { headers: bearer }));
+    assert.ok(want.status === 404 || want.status === 400, `${key}: ${want.status}`);
+    assert.deepEqual(got, want, key);
+  }
+  const unauthorized = await read(await mf.dispatchFetch(`http://worker.test/api/cdp/people/${laptop}`));
   assert.equal(unauthorized.status, 401);
 });
 

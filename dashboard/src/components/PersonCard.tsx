@@ -29,9 +29,10 @@ function PersonBody({ snapshot, anonymousId }: { snapshot: PersonSnapshot; anony
       return <Bone className="h-16 w-full" />;
     case 'not_found':
       return (
-        <Text data-testid="person-unavailable">
-          No person answer for this visitor: this server does not resolve identity (/api/cdp/people).
-        </Text>
+        <p className="text-tremor-default text-gray-500" data-testid="person-unavailable">
+          No person for this visitor: it has no stored events, or this server does not answer
+          /api/cdp/people.
+        </p>
       );
     case 'unauthorized':
       return <Text>Sign in to see the person.</Text>;
