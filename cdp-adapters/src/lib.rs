@@ -38,7 +38,7 @@ pub mod supabase;
 #[cfg(feature = "native")]
 pub use store::{PostgresTarget, ServiceKey, Store, StoreTarget, SupabaseTarget, TargetError};
 
-use cdp_core::identity::{Edge, Erasure, IdentityRules};
+use cdp_core::identity::{Edge, Erasure, IdentityRules, PersonId};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 
 /// Whether a failed Postgres statement means the connection is gone (the store is offline)
@@ -172,6 +172,23 @@ pub trait IdentityStore {
     /// Adds edges (durable when it returns), each kept only if it is earlier than the one
     /// stored for its pair.
     async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError>;
+
+    /// Stamps `cdp_profiles.person_id` with the core's partition
+    /// ([`cdp_core::identity::person_of_browsers`]): each listed browser's profile gets its
+    /// person, every other profile of the brand none. Returns how many rows changed, or `None`
+    /// when the backend does not keep the column (Supabase REST: `cdp serve` on the same
+    /// database over `postgres://` stamps it).
+    async fn stamp_people(
+        &self,
+        brand: &BrandId,
+        people: &[(AnonymousId, PersonId)],
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// The person each stamped profile holds (`None`: not kept here). For tests and audits.
+    async fn stamped_people(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<BTreeMap<AnonymousId, String>>, StoreError>;
 }
 
 /// What one erasure removed (counts only: the audit row holds these, never an identifier).

@@ -54,6 +54,11 @@ pub const POSTGRES: &[Migration] = &[
         name: "erasure",
         sql: include_str!("../../docs/schemas/cdp-erasure.sql"),
     },
+    Migration {
+        version: 8,
+        name: "person-id",
+        sql: include_str!("../../docs/schemas/cdp-person-id.sql"),
+    },
 ];
 
 /// The SQLite migrations: the same tables in SQLite's types.
@@ -97,6 +102,11 @@ pub const SQLITE: &[Migration] = &[
         version: 8,
         name: "erasure",
         sql: include_str!("../migrations/sqlite/0008_erasure.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "person-id",
+        sql: include_str!("../migrations/sqlite/0009_person_id.sql"),
     },
 ];
 

@@ -25,7 +25,7 @@ use crate::{
     counting_rows, erasing, EraseError, EraseStore, Erased, ErasureFigures, EventSink,
     IdentityStore, ProfileStore, StoreError, WriteOutcome,
 };
-use cdp_core::identity::{Edge, Erasure, IdKind, IdentityRules};
+use cdp_core::identity::{Edge, Erasure, IdKind, IdentityRules, PersonId};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -577,6 +577,61 @@ impl IdentityStore for PostgresStore {
             .await
             .map_err(|e| pg_err(op, e))?;
         Ok(())
+    }
+
+    async fn stamp_people(
+        &self,
+        brand: &BrandId,
+        people: &[(AnonymousId, PersonId)],
+    ) -> Result<Option<u64>, StoreError> {
+        let op = "stamp_people";
+        let rows = self
+            .run_statement(
+                op,
+                "with v(b, p) as (select * from unnest($2::text[], $3::text[])), \
+                 s as (update {p}cdp_profiles t set person_id = v.p from v \
+                   where t.brand_id = $1 and t.anonymous_id = v.b \
+                   and t.person_id is distinct from v.p returning 1), \
+                 c as (update {p}cdp_profiles t set person_id = null where t.brand_id = $1 \
+                   and t.person_id is not null \
+                   and not exists (select 1 from v where v.b = t.anonymous_id) returning 1) \
+                 select (select count(*) from s) + (select count(*) from c)",
+                vec![
+                    Param::Text(brand.as_str().to_owned()),
+                    texts(people.iter().map(|(b, _)| b.as_str().to_owned())),
+                    texts(people.iter().map(|(_, p)| p.0.hyphenated().to_string())),
+                ],
+            )
+            .await?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0).map_err(|e| pg_err(op, e))?,
+            None => 0,
+        };
+        Ok(Some(n as u64))
+    }
+
+    async fn stamped_people(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<BTreeMap<AnonymousId, String>>, StoreError> {
+        let op = "stamped_people";
+        let rows = self
+            .run_statement(
+                op,
+                "select anonymous_id, person_id from {p}cdp_profiles \
+                 where brand_id = $1 and person_id is not null",
+                vec![Param::Text(brand.as_str().to_owned())],
+            )
+            .await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let b: String = r.try_get(0).map_err(|e| pg_err(op, e))?;
+            out.insert(
+                AnonymousId::new(b),
+                r.try_get(1).map_err(|e| pg_err(op, e))?,
+            );
+        }
+        Ok(Some(out))
     }
 }
 

@@ -16,11 +16,11 @@ use crate::{
     erasing, EraseError, EraseStore, Erased, ErasureFigures, EventSink, IdentityStore,
     ProfileStore, StoreError, WriteOutcome,
 };
-use cdp_core::identity::{Edge, Erasure, IdKind, IdentityRules};
+use cdp_core::identity::{Edge, Erasure, IdKind, IdentityRules, PersonId};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -724,6 +724,77 @@ impl IdentityStore for SqliteStore {
                 .map_err(|err| sql_err(op, err))?;
             upsert_edges(op, &tx, &cols)?;
             tx.commit().map_err(|err| sql_err(op, err))
+        })
+        .await
+    }
+
+    async fn stamp_people(
+        &self,
+        brand: &BrandId,
+        people: &[(AnonymousId, PersonId)],
+    ) -> Result<Option<u64>, StoreError> {
+        let op = "stamp_people";
+        let brand = brand.as_str().to_owned();
+        let pairs = Value::from(
+            people
+                .iter()
+                .map(|(b, p)| json!([b.as_str(), p.0.hyphenated().to_string()]))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        self.run(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(e)?;
+            let set = tx
+                .execute(
+                    "update cdp_profiles set person_id = v.p from (select \
+                       json_extract(value, '$[0]') as b, json_extract(value, '$[1]') as p \
+                       from json_each(?2)) v \
+                     where brand_id = ?1 and anonymous_id = v.b and person_id is not v.p",
+                    params![brand, pairs],
+                )
+                .map_err(e)?;
+            let cleared = tx
+                .execute(
+                    "update cdp_profiles set person_id = null where brand_id = ?1 \
+                     and person_id is not null and anonymous_id not in \
+                     (select json_extract(value, '$[0]') from json_each(?2))",
+                    params![brand, pairs],
+                )
+                .map_err(e)?;
+            tx.commit().map_err(e)?;
+            Ok(Some((set + cleared) as u64))
+        })
+        .await
+    }
+
+    async fn stamped_people(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<BTreeMap<AnonymousId, String>>, StoreError> {
+        let op = "stamped_people";
+        let brand = brand.as_str().to_owned();
+        self.run(op, move |c| {
+            let e = |err| sql_err(op, err);
+            let mut stmt = c
+                .prepare(
+                    "select anonymous_id, person_id from cdp_profiles \
+                     where brand_id = ?1 and person_id is not null",
+                )
+                .map_err(e)?;
+            let rows = stmt
+                .query_map(params![brand], |r| {
+                    Ok((
+                        AnonymousId::new(r.get::<_, String>(0)?),
+                        r.get::<_, String>(1)?,
+                    ))
+                })
+                .map_err(e)?;
+            Ok(Some(
+                rows.collect::<Result<BTreeMap<_, _>, _>>().map_err(e)?,
+            ))
         })
         .await
     }

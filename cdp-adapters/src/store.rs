@@ -10,7 +10,7 @@ use crate::{
     EraseError, EraseStore, Erased, ErasureFigures, EventSink, IdentityStore, ProfileStore,
     StoreError, WriteOutcome,
 };
-use cdp_core::identity::{Edge, Erasure, IdentityRules};
+use cdp_core::identity::{Edge, Erasure, IdentityRules, PersonId};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashSet};
@@ -314,6 +314,21 @@ impl IdentityStore for Store {
 
     async fn add_edges(&self, brand: &BrandId, edges: &[Edge]) -> Result<(), StoreError> {
         delegate!(self, s => s.add_edges(brand, edges).await)
+    }
+
+    async fn stamp_people(
+        &self,
+        brand: &BrandId,
+        people: &[(AnonymousId, PersonId)],
+    ) -> Result<Option<u64>, StoreError> {
+        delegate!(self, s => s.stamp_people(brand, people).await)
+    }
+
+    async fn stamped_people(
+        &self,
+        brand: &BrandId,
+    ) -> Result<Option<BTreeMap<AnonymousId, String>>, StoreError> {
+        delegate!(self, s => s.stamped_people(brand).await)
     }
 }
 

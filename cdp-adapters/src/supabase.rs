@@ -28,7 +28,7 @@ use crate::codec::{self, EventColumns, ProfileColumns, EVENT_COLUMNS, PROFILE_CO
 use crate::rest::{self, error_text, Bisection, Verdict};
 use crate::store::{ServiceKey, SupabaseTarget};
 use crate::{EventSink, IdentityStore, ProfileStore, StoreError, WriteOutcome};
-use cdp_core::identity::Edge;
+use cdp_core::identity::{Edge, PersonId};
 use cdp_core::{AnonymousId, BrandId, Config, EventRow, Profile};
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
@@ -580,6 +580,22 @@ impl IdentityStore for SupabaseStore {
                 message: format!("{} of {} edges refused", dead.len(), bodies.len()),
             })
         }
+    }
+
+    async fn stamp_people(
+        &self,
+        _brand: &BrandId,
+        _people: &[(AnonymousId, PersonId)],
+    ) -> Result<Option<u64>, StoreError> {
+        // One PATCH per browser would be needed: PostgREST updates no rows from a list.
+        Ok(None)
+    }
+
+    async fn stamped_people(
+        &self,
+        _brand: &BrandId,
+    ) -> Result<Option<BTreeMap<AnonymousId, String>>, StoreError> {
+        Ok(None)
     }
 }
 

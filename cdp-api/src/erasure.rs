@@ -124,6 +124,7 @@ async fn erase_person(app: AppState, key: String) -> Result<ErasureBody, AppErro
         }
     };
     let rebuilt = rebuild(&app, &erased.rebuild).await;
+    crate::people::stamp(&app.store, &app.cfg).await;
     let mut forget: BTreeSet<_> = erasure.browsers.iter().cloned().collect();
     forget.extend(erased.rebuild.iter().cloned());
     paused.resume(&forget);

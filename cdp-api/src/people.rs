@@ -16,6 +16,62 @@ use cdp_core::intake::Problem;
 use serde::Serialize;
 use serde_json::Value;
 
+/// How often `cdp serve` stamps `cdp_profiles.person_id` with the partition (links made by
+/// events show there within this; admin merges, splits and erasures stamp at once).
+pub const STAMP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Stamps the profiles' `person_id` with the brand's partition now; logs a failure (the next
+/// round tries again). Returns how many rows changed (`None`: the store does not keep it).
+pub async fn stamp(store: &cdp_adapters::Store, cfg: &cdp_core::Config) -> Option<u64> {
+    let brand = cfg.brand_id();
+    let result = async {
+        let edges = store.identity_edges(brand).await?;
+        let p = identity::resolve(&edges, cfg.identity_rules());
+        store
+            .stamp_people(brand, &identity::person_of_browsers(&p))
+            .await
+    }
+    .await;
+    match result {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not stamp the profiles' person ids; trying again later");
+            None
+        }
+    }
+}
+
+/// Stamps every [`STAMP_EVERY`] until aborted (stamping is idempotent, so stopping midway
+/// loses nothing).
+pub fn spawn_stamper(
+    store: std::sync::Arc<cdp_adapters::Store>,
+    cfg: std::sync::Arc<cdp_core::Config>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(STAMP_EVERY);
+        let mut kept = false;
+        loop {
+            every.tick().await;
+            match (stamp(&store, &cfg).await, store.backend()) {
+                (Some(n), _) => {
+                    kept = true;
+                    if n > 0 {
+                        tracing::debug!(profiles = n, "person ids stamped");
+                    }
+                }
+                (None, "supabase") if !kept => {
+                    tracing::info!(
+                        "profiles' person ids are not stamped over Supabase REST; a cdp serve \
+                         on the same database over postgres:// stamps them"
+                    );
+                    return;
+                }
+                (None, _) => {}
+            }
+        }
+    })
+}
+
 /// The brand's log and its partition.
 pub async fn partition(app: &AppState) -> Result<(Vec<Edge>, Partition), AppError> {
     let edges = ask(app.store.identity_edges(app.cfg.brand_id())).await?;
@@ -100,6 +156,7 @@ async fn change(app: AppState, body: &[u8], kind: EdgeKind) -> Result<Json<Chang
         "identity changed by an admin"
     );
     let (_, p) = partition(&app).await?;
+    stamp(&app.store, &app.cfg).await;
     let person = |id| p.person_of(id).map(|x| x.id.0.hyphenated().to_string());
     let (a_person, b_person) = (person(&edge.a), person(&edge.b));
     if kind == EdgeKind::Link && (a_person.is_none() || a_person != b_person) {

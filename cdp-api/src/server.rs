@@ -176,6 +176,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Runni
         source,
     })?;
     let cfg = Arc::new(settings.store.config.clone());
+    let settings_cfg = cfg.clone();
     let suppression = load_tombstones(&store, &cfg, settings).await?;
     let (writers, writers_stop) = Writers::spawn_with(
         store.clone(),
@@ -215,8 +216,9 @@ pub async fn start_with_clock(settings: &Settings, clock: Clock) -> Result<Runni
         allowed_origins = ?settings.allowed_origins,
         "collector listening"
     );
+    let stamper = people::spawn_stamper(store_for_folding.clone(), settings_cfg);
     let folder = Folder::spawn(store_for_folding);
-    let task = tokio::spawn(serve(listener, app, stop_rx, writers_stop, folder));
+    let task = tokio::spawn(serve(listener, app, stop_rx, writers_stop, folder, stamper));
     Ok(Running { addr, stop, task })
 }
 
@@ -226,6 +228,7 @@ async fn serve(
     stop: oneshot::Receiver<()>,
     writers: WritersShutdown,
     folder: Option<Folder>,
+    stamper: JoinHandle<()>,
 ) {
     let result = axum::serve(
         listener,
@@ -238,6 +241,7 @@ async fn serve(
     if let Err(e) = result {
         tracing::error!(error = %e, "server stopped with an error");
     }
+    stamper.abort();
     writers.shutdown().await;
     if let Some(folder) = folder {
         folder.shutdown().await;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use cdp_adapters::{EventSink, PostgresTarget, ProfileStore, Store, StoreTarget};
+use cdp_adapters::{EventSink, IdentityStore, PostgresTarget, ProfileStore, Store, StoreTarget};
 use cdp_api::server::{self, Running};
 use cdp_api::settings::Settings;
 use cdp_core::{AnonymousId, BrandId};
@@ -1192,7 +1192,7 @@ async fn two_browsers_of_one_person_sending_while_they_merge_lose_nothing(b: Bac
 /// A split is an exclusion: each side is its own events again; a merge the guards forbid is
 /// a 409 naming the reason and is counted; a bad body is a 400 naming the field.
 async fn admin_splits_and_merges_are_edges_and_refusals_are_answered(b: Backend) {
-    let s = start(b).await;
+    let mut s = start(b).await;
     let (laptop, phone, tablet) = (visitor(), visitor(), visitor());
     let email = format!("{}@example.org", Uuid::new_v4().simple());
     // The laptop's identify comes first (a second before the rest), so its link is the one
@@ -1282,6 +1282,23 @@ async fn admin_splits_and_merges_are_edges_and_refusals_are_answered(b: Backend)
         assert_eq!(st, 400, "{bad}: {body}");
         assert_eq!(problems_of(&body)[0].0, field, "{bad}");
     }
+    // cdp_profiles.person_id: once the profiles are saved (at shutdown here), the partition
+    // stamps the laptop and the tablet with the merged person, and the phone with none.
+    s.stop().await;
+    let cfg = cdp_core::Config::southland();
+    cdp_api::people::stamp(&s.store, &cfg).await;
+    let stamped = s
+        .store
+        .stamped_people(&s.brand)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_default();
+    let person = merged["a_person"].as_str().unwrap_or("?").to_owned();
+    let want: std::collections::BTreeMap<AnonymousId, String> = [&laptop, &tablet]
+        .into_iter()
+        .map(|b| (AnonymousId::new(b.as_str()), person.clone()))
+        .collect();
+    assert_eq!(stamped, want);
     s.finish().await;
 }
 

@@ -3,9 +3,10 @@
 //! writes), in the events' own write, and adds admin edges idempotently.
 
 use super::data;
-use cdp_adapters::{EventSink, IdentityStore, Store};
+use cdp_adapters::{EventSink, IdentityStore, ProfileStore, Store};
 use cdp_core::identity::{
-    batch_edges, resolve, Edge, EdgeKind, IdKind, Identifier, IdentityRules, Origin,
+    batch_edges, person_of_browsers, resolve, Edge, EdgeKind, IdKind, Identifier, IdentityRules,
+    Origin,
 };
 use cdp_core::BrandId;
 use serde_json::json;
@@ -103,6 +104,54 @@ pub async fn check_identity_store(store: &Store, keeps_earliest: bool) {
         .expect("the phone is a person's");
     assert!(person.members.contains(&anon("laptop")));
     assert_eq!(p.rejections().len(), 1, "the test address, rejected");
+
+    // The partition stamps the profiles' person_id: both browsers get the person, the others
+    // none, and a profile saved afterwards keeps its stamp.
+    let cfg = cdp_core::Config::southland();
+    let profiles: Vec<_> = j.profiles.values().cloned().collect();
+    store
+        .save_profiles(&cfg, &profiles)
+        .await
+        .expect("profiles");
+    let people = person_of_browsers(&p);
+    assert_eq!(people.len(), 2);
+    match store.stamp_people(&brand, &people).await.expect("stamp") {
+        None => assert!(
+            !keeps_earliest,
+            "only Supabase REST leaves the stamps to cdp serve"
+        ),
+        Some(n) => {
+            assert_eq!(n, 2, "two profiles stamped");
+            let want: std::collections::BTreeMap<_, _> = people
+                .iter()
+                .map(|(b, id)| (b.clone(), id.0.hyphenated().to_string()))
+                .collect();
+            assert_eq!(
+                store.stamped_people(&brand).await.expect("read"),
+                Some(want.clone())
+            );
+            assert_eq!(
+                store.stamp_people(&brand, &people).await.expect("again"),
+                Some(0)
+            );
+            store
+                .save_profiles(&cfg, &profiles)
+                .await
+                .expect("saved again");
+            assert_eq!(
+                store.stamped_people(&brand).await.expect("read"),
+                Some(want)
+            );
+            assert_eq!(
+                store.stamp_people(&brand, &[]).await.expect("none"),
+                Some(2)
+            );
+            assert_eq!(
+                store.stamped_people(&brand).await.expect("read"),
+                Some(Default::default())
+            );
+        }
+    }
 
     // Admin edges: an exclusion, added twice, is one edge; an admin link earlier than the
     // event's edge of the same pair replaces it, a later one does not.

@@ -31,7 +31,7 @@ pub use erase::{tombstone, Erasure, Tombstone, TombstoneKey, Tombstones, MIN_KEY
 pub use guards::{normalise, IdentityRules, IdentityRulesConfig, Junk};
 pub use log::{batch_edges, earliest_per_pair, edges_of, IDENTITY_EVENTS};
 pub use profile::{person_profile, stamp_identity};
-pub use view::{attachments, browsers, find, summary, Found, Summary};
+pub use view::{attachments, browsers, find, person_of_browsers, summary, Found, Summary};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};

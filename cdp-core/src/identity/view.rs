@@ -96,3 +96,15 @@ pub fn summary(p: &Partition) -> Summary {
     }
     s
 }
+
+/// Every browser of a linked person with that person's id, in browser order: what
+/// `cdp_profiles.person_id` is stamped with (a browser no applied link touched has none).
+pub fn person_of_browsers(p: &Partition) -> Vec<(AnonymousId, PersonId)> {
+    let mut out: Vec<(AnonymousId, PersonId)> = p
+        .people
+        .values()
+        .flat_map(|person| browsers(person).into_iter().map(|b| (b, person.id)))
+        .collect();
+    out.sort();
+    out
+}
