@@ -226,7 +226,11 @@ test("a visitor's profile from the Worker is cdp serve's; an unknown one is not 
 
 test("people and the identity figures from the Worker are cdp serve's", async () => {
   // One person on two browsers (an identify, then an email signup with the same address in
-  // capitals), a junk address on a third, stored through cdp serve into the shared database.
+  // capitals), a junk address on a third, stored through a cdp serve of their own (the other
+  // tests compare the shared database's figures) and read by a Worker on that database.
+  const db = await newDatabase();
+  const serve = await startServe(db);
+  const mf = await startWorker(dbUrl(db, { password: "unused" }));
   const tag = `${Date.now()}`;
   const [laptop, phone, kiosk] = [`laptop-${tag}`, `phone-${tag}`, `kiosk-${tag}`];
   const email = `rita-${tag}@example.org`;
