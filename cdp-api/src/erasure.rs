@@ -71,6 +71,13 @@ pub async fn erase(
 
 async fn erase_person(app: AppState, key: String) -> Result<ErasureBody, AppError> {
     let Some(suppression) = app.suppression.clone() else {
+        // A store that cannot erase says so whatever the key; otherwise the key is missing.
+        if app.store.backend() == "supabase" {
+            let e = EraseError::Unsupported {
+                backend: "Supabase REST",
+            };
+            return Err(AppError::Unsupported(e.to_string()));
+        }
         return Err(AppError::EraseUnconfigured);
     };
     let Some(tombstone_key) = suppression.key() else {
