@@ -6,6 +6,7 @@
 //! what lets the same code run in `cdp serve`, in a Cloudflare Worker as wasm, in benchmarks
 //! and in snapshot tests, with identical results.
 
+pub mod commerce;
 pub mod config;
 pub mod contract;
 pub mod counting;

@@ -1,0 +1,51 @@
+//! Commerce (issue 16, maturity level 3): Shopify's order webhooks and money, as data. Pure:
+//! [`webhook`] decides whether a delivery is genuine and what it is, [`money`] reads Shopify's
+//! decimal amounts into integer minor units of their currency, never mixing currencies.
+
+pub mod money;
+pub mod webhook;
+
+pub use money::{minor_units, Money, MoneyError};
+pub use webhook::{delivery, verify, Delivery, Refused, SignedWith, WebhookSecrets};
+
+/// The webhook topics the collector takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Topic {
+    /// An order was placed (not necessarily paid).
+    OrdersCreate,
+    /// An order was paid: revenue is booked here.
+    OrdersPaid,
+    /// An order changed.
+    OrdersUpdated,
+    /// An order was cancelled.
+    OrdersCancelled,
+    /// A refund was made: revenue is taken back here.
+    RefundsCreate,
+}
+
+impl Topic {
+    /// Every topic, in the order they are documented.
+    pub const ALL: [Topic; 5] = [
+        Topic::OrdersCreate,
+        Topic::OrdersPaid,
+        Topic::OrdersUpdated,
+        Topic::OrdersCancelled,
+        Topic::RefundsCreate,
+    ];
+
+    /// Shopify's name (`X-Shopify-Topic`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Topic::OrdersCreate => "orders/create",
+            Topic::OrdersPaid => "orders/paid",
+            Topic::OrdersUpdated => "orders/updated",
+            Topic::OrdersCancelled => "orders/cancelled",
+            Topic::RefundsCreate => "refunds/create",
+        }
+    }
+
+    /// The topic a name means, if any.
+    pub fn parse(name: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.as_str() == name.trim())
+    }
+}
