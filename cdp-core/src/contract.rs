@@ -53,7 +53,7 @@ pub struct Violation {
 }
 
 impl Violation {
-    fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             rule: rule.into(),

@@ -1,11 +1,14 @@
 //! Commerce (issue 16, maturity level 3): Shopify's order webhooks and money, as data. Pure:
 //! [`webhook`] decides whether a delivery is genuine and what it is, [`money`] reads Shopify's
-//! decimal amounts into integer minor units of their currency, never mixing currencies.
+//! decimal amounts into integer minor units of their currency, never mixing currencies,
+//! [`order`] reads orders and refunds (and which version of an order wins).
 
 pub mod money;
+pub mod order;
 pub mod webhook;
 
 pub use money::{minor_units, Money, MoneyError};
+pub use order::{order, refund, BrowserSource, Line, Order, Refund, BROWSER_ATTRIBUTE};
 pub use webhook::{delivery, verify, Delivery, Refused, SignedWith, WebhookSecrets};
 
 /// The webhook topics the collector takes.
