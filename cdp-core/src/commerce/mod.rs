@@ -1,12 +1,15 @@
 //! Commerce (issue 16, maturity level 3): Shopify's order webhooks and money, as data. Pure:
 //! [`webhook`] decides whether a delivery is genuine and what it is, [`money`] reads Shopify's
 //! decimal amounts into integer minor units of their currency, never mixing currencies,
-//! [`order`] reads orders and refunds (and which version of an order wins).
+//! [`order`] reads orders and refunds (and which version of an order wins), [`ledger`] books
+//! revenue (+paid, −refunded, each entry once) and gives LTV and AOV.
 
+pub mod ledger;
 pub mod money;
 pub mod order;
 pub mod webhook;
 
+pub use ledger::{aov, net, paid_entry, refund_entry, Entry, EntryKind};
 pub use money::{minor_units, Money, MoneyError};
 pub use order::{order, refund, BrowserSource, Line, Order, Refund, BROWSER_ATTRIBUTE};
 pub use webhook::{delivery, verify, Delivery, Refused, SignedWith, WebhookSecrets};
