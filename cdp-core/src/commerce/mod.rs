@@ -2,14 +2,17 @@
 //! [`webhook`] decides whether a delivery is genuine and what it is, [`money`] reads Shopify's
 //! decimal amounts into integer minor units of their currency, never mixing currencies,
 //! [`order`] reads orders and refunds (and which version of an order wins), [`ledger`] books
-//! revenue (+paid, −refunded, each entry once) and gives LTV and AOV.
+//! revenue (+paid, −refunded, each entry once) and gives LTV and AOV, [`link`] says whose an
+//! order is and by which evidence.
 
 pub mod ledger;
+pub mod link;
 pub mod money;
 pub mod order;
 pub mod webhook;
 
 pub use ledger::{aov, net, paid_entry, refund_entry, Entry, EntryKind};
+pub use link::{link_order, Link, LinkMethod};
 pub use money::{minor_units, Money, MoneyError};
 pub use order::{order, refund, BrowserSource, Line, Order, Refund, BROWSER_ATTRIBUTE};
 pub use webhook::{delivery, verify, Delivery, Refused, SignedWith, WebhookSecrets};
