@@ -1,7 +1,7 @@
 //! Commerce (issue 16, maturity level 3): Shopify's order webhooks and money, as data. Pure:
 //! [`webhook`] decides whether a delivery is genuine and what it is, [`money`] reads Shopify's
 //! decimal amounts into integer minor units of their currency, never mixing currencies,
-//! [`order`] reads orders and refunds (and which version of an order wins), [`ledger`] books
+//! [`mod@order`] reads orders and refunds (and which version of an order wins), [`ledger`] books
 //! revenue (+paid, −refunded, each entry once) and gives LTV and AOV, [`link`] says whose an
 //! order is and by which evidence.
 
