@@ -203,43 +203,26 @@ impl Engine {
         let not_found = || Ok(json!({ "reply": failed(&Failure::NotFound) }).to_string());
         let mut anonymous_id = None;
         let mut key = None;
-        let segment_of = |p: &str, prefix: &str| -> Option<Option<String>> {
-            // One path segment, percent-decoded, as `cdp serve`'s router takes it.
-            let segment = p.strip_prefix(prefix)?;
-            if segment.is_empty() || segment.contains('/') {
-                return None;
-            }
-            Some(
-                percent_encoding::percent_decode_str(segment)
-                    .decode_utf8()
-                    .ok()
-                    .map(|s| s.into_owned()),
-            )
-        };
         let answer = match path.trim_end_matches('/') {
             "/api/cdp/metrics" => Answer::Metrics,
             "/api/cdp/identity" => Answer::Identity,
-            p if p.starts_with("/api/cdp/people/") => match segment_of(p, "/api/cdp/people/") {
-                Some(Some(k)) => {
-                    key = Some(k);
-                    Answer::Person
-                }
-                _ => return not_found(),
-            },
             "/api/cdp/searches" => Answer::Searches,
             "/api/cdp/events" => Answer::Events,
             "/api/cdp/openapi.json" => {
                 let doc = cdp_answers::openapi::document();
                 return Ok(json!({ "reply": reply(200, &doc, None) }).to_string());
             }
-            p => match p.strip_prefix("/api/cdp/profiles/") {
-                // One path segment, percent-decoded, as `cdp serve`'s router takes it.
-                Some(segment) if !segment.is_empty() && !segment.contains('/') => {
-                    match percent_encoding::percent_decode_str(segment).decode_utf8() {
-                        Ok(id) => anonymous_id = Some(id.into_owned()),
-                        Err(_) => return not_found(),
-                    }
+            p => match (
+                segment(p, "/api/cdp/profiles/"),
+                segment(p, "/api/cdp/people/"),
+            ) {
+                (Some(id), _) => {
+                    anonymous_id = Some(id);
                     Answer::Profile
+                }
+                (_, Some(k)) => {
+                    key = Some(k);
+                    Answer::Person
                 }
                 _ => return not_found(),
             },
@@ -397,6 +380,19 @@ impl Engine {
         .map_err(js_err)?;
         Ok(to_json(&reply_text(200, body, None)))
     }
+}
+
+/// The one path segment after `prefix`, percent-decoded, as `cdp serve`'s router takes it
+/// (`None`: another path, an empty or nested segment, or one that is not UTF-8).
+fn segment(path: &str, prefix: &str) -> Option<String> {
+    let segment = path.strip_prefix(prefix)?;
+    if segment.is_empty() || segment.contains('/') {
+        return None;
+    }
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 /// Event rows from a JSON column holding an array of objects keyed by column.
