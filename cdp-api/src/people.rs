@@ -23,16 +23,28 @@ pub const STAMP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// Stamps the profiles' `person_id` with the brand's partition now; logs a failure (the next
 /// round tries again). Returns how many rows changed (`None`: the store does not keep it).
 pub async fn stamp(store: &cdp_adapters::Store, cfg: &cdp_core::Config) -> Option<u64> {
-    let brand = cfg.brand_id();
-    let result = async {
-        let edges = store.identity_edges(brand).await?;
-        let p = identity::resolve(&edges, cfg.identity_rules());
-        store
-            .stamp_people(brand, &identity::person_of_browsers(&p))
-            .await
+    match store.identity_edges(cfg.brand_id()).await {
+        Ok(edges) => {
+            let p = identity::resolve(&edges, cfg.identity_rules());
+            stamp_partition(store, cfg.brand_id(), &p).await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not stamp the profiles' person ids; trying again later");
+            None
+        }
     }
-    .await;
-    match result {
+}
+
+/// [`stamp`] with a partition the caller has just resolved.
+async fn stamp_partition(
+    store: &cdp_adapters::Store,
+    brand: &cdp_core::BrandId,
+    p: &Partition,
+) -> Option<u64> {
+    match store
+        .stamp_people(brand, &identity::person_of_browsers(p))
+        .await
+    {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "could not stamp the profiles' person ids; trying again later");
@@ -156,7 +168,7 @@ async fn change(app: AppState, body: &[u8], kind: EdgeKind) -> Result<Json<Chang
         "identity changed by an admin"
     );
     let (_, p) = partition(&app).await?;
-    stamp(&app.store, &app.cfg).await;
+    stamp_partition(&app.store, app.cfg.brand_id(), &p).await;
     let person = |id| p.person_of(id).map(|x| x.id.0.hyphenated().to_string());
     let (a_person, b_person) = (person(&edge.a), person(&edge.b));
     if kind == EdgeKind::Link && (a_person.is_none() || a_person != b_person) {
