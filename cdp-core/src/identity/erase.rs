@@ -180,29 +180,22 @@ impl Erasure {
                 }]),
             ),
         };
-        let browser_values = |ids: &mut dyn Iterator<Item = &Identifier>| -> BTreeSet<String> {
-            ids.filter(|i| i.kind == IdKind::AnonymousId)
-                .map(|i| i.value.clone())
-                .collect()
-        };
-        let browsers = browser_values(&mut identifiers.iter());
-        let side = |id: &Identifier| normalise(id.kind, &id.value, rules).ok();
-        let edges: Vec<Edge> = log
-            .iter()
-            .filter(|e| {
-                [&e.a, &e.b]
-                    .into_iter()
-                    .any(|x| side(x).is_some_and(|n| identifiers.contains(&n)))
-            })
-            .cloned()
-            .collect();
-        let sides: Vec<Identifier> = edges
-            .iter()
-            .flat_map(|e| [&e.a, &e.b])
-            .filter_map(side)
-            .collect();
+        let browser_of = |i: &Identifier| (i.kind == IdKind::AnonymousId).then(|| i.value.clone());
+        let browsers: BTreeSet<String> = identifiers.iter().filter_map(browser_of).collect();
+        // Each edge's sides normalised once: an edge naming one of the identifiers goes, and
+        // the browsers it names are candidates.
         let mut candidates = browsers.clone();
-        candidates.extend(browser_values(&mut sides.iter()));
+        let mut edges = Vec::new();
+        for e in log {
+            let sides: Vec<Identifier> = [&e.a, &e.b]
+                .into_iter()
+                .filter_map(|x| normalise(x.kind, &x.value, rules).ok())
+                .collect();
+            if sides.iter().any(|n| identifiers.contains(n)) {
+                candidates.extend(sides.iter().filter_map(browser_of));
+                edges.push(e.clone());
+            }
+        }
         Erasure {
             person_id,
             identifiers,
