@@ -80,9 +80,7 @@ async fn erase_person(app: AppState, key: String) -> Result<ErasureBody, AppErro
         }
         return Err(AppError::EraseUnconfigured);
     };
-    let Some(tombstone_key) = suppression.key() else {
-        return Err(Refusal::Internal.into());
-    };
+    let tombstone_key = suppression.key();
     let _one_at_a_time = app.erasing.lock().await;
     let rules = app.cfg.identity_rules();
     let brand = app.cfg.brand_id();
@@ -91,7 +89,7 @@ async fn erase_person(app: AppState, key: String) -> Result<ErasureBody, AppErro
     let mut added = suppression.add(
         first
             .clone()
-            .keyed(&tombstone_key)
+            .keyed(tombstone_key)
             .tombstones
             .into_iter()
             .map(|t| t.hash),
@@ -110,7 +108,7 @@ async fn erase_person(app: AppState, key: String) -> Result<ErasureBody, AppErro
             Some(e) => first.clone().widen(e),
             None => first.clone(),
         }
-        .keyed(&tombstone_key);
+        .keyed(tombstone_key);
         added.extend(suppression.add(erasure.tombstones.iter().map(|t| t.hash.clone())));
         let id = uuid::Uuid::new_v4();
         let erased = app

@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 /// The collector's tombstones and its count of suppressed events.
 #[derive(Debug)]
 pub struct Suppression {
+    key: TombstoneKey,
     tombstones: RwLock<Tombstones>,
     suppressed: AtomicU64,
 }
@@ -26,6 +27,7 @@ impl Suppression {
     /// The tombstones `hashes` under `key`.
     pub fn new(key: TombstoneKey, hashes: Vec<String>) -> Suppression {
         Suppression {
+            key: key.clone(),
             tombstones: RwLock::new(Tombstones::new(key, hashes)),
             suppressed: AtomicU64::new(0),
         }
@@ -41,8 +43,8 @@ impl Suppression {
     }
 
     /// The key tombstones are made with.
-    pub fn key(&self) -> Option<TombstoneKey> {
-        self.tombstones.read().ok().map(|t| t.key().clone())
+    pub fn key(&self) -> &TombstoneKey {
+        &self.key
     }
 
     /// The tombstones an event hits (empty: store it).
