@@ -801,7 +801,7 @@ impl IdentityStore for SqliteStore {
 }
 
 /// A JSON array of strings, for `json_each` (SQLite binds no arrays).
-fn json_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
+pub(crate) fn json_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
     Value::from(
         items
             .into_iter()
@@ -1122,8 +1122,7 @@ impl EventSink for SqliteStore {
     ) -> Result<HashSet<Uuid>, StoreError> {
         let op = "existing_event_ids";
         let brand = brand.as_str().to_owned();
-        let list =
-            Value::from(ids.iter().map(|i| codec::uuid_text(*i)).collect::<Vec<_>>()).to_string();
+        let list = json_list(ids.iter().map(|i| codec::uuid_text(*i)));
         self.run(op, move |c| {
             let e = |err| sql_err(op, err);
             let mut stmt = c

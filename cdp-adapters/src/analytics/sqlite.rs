@@ -275,7 +275,7 @@ pub(crate) fn folded_events_of(
         ),
         params: vec![
             Param::Text(brand.to_owned()),
-            Param::Text(serde_json::Value::from(visitors.to_vec()).to_string()),
+            Param::Text(crate::sqlite::json_list(visitors)),
         ],
     };
     run(c, op, &stmt, |r| counting_rows::counted_event(op, r))
